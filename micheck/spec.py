@@ -1,0 +1,44 @@
+"""Reading evaluation specs (YAML or JSON) into the contract, with readable errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from micheck.contract import EvaluationRequest
+from micheck.errors import SpecError
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the field: 'estimator.train.steps: ...'."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: Any) -> EvaluationRequest:
+    if not isinstance(data, dict):
+        raise SpecError("spec must be a mapping with estimator, dataset and tests")
+    try:
+        return EvaluationRequest.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"invalid spec: {describe_validation_error(exc)}") from None
+
+
+def load_spec(path: str | Path) -> EvaluationRequest:
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file not found: {p}")
+    text = p.read_text()
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from None
+    return parse_spec(data)
