@@ -1,0 +1,86 @@
+"""CIFAR-10 from a directory in the ``cifar-10-batches-py`` format.
+
+Each batch file is a pickle of a dict with b"data" (uint8 ndarray [N, 3072]: the
+1024 red values of a 32x32 image row by row, then green, then blue) and b"labels"
+(a list of ints). Nothing ships the data set, so the directory is configured: the
+spec's data_dir, else $MICHECK_DATA_DIR, else ~/.cache/micheck/data. Either the
+batches directory itself or its parent may be given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from micheck.errors import DataNotFound, SpecError
+from workers.data._io import safe_load
+
+SUBDIR = "cifar-10-batches-py"
+FILES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+
+
+def configured_dir(data_dir: str | None = None) -> Path:
+    """The directory named by the spec or the environment (not yet checked)."""
+    return Path(data_dir or os.environ.get("MICHECK_DATA_DIR") or "~/.cache/micheck/data"
+                ).expanduser().resolve()
+
+
+def batches_dir(data_dir: str | None = None) -> Path:
+    """The directory that holds the batch files; DataNotFound when there is none."""
+    base = configured_dir(data_dir)
+    for candidate in (base, base / SUBDIR):
+        if all((candidate / name).is_file() for split in FILES.values() for name in split):
+            return candidate
+    candidate = base / SUBDIR if (base / SUBDIR).is_dir() else base
+    wanted = [n for split in FILES.values() for n in split]
+    missing = [n for n in wanted if not (candidate / n).is_file()]
+    raise DataNotFound(
+        f"CIFAR-10 not found: expected the files {', '.join(wanted)} in {base} or in "
+        f"{base / SUBDIR} (missing from {candidate}: {', '.join(missing)}). Unpack "
+        "cifar-10-python.tar.gz there, or set the spec's data_dir or MICHECK_DATA_DIR")
+
+
+def _field(batch: dict[Any, Any], key: str) -> Any:
+    # The original Python 2 pickles have str keys when read with latin1, files written
+    # by Python 3 have bytes keys; accept both.
+    for k in (key.encode(), key):
+        if k in batch:
+            return batch[k]
+    raise KeyError(key)
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file as uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+    with open(path, "rb") as f:
+        batch = safe_load(f, source=str(path))
+    try:
+        if not isinstance(batch, dict):
+            raise TypeError(f"a {type(batch).__name__}, not a dict")
+        data, labels = _field(batch, "data"), _field(batch, "labels")
+        data = np.asarray(data)
+        labels = np.asarray(labels, dtype=np.int64)
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise TypeError(f"data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+        if labels.shape != (data.shape[0],):
+            raise TypeError(f"{labels.shape[0]} labels for {data.shape[0]} images")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise TypeError("labels outside 0..9")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{path} is not a CIFAR-10 batch: {exc}") from None
+    # Row-major [N, 3072] = [N, channel, row, column]: a reshape, no transpose.
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_split(split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, 3, 32, 32) and int64 labels of one split, batches concatenated."""
+    directory = batches_dir(data_dir)
+    parts = [read_batch(directory / name) for name in FILES[split]]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return images, labels

@@ -1,0 +1,64 @@
+"""The vector tasks of Song & Ermon (2020), App. B.1.
+
+Gaussian: each of the d dimensions is an independent pair (x_i, y_i) of standard
+normals with correlation rho, so I(X; Y) = -d/2 log(1 - rho^2) nats (Eq. 55).
+Cubic: the same pairs with y -> y^3; an invertible map of Y leaves the MI unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from micheck.errors import SpecError
+
+
+def mi_from_rho(rho: float, dim: int) -> float:
+    """Eq. 55: the true MI in nats of d independent pairs with correlation rho."""
+    if not -1.0 < rho < 1.0:
+        raise SpecError(f"correlation must lie in (-1, 1), got {rho}")
+    return -0.5 * dim * math.log1p(-rho * rho)
+
+
+def rho_from_mi(mi: float, dim: int) -> float:
+    """Inverse of Eq. 55: the (positive) correlation that gives ``mi`` nats over ``dim`` pairs."""
+    if dim < 1:
+        raise SpecError(f"dim must be >= 1, got {dim}")
+    if mi < 0:
+        raise SpecError(f"mi must be >= 0, got {mi}")
+    # rho^2 = 1 - exp(-2 I / d); -expm1 keeps precision for small I.
+    return math.sqrt(-math.expm1(-2.0 * mi / dim))
+
+
+def sample_gaussian(n: int, dim: int, mi: float, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n joint samples (x, y), each float32 (n, dim), with I(X; Y) = mi nats."""
+    rho = rho_from_mi(mi, dim)
+    # Draw on the generator's device (torch requires it), then move.
+    where = generator.device if generator is not None else device
+    noise = torch.randn(2, n, dim, generator=generator, device=where, dtype=torch.float32)
+    x = noise[0]
+    y = rho * x + math.sqrt(1.0 - rho * rho) * noise[1]
+    return x.to(device) if device is not None else x, y.to(device) if device is not None else y
+
+
+def sample_cubic(n: int, dim: int, mi: float, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Cubic task: sample_gaussian with y -> y^3 (same MI)."""
+    x, y = sample_gaussian(n, dim, mi, generator=generator, device=device)
+    return x, y.pow(3)
+
+
+SAMPLERS = {"gaussian": sample_gaussian, "cubic": sample_cubic}
+
+
+def sample_vectors(name: str, n: int, dim: int, mi: float,
+                   generator: torch.Generator | None = None,
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dispatch on the data set name ("gaussian" or "cubic")."""
+    try:
+        sampler = SAMPLERS[name]
+    except KeyError:
+        raise SpecError(f"{name!r} is not a vector task; known: {', '.join(SAMPLERS)}") from None
+    return sampler(n, dim, mi, generator=generator, device=device)
