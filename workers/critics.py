@@ -1,0 +1,131 @@
+"""Critics T(x, y): modules that map a batch of n pairs to an n x n score matrix.
+
+``forward(x, y)[i, j] = T(x_i, y_j)``; the bounds in workers.estimators read it.
+Architectures follow paper 002: App. B.1 for vectors (two hidden layers of 256,
+ReLU; separable embeddings of 32) and App. B.2 for images (conv 64 k5 s2 p2,
+conv 128 k5 s2 p2, fc 1024, linear; ReLU; variables stacked over channels).
+
+A joint critic scores all n^2 pairs. Its first layer is linear in the concatenation
+[x; y], so W [x; y] = W_x x + W_y y: we apply it to the n x's and n y's separately
+and broadcast-add, which is the same function at a fraction of the cost. A separable
+critic computes g(x)^T h(y): 2n encoder passes for n^2 scores.
+
+Every critic carries ``log_baseline``, the learned constant of TUBA / I_alpha; the
+other bounds leave it untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from micheck.contract import CriticSpec
+
+
+class _Critic(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_baseline = nn.Parameter(torch.zeros(()))
+
+
+def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
+    """App. B.1's MLP: `layers` hidden layers of `hidden` units with ReLU, then linear."""
+    mods: list[nn.Module] = []
+    width = inp
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    mods.append(nn.Linear(width, out))
+    return nn.Sequential(*mods)
+
+
+class SeparableMLPCritic(_Critic):
+    def __init__(self, dx: int, dy: int, hidden: int = 256, embed_dim: int = 32) -> None:
+        super().__init__()
+        self.g = mlp(dx, hidden, embed_dim)
+        self.h = mlp(dy, hidden, embed_dim)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.g(x) @ self.h(y).T
+
+
+class JointMLPCritic(_Critic):
+    def __init__(self, dx: int, dy: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.dx = dx
+        self.first = nn.Linear(dx + dy, hidden)
+        self.rest = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, 1))
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        w = self.first.weight
+        hx = x @ w[:, : self.dx].T + self.first.bias  # (n, hidden)
+        hy = y @ w[:, self.dx:].T
+        pairs = hx.unsqueeze(1) + hy.unsqueeze(0)  # (n, n, hidden): pair (i, j)
+        return self.rest(pairs).squeeze(-1)
+
+
+def _conv_out(size: int) -> int:
+    # two stride-2, kernel-5, padding-2 convolutions
+    for _ in range(2):
+        size = (size + 2 * 2 - 5) // 2 + 1
+    return size
+
+
+class ConvEncoder(nn.Module):
+    """App. B.2's conv stack, ending in a linear layer of `out` units."""
+
+    def __init__(self, channels: int, height: int, width: int, out: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 64, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(64, 128, 5, stride=2, padding=2)
+        self.fc = nn.Linear(128 * _conv_out(height) * _conv_out(width), 1024)
+        self.out = nn.Linear(1024, out)
+
+    def trunk(self, first: Tensor) -> Tensor:
+        """Everything after conv1's linear part, from its pre-activation."""
+        h = F.relu(self.conv2(F.relu(first)))
+        return self.out(F.relu(self.fc(h.flatten(-3))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.trunk(self.conv1(x))
+
+
+class SeparableCNNCritic(_Critic):
+    def __init__(self, cx: int, cy: int, height: int, width: int, embed_dim: int = 32) -> None:
+        super().__init__()
+        self.g = ConvEncoder(cx, height, width, embed_dim)
+        self.h = ConvEncoder(cy, height, width, embed_dim)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.g(x) @ self.h(y).T
+
+
+class JointCNNCritic(_Critic):
+    """T(x, y) = CNN([x, y] stacked over channels), evaluated on all n^2 pairs."""
+
+    def __init__(self, cx: int, cy: int, height: int, width: int) -> None:
+        super().__init__()
+        self.cx = cx
+        self.net = ConvEncoder(cx + cy, height, width, 1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        conv1 = self.net.conv1
+        fx = F.conv2d(x, conv1.weight[:, : self.cx], conv1.bias, stride=2, padding=2)
+        fy = F.conv2d(y, conv1.weight[:, self.cx:], None, stride=2, padding=2)
+        n = x.shape[0]
+        pairs = (fx.unsqueeze(1) + fy.unsqueeze(0)).flatten(0, 1)  # (n*n, 64, h, w)
+        return self.net.trunk(pairs).view(n, n)
+
+
+def build_critic(spec: CriticSpec, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> nn.Module:
+    """A critic for single samples of shape x_shape / y_shape ((C, H, W) or (d,))."""
+    if len(x_shape) == 3:
+        (cx, h, w), cy = x_shape, y_shape[0]
+        if spec.kind == "joint":
+            return JointCNNCritic(cx, cy, h, w)
+        return SeparableCNNCritic(cx, cy, h, w, spec.embed_dim)
+    if spec.kind == "joint":
+        return JointMLPCritic(x_shape[0], y_shape[0], spec.hidden)
+    return SeparableMLPCritic(x_shape[0], y_shape[0], spec.hidden, spec.embed_dim)

@@ -1,0 +1,188 @@
+"""Variational MI bounds as pure functions of a critic's score matrix.
+
+``scores[..., i, j] = T(x_i, y_j)`` for a batch of n joint samples (x_i, y_i): the
+diagonal holds samples of P(X, Y), the off-diagonal n(n-1) pairs stand for the
+product of marginals P(X)P(Y). Leading dimensions are batch dimensions (one per
+stacked critic), so one call scores every critic of an evaluation. All values are
+in nats. Equation numbers refer to Song & Ermon, ICLR 2020 (paper 002) unless a
+function says otherwise; Poole et al. 2019 is "On Variational Bounds of MI".
+
+Each estimator has a *training objective* (maximised by the trainer) and a *value*
+(what is reported). They coincide except for MINE (bias-corrected gradient), SMILE
+(the paper trains its critic as a JS classifier, Sec. 5) and JS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.nn.functional import softplus
+
+
+def _offdiag_mask(scores: Tensor) -> Tensor:
+    n = scores.shape[-1]
+    return ~torch.eye(n, dtype=torch.bool, device=scores.device)
+
+
+def diag_mean(scores: Tensor) -> Tensor:
+    """E_P[T]: the mean of the joint samples' scores."""
+    return scores.diagonal(dim1=-2, dim2=-1).mean(-1)
+
+
+def offdiag_logmeanexp(scores: Tensor) -> Tensor:
+    """log E_Q[e^T] over the n(n-1) off-diagonal (product-of-marginals) pairs."""
+    n = scores.shape[-1]
+    masked = scores.masked_fill(~_offdiag_mask(scores), float("-inf"))
+    return torch.logsumexp(masked.flatten(-2), dim=-1) - math.log(n * (n - 1))
+
+
+def infonce(scores: Tensor) -> Tensor:
+    """CPC / InfoNCE, Eq. 5 with f = e^T: mean_i log( e^{T_ii} / (1/n) sum_j e^{T_ij} ).
+
+    Never exceeds log n (the batch size): its well-known ceiling.
+    """
+    n = scores.shape[-1]
+    return (diag_mean(scores) - torch.logsumexp(scores, dim=-1).mean(-1)) + math.log(n)
+
+
+def nwj(scores: Tensor) -> Tensor:
+    """NWJ / MINE-f, Lemma 3 (Eq. 4): E_P[T] - E_Q[e^{T-1}]."""
+    return diag_mean(scores) - torch.exp(offdiag_logmeanexp(scores) - 1.0)
+
+
+def dv(scores: Tensor) -> Tensor:
+    """Donsker-Varadhan, Lemma 2 (Eq. 3): E_P[T] - log E_Q[e^T]. MINE's bound."""
+    return diag_mean(scores) - offdiag_logmeanexp(scores)
+
+
+def smile(scores: Tensor, tau: float) -> Tensor:
+    """SMILE, Eq. 17: E_P[T] - log E_Q[clip(e^T, e^-tau, e^tau)].
+
+    Only the partition term is clipped (Eq. 16 applied to the log ratio); tau = inf
+    gives DV exactly.
+    """
+    clipped = scores if math.isinf(tau) else scores.clamp(-tau, tau)
+    return diag_mean(scores) - offdiag_logmeanexp(clipped)
+
+
+def js_objective(scores: Tensor) -> Tensor:
+    """f-GAN lower bound on the Jensen-Shannon divergence (Deep InfoMax's objective):
+    E_P[-softplus(-T)] - E_Q[softplus(T)], i.e. logistic regression of joint vs marginal
+    whose optimum is T = log dP/dQ (paper 003's JSD critic; Song & Ermon Sec. 5)."""
+    mask = _offdiag_mask(scores)
+    joint = -softplus(-scores.diagonal(dim1=-2, dim2=-1)).mean(-1)
+    marginal = (softplus(scores) * mask).sum((-2, -1)) / mask.sum()
+    return joint - marginal
+
+
+def js_mi(scores: Tensor) -> Tensor:
+    """MI read from a JS-trained critic: NWJ at T + 1, since the JS optimum is T = log r
+    while NWJ's optimum is log r + 1 (Lemma 3; Poole et al. 2019 Sec. 2.3)."""
+    return nwj(scores + 1.0)
+
+
+def tuba(scores: Tensor, log_baseline: Tensor) -> Tensor:
+    """TUBA (Poole et al. 2019 Eq. 8) with a constant baseline a = e^b:
+    E_P[T] - E_Q[e^T] / a - log a + 1. With b = 1 this is NWJ."""
+    return diag_mean(scores) - torch.exp(offdiag_logmeanexp(scores) - log_baseline) \
+        - log_baseline + 1.0
+
+
+def alpha_bound(scores: Tensor, log_baseline: Tensor, alpha: float) -> Tensor:
+    """Interpolated bound I_alpha (Poole et al. 2019 Eq. 11), between InfoNCE (alpha=1)
+    and TUBA (alpha=0):
+
+        1 + E[log e^{T(x1,y)} / m(y)] - E[e^{T(x',y)} / m'(y)],
+        m(y) = alpha * mean_k e^{T(x_k, y)} + (1 - alpha) * a.
+
+    For y_i the joint term's K samples are the whole batch (x_i among them); the
+    marginal term uses the leave-one-out set {x_k : k != i}, each of which is
+    independent of y_i. Columns index y: scores[..., k, i] = T(x_k, y_i).
+    """
+    n = scores.shape[-1]
+    cols = scores.transpose(-2, -1)  # cols[..., i, k] = T(x_k, y_i)
+    b = log_baseline.unsqueeze(-1) if log_baseline.dim() else log_baseline
+    mask = _offdiag_mask(scores)
+
+    def log_interp(log_mean: Tensor) -> Tensor:
+        if alpha == 1.0:
+            return log_mean
+        if alpha == 0.0:
+            return b.expand_as(log_mean)
+        return torch.logaddexp(log_mean + math.log(alpha), b + math.log1p(-alpha))
+
+    log_m = log_interp(torch.logsumexp(cols, -1) - math.log(n))
+    joint = (scores.diagonal(dim1=-2, dim2=-1) - log_m).mean(-1)
+    loo = cols.masked_fill(~mask, float("-inf"))
+    log_m_loo = log_interp(torch.logsumexp(loo, -1) - math.log(n - 1))
+    ratio = torch.exp(cols - log_m_loo.unsqueeze(-1)).masked_fill(~mask, 0.0)
+    marginal = ratio.sum((-2, -1)) / mask.sum()
+    return 1.0 + joint - marginal
+
+
+@dataclass
+class MineState:
+    """MINE's exponential moving average of the partition function E_Q[e^T]."""
+
+    ema: Tensor | None = None
+
+
+def mine_surrogate(scores: Tensor, state: MineState, rate: float) -> Tensor:
+    """A surrogate whose gradient is MINE's bias-corrected gradient (Belghazi et al.
+    2018, Sec. 3.2, Algorithm 1): grad E_P[T] - grad E_Q[e^T] / ema(E_Q[e^T]).
+    Its value is not an MI estimate; the value reported is dv()."""
+    partition = torch.exp(offdiag_logmeanexp(scores))
+    with torch.no_grad():
+        batch = partition.detach()
+        state.ema = batch if state.ema is None else (1 - rate) * state.ema + rate * batch
+    return diag_mean(scores) - partition / state.ema
+
+
+@dataclass
+class Bound:
+    """An estimator: what the critic is trained on, and what is reported."""
+
+    name: str
+    objective: Callable[[Tensor], Tensor]
+    value: Callable[[Tensor], Tensor]
+    uses_baseline: bool = False
+    state: MineState = field(default_factory=MineState)
+
+
+def make_bound(name: str, params: dict, log_baseline: Tensor | None = None) -> Bound:
+    """The Bound for a contract estimator name (see micheck.definitions.ESTIMATORS).
+
+    ``log_baseline`` is the learned constant b of TUBA / I_alpha, one per stacked critic.
+    """
+    if name == "infonce":
+        return Bound(name, infonce, infonce)
+    if name == "nwj":
+        return Bound(name, nwj, nwj)
+    if name == "dv":
+        return Bound(name, dv, dv)
+    if name == "mine":
+        bound = Bound(name, dv, dv)
+        rate = float(params.get("ema_rate", 0.01))
+        bound.objective = lambda s: mine_surrogate(s, bound.state, rate)
+        return bound
+    if name == "smile":
+        tau = math.inf if params.get("tau", 5.0) == "inf" else float(params.get("tau", 5.0))
+        value = lambda s: smile(s, tau)  # noqa: E731
+        return Bound(name, js_objective if params.get("objective", "js") == "js" else value,
+                     value)
+    if name == "js":
+        return Bound(name, js_objective, js_mi)
+    if name in ("tuba", "alpha"):
+        if log_baseline is None:
+            raise ValueError(f"{name} needs a learned log_baseline tensor")
+        if name == "tuba":
+            fn = lambda s: tuba(s, log_baseline)  # noqa: E731
+        else:
+            a = float(params.get("alpha", 0.5))
+            fn = lambda s: alpha_bound(s, log_baseline, a)  # noqa: E731
+        return Bound(name, fn, fn, uses_baseline=True)
+    raise ValueError(f"no discriminative bound named {name!r}")

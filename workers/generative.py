@@ -1,0 +1,183 @@
+"""The generative estimator I_GM (paper 002, Eq. 9):
+
+    I_GM = E_P[ log p_theta(x, y) - log p_phi(x) - log p_psi(y) ],
+
+with three models fitted by maximum likelihood to samples of (x, y), x and y.
+Vectors use RealNVP flows (App. B.1: 5 affine coupling layers, each a 2 x 100 ReLU
+MLP; exact log-density). Images use VAEs (App. B.2: the critic's conv stack as
+encoder with 2 x latent outputs for 10 Gaussians, a 2 x 400 MLP decoder with
+Bernoulli outputs); log-likelihoods are the importance-weighted bound with
+`iw_samples` samples (Burda et al. 2016), trained on the ELBO (one sample).
+
+The three models of every (test, t, seed) are trained in stacks grouped by input
+shape, like the critics (workers.stacked). Reparameterisation noise is an input,
+drawn from each task's own generator, so batched and sequential runs agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from micheck.contract import EstimatorSpec
+from workers.critics import ConvEncoder, mlp
+from workers.stacked import Stack
+from workers.trainer import (
+    EVAL_SEED_OFFSET,
+    TRAIN_TAIL,
+    CancelFn,
+    CriticTask,
+    ProgressFn,
+    TaskOutcome,
+    Ticker,
+    task_seed,
+)
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class RealNVP(nn.Module):
+    """Affine coupling flow (Dinh et al. 2016) with a standard normal base; forward(x)
+    returns log p(x) per sample."""
+
+    def __init__(self, dim: int, layers: int = 5, hidden: int = 100) -> None:
+        super().__init__()
+        for k in range(layers):
+            self.register_buffer(f"mask{k}", (torch.arange(dim) % 2 == k % 2).float())
+        self.nets = nn.ModuleList(mlp(dim, hidden, 2 * dim) for _ in range(layers))
+        self.scale = nn.Parameter(torch.zeros(layers, dim))  # tanh-bounded log-scales start at 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        z, logdet = x, torch.zeros(x.shape[:-1], device=x.device)
+        for k, net in enumerate(self.nets):
+            m = getattr(self, f"mask{k}")
+            s, t = net(z * m).chunk(2, dim=-1)
+            s = torch.tanh(s) * self.scale[k].exp() * (1 - m)
+            z = m * z + (1 - m) * (z * s.exp() + t)
+            logdet = logdet + s.sum(-1)
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1) + logdet
+
+
+class VAE(nn.Module):
+    """forward(x, eps) returns the importance-weighted bound on log p(x) per sample,
+    with eps of shape (samples, n, latent); one sample gives the ELBO."""
+
+    def __init__(self, channels: int, height: int, width: int, latent: int = 10,
+                 hidden: int = 400) -> None:
+        super().__init__()
+        self.latent = latent
+        self.enc = ConvEncoder(channels, height, width, 2 * latent)
+        self.dec = mlp(latent, hidden, channels * height * width)
+
+    def forward(self, x: Tensor, eps: Tensor) -> Tensor:
+        mu, log_sigma = self.enc(x).chunk(2, dim=-1)
+        log_sigma = log_sigma.clamp(-8.0, 4.0)
+        z = mu + log_sigma.exp() * eps  # (S, n, latent)
+        target = x.flatten(-3).expand(eps.shape[0], -1, -1)
+        log_px_z = -F.binary_cross_entropy_with_logits(self.dec(z), target,
+                                                       reduction="none").sum(-1)
+        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+        log_qz = -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_sigma.sum(-1)
+        return torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(eps.shape[0])
+
+
+def _joint(x: Tensor, y: Tensor) -> Tensor:
+    # images: stack over channels (App. B.2); vectors: concatenate
+    return torch.cat([x, y], dim=-3 if x.dim() >= 4 else -1)
+
+
+class _Models:
+    """The stacked models of one role ('xy', 'x' or 'y') for a set of tasks."""
+
+    def __init__(self, role: str, tasks: list[CriticTask], est: EstimatorSpec,
+                 device: torch.device, batched: bool) -> None:
+        self.role = role
+        self.image = len(tasks[0].x_shape) == 3
+        self.latent = int(est.params.get("latent_dim", 10))
+        mods = []
+        for t in tasks:
+            torch.manual_seed(task_seed(t.seed, f"{t.key}/{role}"))
+            shape = self.shape(t)
+            mods.append(VAE(*shape, latent=self.latent) if self.image else RealNVP(shape[0]))
+        self.stack = Stack(mods, est.train.lr, device, batched=batched)
+
+    def shape(self, t: CriticTask) -> tuple[int, ...]:
+        if self.role == "x":
+            return t.x_shape
+        if self.role == "y":
+            return t.y_shape
+        return (t.x_shape[0] + t.y_shape[0], *t.x_shape[1:])
+
+    def pick(self, x: Tensor, y: Tensor) -> Tensor:
+        return x if self.role == "x" else y if self.role == "y" else _joint(x, y)
+
+    def log_prob(self, x: Tensor, y: Tensor, gens: list[torch.Generator], samples: int
+                 ) -> Tensor:
+        data = self.pick(x, y)
+        if not self.image:
+            return self.stack(data)
+        k, n = data.shape[:2]
+        eps = torch.stack([torch.randn(samples, n, self.latent, generator=g) for g in gens])
+        return self.stack(data, eps.to(data.device))
+
+
+def train_gm(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
+             batched: bool = True, progress: ProgressFn | None = None,
+             should_cancel: CancelFn | None = None, progress_offset: int = 0,
+             progress_total: int | None = None, record_every: int = 0
+             ) -> dict[str, TaskOutcome]:
+    """Fit p(x, y), p(x), p(y) for every task; report Eq. 9 on train and test batches."""
+    steps, n = est.train.steps, est.train.batch_size
+    iw = int(est.params.get("iw_samples", 16))
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault((t.x_shape, t.y_shape), []).append(i)
+    index_groups = list(groups.values()) if batched else [[i] for i in range(len(tasks))]
+    ticker = Ticker(progress_total or len(tasks) * steps, progress, should_cancel,
+                    progress_offset)
+    tail_start = steps - max(1, int(math.ceil(steps * TRAIN_TAIL)))
+    out: dict[str, TaskOutcome] = {}
+    for idx in index_groups:
+        group = [tasks[i] for i in idx]
+        roles = [_Models(r, group, est, device, batched) for r in ("xy", "x", "y")]
+        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in group]
+        values: list[list[float]] = [[] for _ in group]
+        diverged = [False] * len(group)
+
+        def draw(samplers: list, gens: list[torch.Generator]) -> tuple[Tensor, Tensor]:
+            pairs = [s(g, n) for s, g in zip(samplers, gens, strict=True)]
+            return (torch.stack([p[0] for p in pairs]).to(device),
+                    torch.stack([p[1] for p in pairs]).to(device))
+
+        for s in range(steps):
+            x, y = draw([t.schedule(s) if t.schedule else t.train for t in group], gens)
+            logps = [m.log_prob(x, y, gens, 1) for m in roles]  # each (K, n)
+            for m, lp in zip(roles, logps, strict=True):
+                m.stack.step(lp.mean(-1))
+            mi = (logps[0] - logps[1] - logps[2]).detach().mean(-1)
+            if s >= tail_start or (record_every and s % record_every == 0):
+                for k, v in enumerate(mi.tolist()):
+                    values[k].append(v)
+                    diverged[k] |= not math.isfinite(v)
+            ticker.tick(len(group), final=s == steps - 1)
+        eval_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + EVAL_SEED_OFFSET)
+                     for t in group]
+        batches = max(1, est.train.eval_samples // n)
+        total = torch.zeros(len(group), device=device)
+        with torch.no_grad():
+            for _ in range(batches):
+                x, y = draw([t.test for t in group], eval_gens)
+                lp = [m.log_prob(x, y, eval_gens, iw) for m in roles]
+                total += (lp[0] - lp[1] - lp[2]).mean(-1)
+        tests = (total / batches).tolist()
+        for k, t in enumerate(group):
+            tail = values[k][-(steps - tail_start):]
+            mi_train = sum(tail) / len(tail)
+            bad = diverged[k] or not math.isfinite(tests[k]) or not math.isfinite(mi_train)
+            out[t.key] = TaskOutcome(t.key, None if not math.isfinite(mi_train) else mi_train,
+                                     None if not math.isfinite(tests[k]) else tests[k], bad,
+                                     steps, history=values[k] if record_every else [])
+    return out
