@@ -1,0 +1,130 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import micheck
+from service import problems
+from service.db import Database
+from service.metrics import Metrics
+from service.models import Evaluation
+from service.queue import JobQueue, reconcile
+from service.routes import catalog, evaluations, health, workers
+from service.settings import Settings
+
+log = logging.getLogger("micheck.api")
+
+
+class _BodyLimit:
+    """413 for a body over the limit, whether or not it announces its length."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._reject(scope, receive, send)
+        if length is not None or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        # no declared length (chunked): read it here, up to the limit, then replay it
+        chunks: list[Message] = []
+        seen, more = 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                break
+            seen += len(msg.get("body", b""))
+            if seen > self.limit:
+                return await self._reject(scope, receive, send)
+            chunks.append(msg)
+            more = msg.get("more_body", False)
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        return await self.app(scope, replay, send)
+
+    def _detail(self) -> str:
+        return f"request body over {self.limit} bytes (MICHECK_MAX_PAYLOAD_BYTES)"
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.requests import Request
+
+        resp = problems.problem_response(Request(scope, receive), 413, self._detail())
+        await resp(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, run_reconciler: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if run_reconciler:
+            task = asyncio.create_task(_reconcile_forever(app))
+        try:
+            yield
+        finally:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            app.state.db.dispose()
+
+    app = FastAPI(title="micheck", version=micheck.__version__, lifespan=lifespan,
+                  description="Self-consistency evaluation of mutual-information estimators "
+                              "(Song & Ermon, ICLR 2020). Every error is application/problem+json.")
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.queue = JobQueue(settings)
+    app.state.metrics = Metrics()
+    app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
+    problems.install(app)
+    for r in (evaluations.router, catalog.router, workers.router, health.router):
+        app.include_router(r)
+
+    @app.middleware("http")
+    async def _timing(request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        app.state.metrics.latency.labels(request.method, getattr(route, "path", "other"),
+                                         str(response.status_code)
+                                         ).observe(time.perf_counter() - start)
+        return response
+
+    app.add_middleware(_BodyLimit, limit=settings.max_payload_bytes)
+    return app
+
+
+def _status_counts(db: Database) -> dict[str, int]:
+    with db.session() as s:
+        rows = s.execute(select(Evaluation.status, func.count()).group_by(Evaluation.status))
+        counts = {status: 0 for status in ("queued", "running", "succeeded", "failed", "canceled")}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+
+async def _reconcile_forever(app: FastAPI) -> None:
+    """At start, then every reconcile_interval_s: off the event loop, errors logged."""
+    settings: Settings = app.state.settings
+    while True:
+        try:
+            done = await asyncio.to_thread(reconcile, app.state.db, app.state.queue)
+            if any(done.values()):
+                log.warning("reconciler: %s", done)
+        except Exception as exc:
+            log.warning("reconciler pass failed: %s", exc)
+        await asyncio.sleep(settings.reconcile_interval_s)

@@ -1,0 +1,62 @@
+"""Bearer tokens: stored as sha256 hashes, shown once at creation, revoked by name."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from micheck.errors import MicheckError
+from service.db import Database
+from service.models import Token, utcnow
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling; name None = anonymous (only possible with open reads)."""
+
+    name: str | None
+    admin: bool = False
+
+    @property
+    def sees_all(self) -> bool:
+        return self.admin
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(db: Database, name: str, *, admin: bool = False) -> str:
+    """Returns the token; only its hash is stored, so this is the one time it is seen."""
+    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
+        raise MicheckError("token name must be 1-100 letters, digits, '-' or '_'")
+    token = "mck_" + secrets.token_urlsafe(32)
+    with db.session() as s:
+        row = s.get(Token, name)
+        if row is not None and row.revoked_at is None:
+            raise MicheckError(f"token {name!r} exists; revoke it first")
+        if row is None:
+            row = Token(name=name)
+            s.add(row)
+        row.sha256, row.admin, row.created_at, row.revoked_at = (
+            hash_token(token), admin, utcnow(), None)
+    return token
+
+
+def revoke_token(db: Database, name: str) -> None:
+    with db.session() as s:
+        row = s.get(Token, name)
+        if row is None or row.revoked_at is not None:
+            raise MicheckError(f"no active token named {name!r}")
+        row.revoked_at = utcnow()
+
+
+def lookup(db: Database, token: str) -> Caller | None:
+    """The caller a presented token stands for; None if it is unknown or revoked."""
+    with db.session() as s:
+        row = s.scalars(select(Token).where(Token.sha256 == hash_token(token),
+                                            Token.revoked_at.is_(None))).first()
+        return Caller(row.name, row.admin) if row else None

@@ -1,0 +1,77 @@
+"""FastAPI dependencies: the app's settings, database and queue, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service import auth
+from service.db import Database
+from service.metrics import Metrics
+from service.problems import ProblemError
+from service.queue import JobQueue
+from service.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="micheck"'}
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def _queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DBDep = Annotated[Database, Depends(_db)]
+QueueDep = Annotated[JobQueue, Depends(_queue)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _presented(db: Database, creds: HTTPAuthorizationCredentials | None) -> auth.Caller | None:
+    if creds is None:
+        return None
+    caller = auth.lookup(db, creds.credentials)
+    if caller is None:
+        raise ProblemError(401, "the bearer token is unknown or revoked", headers=_CHALLENGE)
+    return caller
+
+
+def _reader(db: DBDep, settings: SettingsDep, creds: Credentials) -> auth.Caller:
+    caller = _presented(db, creds)
+    if caller is None:
+        if not settings.open_reads:
+            raise ProblemError(401, "this endpoint needs a bearer token", headers=_CHALLENGE)
+        return auth.Caller(None)
+    return caller
+
+
+def _writer(db: DBDep, creds: Credentials) -> auth.Caller:
+    caller = _presented(db, creds)
+    if caller is None:
+        raise ProblemError(401, "writes need a bearer token", headers=_CHALLENGE)
+    return caller
+
+
+Reader = Annotated[auth.Caller, Depends(_reader)]
+Writer = Annotated[auth.Caller, Depends(_writer)]
+
+
+def visible_owner(caller: auth.Caller, settings: Settings) -> str | None:
+    """The owner filter for reads: None = everyone's evaluations."""
+    if caller.admin or settings.open_reads:
+        return None
+    return caller.name

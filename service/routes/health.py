@@ -1,0 +1,39 @@
+"""Liveness, readiness (database and Redis answer) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.deps import DBDep, MetricsDep, QueueDep
+from service.problems import ProblemError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(db: DBDep, jq: QueueDep) -> dict[str, str]:
+    checks = {}
+    try:
+        with db.session() as s:
+            s.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        raise ProblemError(503, f"database unreachable: {type(exc).__name__}") from None
+    try:
+        jq.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        raise ProblemError(503, f"redis unreachable: {type(exc).__name__}") from None
+    return {"status": "ready", **checks}
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, m: MetricsDep) -> Response:
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

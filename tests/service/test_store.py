@@ -1,0 +1,135 @@
+"""The storage layer against real SQLite, and against PostgreSQL when
+MICHECK_TEST_POSTGRES_URL is set (required when MICHECK_REQUIRE_ALL=1)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from micheck.contract import EvaluationRequest
+from service import store
+from service.db import Database
+from service.models import Base, Evaluation, utcnow
+from service.settings import Settings
+from tests.service.support import TINY_SPEC, fake_engine
+
+PG = os.environ.get("MICHECK_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        settings = Settings(var_dir=tmp_path)
+        database = Database(settings)
+        yield database
+        database.dispose()
+        return
+    if not PG:
+        if os.environ.get("MICHECK_REQUIRE_ALL") == "1":
+            pytest.fail("MICHECK_REQUIRE_ALL=1 but MICHECK_TEST_POSTGRES_URL is not set")
+        pytest.skip("MICHECK_TEST_POSTGRES_URL not set")
+    schema_db = f"micheck_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {schema_db}"))
+    url = PG.rsplit("/", 1)[0] + "/" + schema_db
+    database = Database(Settings(var_dir=tmp_path, database_url=url))
+    yield database
+    database.dispose()
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE {schema_db} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _request(**over) -> EvaluationRequest:
+    return EvaluationRequest.model_validate({**TINY_SPEC, **over})
+
+
+def _new(db, **over) -> str:
+    with db.session() as s:
+        return store.create_evaluation(s, _request(**over), owner="alice", queue="cpu",
+                                       job_timeout_s=600).id
+
+
+def test_migration_matches_models(db):
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_lifecycle_writes_results_once_with_provenance(db):
+    eid = _new(db)
+    with db.session() as s:
+        c = store.claim(s, eid, "w1", max_attempts=3)
+    assert c is not None and c.attempt == 1
+    with db.session() as s:  # a second claim of a running evaluation is refused
+        assert store.claim(s, eid, "w2", max_attempts=3) is None
+    result = fake_engine()(c.request, device="cpu")
+    with db.session() as s:
+        assert store.finish_success(s, eid, 1, result)
+    with db.session() as s:  # written once: a late duplicate finish is refused
+        assert not store.finish_success(s, eid, 1, result)
+    with db.session() as s:
+        row = s.get(Evaluation, eid)
+        assert row.status == "succeeded" and row.result_attempt == 1 and row.passed
+        back = store.load_result(s, row)
+    assert back.estimates == result.estimates and back.ratios == result.ratios
+    assert back.provenance.device == "cpu" and back.provenance.seeds == [0]
+    assert back.provenance.definition_versions == {"engine": "1"}
+
+
+def test_superseded_attempt_cannot_write(db):
+    eid = _new(db)
+    with db.session() as s:
+        store.claim(s, eid, "w1", 3)
+    with db.session() as s:  # the reconciler gives attempt 1 up
+        assert store.finish_attempt(s, eid, 1, status="queued", code="worker_lost", message="x")
+    with db.session() as s:
+        assert store.claim(s, eid, "w2", 3).attempt == 2
+    res = fake_engine()(_request(), device="cpu")
+    with db.session() as s:
+        assert not store.finish_success(s, eid, 1, res)
+        assert store.heartbeat(s, eid, 1) is None
+        assert store.heartbeat(s, eid, 2) is False
+    with db.session() as s:
+        assert store.finish_success(s, eid, 2, res)
+        assert s.get(Evaluation, eid).result_attempt == 2
+
+
+def test_dedup_cancel_and_pagination(db):
+    ids = [_new(db, seeds=[i]) for i in range(5)]
+    with db.session() as s:
+        assert store.find_duplicate(s, _request(seeds=[3]).spec_hash(), "alice").id == ids[3]
+        assert store.find_duplicate(s, _request(seeds=[3]).spec_hash(), "bob") is None
+        assert store.request_cancel(s, ids[0]) == "canceled"
+        assert store.count_queued(s, "alice") == 4
+    seen, cursor = [], None
+    while True:
+        with db.session() as s:
+            rows, cursor = store.list_evaluations(s, owner="alice", limit=2, cursor=cursor)
+        seen += [r.id for r in rows]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+    with db.session() as s:
+        rows, _ = store.list_evaluations(s, owner=None, status="canceled")
+        assert [r.id for r in rows] == [ids[0]]
+        with pytest.raises(ValueError):
+            store.list_evaluations(s, owner=None, cursor="garbage!")
+
+
+def test_stale_running_found(db):
+    eid = _new(db)
+    with db.session() as s:
+        store.claim(s, eid, "w1", 3)
+    with db.session() as s:
+        s.get(Evaluation, eid).heartbeat_at = utcnow() - timedelta(minutes=5)
+    with db.session() as s:
+        assert [r.id for r in store.stale_running(s, timedelta(seconds=60))] == [eid]
