@@ -13,6 +13,11 @@ import torch
 
 from micheck.errors import SpecError
 
+# Float32 samples carry y = rho x + sigma e with sigma = exp(-I/d). Rounding y adds noise
+# of about 3e-8; beyond ~12 nats per dimension that noise is no longer negligible next
+# to sigma (6e-6 at 12 nats), so the true MI would differ from Eq. 55.
+MAX_NATS_PER_DIM = 12.0
+
 
 def mi_from_rho(rho: float, dim: int) -> float:
     """Eq. 55: the true MI in nats of d independent pairs with correlation rho."""
@@ -34,12 +39,16 @@ def rho_from_mi(mi: float, dim: int) -> float:
 def sample_gaussian(n: int, dim: int, mi: float, generator: torch.Generator | None = None,
                     device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n joint samples (x, y), each float32 (n, dim), with I(X; Y) = mi nats."""
+    if mi / dim > MAX_NATS_PER_DIM:
+        raise SpecError(f"mi = {mi} nats over dim = {dim} is {mi / dim:.3g} nats per dimension; "
+                        f"float32 samples support at most {MAX_NATS_PER_DIM:g} (raise dim)")
     rho = rho_from_mi(mi, dim)
+    sigma = math.exp(-mi / dim)  # = sqrt(1 - rho^2), without the cancellation
     # Draw on the generator's device (torch requires it), then move.
     where = generator.device if generator is not None else device
     noise = torch.randn(2, n, dim, generator=generator, device=where, dtype=torch.float32)
     x = noise[0]
-    y = rho * x + math.sqrt(1.0 - rho * rho) * noise[1]
+    y = rho * x + sigma * noise[1]
     return x.to(device) if device is not None else x, y.to(device) if device is not None else y
 
 

