@@ -47,9 +47,10 @@ def sample_gaussian(n: int, dim: int, mi: float, generator: torch.Generator | No
     # Draw on the generator's device (torch requires it), then move.
     where = generator.device if generator is not None else device
     noise = torch.randn(2, n, dim, generator=generator, device=where, dtype=torch.float32)
-    x = noise[0]
-    y = rho * x + sigma * noise[1]
-    return x.to(device) if device is not None else x, y.to(device) if device is not None else y
+    x, y = noise[0], rho * noise[0] + sigma * noise[1]
+    if device is not None:
+        x, y = x.to(device), y.to(device)
+    return x, y
 
 
 def sample_cubic(n: int, dim: int, mi: float, generator: torch.Generator | None = None,
