@@ -120,7 +120,7 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
                          work_horse_killed_handler=_horse_killed(db, name, settings))
     log.info("worker %s on %s, queues %s", name, device, queues)
     try:
-        worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
+        worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
     finally:
         keeper.halt.set()
         with db.session() as s:

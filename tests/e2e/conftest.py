@@ -1,0 +1,1 @@
+from tests.service.support import redis_server  # noqa: F401
