@@ -124,6 +124,14 @@ class DatasetSpec(_Model):
     data_dir: str | None = Field(None, description="cifar10: directory holding cifar-10-batches-py")
     train_size: int | None = Field(None, ge=2, description="use only the first N training images")
 
+    @model_validator(mode="after")
+    def _mi_per_dim(self) -> DatasetSpec:
+        # beyond ~12 nats per dimension float32 noise swamps the Gaussian's noise scale
+        if not self.is_image and self.mi / self.dim > 12:
+            raise ValueError(f"mi/dim = {self.mi / self.dim:.1f} nats per dimension is above 12; "
+                             "raise dim or lower mi")
+        return self
+
     @property
     def is_image(self) -> bool:
         return DATASETS[self.name].kind == "image"
@@ -217,8 +225,8 @@ class Estimate(_Model):
     test: str  # the role: baseline, independence, data_processing, additivity, ground_truth
     t: int | None  # rows kept; None for transforms and vector tasks
     seed: int
-    mi_train: float  # on training batches (last steps), nats
-    mi_test: float  # on the held-out split, nats
+    mi_train: float | None  # on training batches (last 10% of steps), nats; None if not finite
+    mi_test: float | None  # on the held-out split, nats; None if not finite
     true_mi: float | None = None
     steps: int
     diverged: bool = False

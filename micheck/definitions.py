@@ -95,3 +95,21 @@ def canonical_estimator(name: str) -> str:
 def definition_versions(estimator: str) -> dict[str, str]:
     """The versions a result depends on: its estimator's and the test protocol's."""
     return {"engine": ENGINE_VERSION, estimator: ESTIMATORS[canonical_estimator(estimator)].version}
+
+
+def code_version() -> str:
+    """The package version plus the git commit when running from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    from micheck import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
