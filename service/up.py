@@ -127,9 +127,10 @@ def _fmt(x: float | None) -> str:
 def ratio_table(ratios: list[dict]) -> str:
     rows = [("test", "t", "value", "95% CI", "ideal", "verdict")]
     for r in ratios:
-        t = r["t"] if r["t"] is not None else (r.get("transform") or "")
+        transform = r.get("transform") or "rows"
+        t = str(r["t"]) if r["t"] is not None else (transform if transform != "rows" else "—")
         ci = ("—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
-        rows.append((r["test"], str(t), _fmt(r["value"]), ci, _fmt(r["ideal"]),
+        rows.append((r["test"], t, _fmt(r["value"]), ci, _fmt(r["ideal"]),
                      "pass" if r["passed"] else "FAIL"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)

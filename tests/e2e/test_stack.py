@@ -21,7 +21,7 @@ FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0
         "MICHECK_LOG_LEVEL": "INFO"}
 # long enough (a few seconds of training) to be killed in the middle
 LONGER = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"],
-                                     "train": {"batch_size": 16, "steps": 400,
+                                     "train": {"batch_size": 16, "steps": 150,
                                                "eval_samples": 64}}}
 
 
@@ -139,3 +139,23 @@ def test_redis_flushed_while_queued_is_recovered(stack: Stack):
         view = _finished(c, eid)
         assert view["status"] == "succeeded", view
         assert view["attempts"] == 1
+
+
+def test_micheck_up_demo(tmp_path: Path):
+    """The README's one-machine command: embedded Redis, SQLite, API, CPU worker, demo."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY_SPEC))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICHECK_")}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "micheck.cli", "up", "--demo", "--spec", str(spec),
+                          "--var-dir", str(tmp_path / "var"), "--timeout", "240"],
+                         env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "test" in out.stdout and "ground_truth" in out.stdout and "verdict" in out.stdout
+    assert f"sqlite:///{tmp_path / 'var' / 'micheck.db'}" in out.stdout
+    assert (tmp_path / "var" / "micheck.db").is_file()

@@ -159,3 +159,16 @@ def test_redis_down_still_accepts_and_readyz_says_so(service_settings, tokens):
         r = c.post("/v1/evaluations", json=_spec(), headers=tokens["alice"])
         assert r.status_code == 202  # durable in SQL; the reconciler enqueues it later
         assert c.get("/readyz").status_code == 503
+
+
+def test_service_imports_neither_torch_nor_workers(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from service.settings import Settings; from service.app import create_app; "
+            "import service.cli, service.up, service.healthcheck; "
+            f"create_app(Settings(var_dir={str(tmp_path)!r}, redis_url='redis://127.0.0.1:1'), "
+            "run_reconciler=False); "
+            "bad = [m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'workers']; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
