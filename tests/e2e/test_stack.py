@@ -21,7 +21,7 @@ FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0
         "MICHECK_LOG_LEVEL": "INFO"}
 # long enough (a few seconds of training) to be killed in the middle
 LONGER = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"],
-                                     "train": {"batch_size": 16, "steps": 150,
+                                     "train": {"batch_size": 16, "steps": 100,
                                                "eval_samples": 64}}}
 
 
@@ -117,6 +117,7 @@ def test_sigkill_mid_job_is_retried_without_mixing(stack: Stack, whole_worker: b
         eid, recovered_s = _kill_mid_job(stack, c, whole_worker=whole_worker)
         print(f"recovered (attempt 2 claimed) {recovered_s:.2f} s after SIGKILL")
         view = _finished(c, eid)
+        print(f"attempt 2 started {view['started_at']}, finished {view['finished_at']}")
         assert view["status"] == "succeeded", view
         assert view["attempts"] == 2 and view["error"] is None
         res = c.get(f"/v1/evaluations/{eid}/results").json()

