@@ -52,8 +52,9 @@ def redis_connection(settings: Settings) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def job_timeout(request: EvaluationRequest, settings: Settings) -> int:
-    """A pessimistic bound on the run time: steps x critics x a per-step cost, with a floor."""
+def job_timeout(request: EvaluationRequest, settings: Settings, queue: str | None = None) -> int:
+    """A pessimistic bound on the run time: steps x critics x a per-step cost, with a floor.
+    The cost depends on where it runs (the CPU queue is ~10x slower) and on the data."""
     critics = 0
     for test in request.tests:
         grid = len(test.rows) if test.rows else (
@@ -62,7 +63,12 @@ def job_timeout(request: EvaluationRequest, settings: Settings) -> int:
     critics *= len(request.seeds)
     if request.estimator.name == "gm":
         critics *= 3  # three likelihood models per estimate
-    bound = request.estimator.train.steps * critics * settings.job_step_cost_s
+    queue = queue or settings.queue_for(request.dataset.is_image)
+    cost = settings.job_step_cost_cpu_s if queue == settings.cpu_queue else \
+        settings.job_step_cost_gpu_s
+    if not request.dataset.is_image:
+        cost *= settings.vector_cost_factor
+    bound = request.estimator.train.steps * critics * cost
     return int(max(settings.job_timeout_floor_s, settings.job_timeout_overhead_s + bound))
 
 

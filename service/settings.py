@@ -42,11 +42,14 @@ class Settings(BaseSettings):
 
     open_reads: bool = Field(False, description="GET endpoints need no token")
 
-    # Job timeout = max(floor, overhead + steps x critics x per-step bound): RQ's default
-    # 180 s would kill real training. The bound is deliberately pessimistic.
+    # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
+    # default 180 s would kill real training. The bounds are deliberately pessimistic
+    # (measured: ~0.2 s per CNN critic-step on a busy 2-core CPU, ~0.04 s for a vector MLP).
     job_timeout_floor_s: int = Field(600, ge=1)
     job_timeout_overhead_s: int = Field(300, ge=0)
-    job_step_cost_s: float = Field(0.02, gt=0)
+    job_step_cost_gpu_s: float = Field(0.05, gt=0, description="image critic-step on a GPU")
+    job_step_cost_cpu_s: float = Field(0.5, gt=0, description="image critic-step on a CPU")
+    vector_cost_factor: float = Field(0.2, gt=0, description="vector tasks cost this fraction")
     default_rows_estimate: int = Field(10, ge=1, description="rows grid length assumed when unset")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
     result_ttl_s: int = Field(3600, ge=0, description="RQ keeps job results this long; SQL is the truth")

@@ -221,7 +221,7 @@ def run_up(args: argparse.Namespace) -> int:
             time.sleep(1)
         raise MicheckError(f"a service process exited; see the logs in {stack.log_dir}")
     except KeyboardInterrupt:
-        return 0 if stop["now"] or not args.demo else 130
+        return 130 if args.demo else 0  # an interrupted demo did not succeed
     finally:
         print("shutting down ...", file=sys.stderr, flush=True)
         stack.stop()

@@ -83,9 +83,9 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
                                         f"{settings.max_queued_per_token} queued evaluations "
                                         "(MICHECK_MAX_QUEUED_PER_TOKEN)",
                                    headers={"Retry-After": "60"})
-            row = store.create_evaluation(
-                s, body, owner=caller.name, queue=settings.queue_for(body.dataset.is_image),
-                job_timeout_s=job_timeout(body, settings))
+            queue = settings.queue_for(body.dataset.is_image)
+            row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
+                                          job_timeout_s=job_timeout(body, settings, queue))
             if idempotency_key:
                 store.put_idempotent(s, owner, idempotency_key, body_hash, row.id)
             view = store.to_view(row)

@@ -23,12 +23,15 @@ def test_job_timeout_has_a_floor_and_scales_with_work():
     s = Settings()
     assert job_timeout(_req(), s) == s.job_timeout_floor_s
     big = _req(estimator={"name": "infonce", "train": {"steps": 100_000}}, seeds=[0, 1, 2])
-    assert job_timeout(big, s) == int(s.job_timeout_overhead_s + 100_000 * 3 * s.job_step_cost_s)
+    vector_cost = s.job_step_cost_cpu_s * s.vector_cost_factor  # vector tasks: CPU queue
+    assert job_timeout(big, s) == int(s.job_timeout_overhead_s + 100_000 * 3 * vector_cost)
     image = EvaluationRequest.model_validate({
         "estimator": {"name": "gm", "train": {"steps": 10_000}}, "dataset": {"name": "mnist"},
         "tests": [{"kind": "additivity", "rows": [7, 14]}], "seeds": [0]})
     assert job_timeout(image, s) == int(s.job_timeout_overhead_s + 10_000 * 2 * 2 * 3
-                                        * s.job_step_cost_s)
+                                        * s.job_step_cost_gpu_s)
+    assert job_timeout(image, s, s.cpu_queue) == int(
+        s.job_timeout_overhead_s + 10_000 * 2 * 2 * 3 * s.job_step_cost_cpu_s)
 
 
 def test_embedded_redis_starts_under_var_dir(tmp_path):
