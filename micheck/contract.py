@@ -54,6 +54,9 @@ class CriticSpec(_Model):
         None, description="cnn for images, mlp for vectors when omitted")
     hidden: int = Field(256, ge=1, le=4096, description="MLP width (App. B.1: 256)")
     embed_dim: int = Field(32, ge=1, le=1024, description="separable critic's embedding size")
+    width: float = Field(1.0, gt=0, le=4, description=(
+        "CNN width multiplier: conv channels 64w, 128w and fc 1024w (App. B.2 is w=1; "
+        "w=0.25 is ~15x cheaper, for CPU demos)"))
 
 
 class TrainSpec(_Model):

@@ -76,12 +76,14 @@ def _conv_out(size: int) -> int:
 class ConvEncoder(nn.Module):
     """App. B.2's conv stack, ending in a linear layer of `out` units."""
 
-    def __init__(self, channels: int, height: int, width: int, out: int) -> None:
+    def __init__(self, channels: int, height: int, width: int, out: int,
+                 scale: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, 64, 5, stride=2, padding=2)
-        self.conv2 = nn.Conv2d(64, 128, 5, stride=2, padding=2)
-        self.fc = nn.Linear(128 * _conv_out(height) * _conv_out(width), 1024)
-        self.out = nn.Linear(1024, out)
+        c1, c2, fc = (max(1, round(w * scale)) for w in (64, 128, 1024))
+        self.conv1 = nn.Conv2d(channels, c1, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(c1, c2, 5, stride=2, padding=2)
+        self.fc = nn.Linear(c2 * _conv_out(height) * _conv_out(width), fc)
+        self.out = nn.Linear(fc, out)
 
     def trunk(self, first: Tensor) -> Tensor:
         """Everything after conv1's linear part, from its pre-activation."""
@@ -93,10 +95,11 @@ class ConvEncoder(nn.Module):
 
 
 class SeparableCNNCritic(_Critic):
-    def __init__(self, cx: int, cy: int, height: int, width: int, embed_dim: int = 32) -> None:
+    def __init__(self, cx: int, cy: int, height: int, width: int, embed_dim: int = 32,
+                 scale: float = 1.0) -> None:
         super().__init__()
-        self.g = ConvEncoder(cx, height, width, embed_dim)
-        self.h = ConvEncoder(cy, height, width, embed_dim)
+        self.g = ConvEncoder(cx, height, width, embed_dim, scale)
+        self.h = ConvEncoder(cy, height, width, embed_dim, scale)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.g(x) @ self.h(y).T
@@ -105,10 +108,10 @@ class SeparableCNNCritic(_Critic):
 class JointCNNCritic(_Critic):
     """T(x, y) = CNN([x, y] stacked over channels), evaluated on all n^2 pairs."""
 
-    def __init__(self, cx: int, cy: int, height: int, width: int) -> None:
+    def __init__(self, cx: int, cy: int, height: int, width: int, scale: float = 1.0) -> None:
         super().__init__()
         self.cx = cx
-        self.net = ConvEncoder(cx + cy, height, width, 1)
+        self.net = ConvEncoder(cx + cy, height, width, 1, scale)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         conv1 = self.net.conv1
@@ -124,8 +127,8 @@ def build_critic(spec: CriticSpec, x_shape: tuple[int, ...], y_shape: tuple[int,
     if len(x_shape) == 3:
         (cx, h, w), cy = x_shape, y_shape[0]
         if spec.kind == "joint":
-            return JointCNNCritic(cx, cy, h, w)
-        return SeparableCNNCritic(cx, cy, h, w, spec.embed_dim)
+            return JointCNNCritic(cx, cy, h, w, spec.width)
+        return SeparableCNNCritic(cx, cy, h, w, spec.embed_dim, spec.width)
     if spec.kind == "joint":
         return JointMLPCritic(x_shape[0], y_shape[0], spec.hidden)
     return SeparableMLPCritic(x_shape[0], y_shape[0], spec.hidden, spec.embed_dim)

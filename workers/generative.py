@@ -66,10 +66,10 @@ class VAE(nn.Module):
     with eps of shape (samples, n, latent); one sample gives the ELBO."""
 
     def __init__(self, channels: int, height: int, width: int, latent: int = 10,
-                 hidden: int = 400) -> None:
+                 hidden: int = 400, scale: float = 1.0) -> None:
         super().__init__()
         self.latent = latent
-        self.enc = ConvEncoder(channels, height, width, 2 * latent)
+        self.enc = ConvEncoder(channels, height, width, 2 * latent, scale)
         self.dec = mlp(latent, hidden, channels * height * width)
 
     def forward(self, x: Tensor, eps: Tensor) -> Tensor:
@@ -101,7 +101,8 @@ class _Models:
         for t in tasks:
             torch.manual_seed(task_seed(t.seed, f"{t.key}/{role}"))
             shape = self.shape(t)
-            mods.append(VAE(*shape, latent=self.latent) if self.image else RealNVP(shape[0]))
+            mods.append(VAE(*shape, latent=self.latent, scale=est.critic.width) if self.image
+                        else RealNVP(shape[0]))
         self.stack = Stack(mods, est.train.lr, device, batched=batched)
 
     def shape(self, t: CriticTask) -> tuple[int, ...]:

@@ -1,0 +1,107 @@
+"""Trained critics against analytic ground truth (issue 2's tolerances), and batched
+training against sequential training."""
+
+import math
+
+import pytest
+import torch
+
+from micheck.contract import EstimatorSpec
+from workers.data import sample_gaussian
+from workers.generative import train_gm
+from workers.trainer import CriticTask, train_critics
+
+DIM, MI = 5, 1.0
+CPU = torch.device("cpu")
+
+
+def gaussian(g, n):
+    return sample_gaussian(n, DIM, MI, generator=g)
+
+
+def independent(g, n):
+    return torch.randn(n, DIM, generator=g), torch.randn(n, DIM, generator=g)
+
+
+def spec(name, steps=2000, **params):
+    return EstimatorSpec(name=name, params=params,
+                         train={"batch_size": 64, "steps": steps, "lr": 5e-4,
+                                "eval_samples": 4096})
+
+
+DISCRIMINATIVE = [("infonce", {}), ("nwj", {}), ("dv", {}), ("mine", {}),
+                  ("smile", {"tau": 5.0}), ("smile", {"tau": "inf"}), ("js", {}),
+                  ("tuba", {}), ("alpha", {"alpha": 0.5})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "params"), DISCRIMINATIVE)
+def test_discriminative_estimators_find_one_nat(name, params):
+    tasks = [CriticTask("dep", 0, gaussian, gaussian, (DIM,), (DIM,), true_mi=MI),
+             CriticTask("indep", 0, independent, independent, (DIM,), (DIM,), true_mi=0.0)]
+    out = train_critics(tasks, spec(name, **params), CPU)
+    assert out["dep"].mi_test == pytest.approx(MI, abs=0.2)
+    assert abs(out["indep"].mi_test) < 0.05
+    if name == "infonce":
+        assert out["dep"].mi_train <= math.log(64) + 1e-6
+
+
+@pytest.mark.slow
+def test_gm_flow_finds_one_nat():
+    tasks = [CriticTask("dep", 0, gaussian, gaussian, (DIM,), (DIM,)),
+             CriticTask("indep", 1, independent, independent, (DIM,), (DIM,))]
+    out = train_gm(tasks, spec("gm", steps=1500), CPU)
+    assert out["dep"].mi_test == pytest.approx(MI, abs=0.2)
+    assert abs(out["indep"].mi_test) < 0.05
+
+
+def test_infonce_saturates_at_log_batch_on_high_mi():
+    def high(g, n):
+        return sample_gaussian(n, DIM, 10.0, generator=g)
+
+    out = train_critics([CriticTask("hi", 0, high, high, (DIM,), (DIM,))],
+                        EstimatorSpec(name="infonce", train={"batch_size": 16, "steps": 400,
+                                                             "lr": 1e-3, "eval_samples": 256}),
+                        CPU)
+    assert out["hi"].mi_test <= math.log(16) + 1e-6
+    assert out["hi"].mi_test > math.log(16) - 0.5  # it gets there: the ceiling binds
+
+
+@pytest.mark.parametrize("critic", ["separable", "joint"])
+@pytest.mark.parametrize("name", ["smile", "mine", "tuba"])
+def test_batched_equals_sequential(name, critic):
+    est = EstimatorSpec(name=name, critic={"kind": critic, "hidden": 32},
+                        train={"batch_size": 32, "steps": 40, "lr": 1e-3, "eval_samples": 128})
+    tasks = [CriticTask(f"c{k}", k, gaussian, gaussian, (DIM,), (DIM,)) for k in range(3)]
+    tasks.append(CriticTask("ind", 0, independent, independent, (DIM,), (DIM,)))
+    batched = train_critics(tasks, est, CPU, batched=True)
+    sequential = train_critics(tasks, est, CPU, batched=False)
+    for key, b in batched.items():
+        s = sequential[key]
+        assert b.mi_test == pytest.approx(s.mi_test, rel=1e-3, abs=1e-3), key
+        assert b.mi_train == pytest.approx(s.mi_train, rel=1e-3, abs=1e-3), key
+    # and the tasks really are different critics
+    assert len({round(b.mi_test, 7) for b in batched.values()}) == len(tasks)
+
+
+def test_gm_batched_equals_sequential():
+    est = EstimatorSpec(name="gm", train={"batch_size": 32, "steps": 30, "lr": 1e-3,
+                                          "eval_samples": 64})
+    tasks = [CriticTask(f"c{k}", k, gaussian, gaussian, (DIM,), (DIM,)) for k in range(2)]
+    batched = train_gm(tasks, est, CPU, batched=True)
+    sequential = train_gm(tasks, est, CPU, batched=False)
+    for key, b in batched.items():
+        assert b.mi_test == pytest.approx(sequential[key].mi_test, abs=1e-4)
+
+
+def test_a_diverging_critic_is_flagged_without_harming_its_neighbours():
+    def exploding(g, n):
+        x, y = gaussian(g, n)
+        return x * 1e30, y * 1e30
+
+    est = EstimatorSpec(name="nwj", train={"batch_size": 16, "steps": 20, "lr": 1e-3,
+                                           "eval_samples": 32})
+    out = train_critics([CriticTask("ok", 0, gaussian, gaussian, (DIM,), (DIM,)),
+                         CriticTask("bad", 0, exploding, exploding, (DIM,), (DIM,))], est, CPU)
+    assert out["bad"].diverged
+    assert not out["ok"].diverged and math.isfinite(out["ok"].mi_test)
