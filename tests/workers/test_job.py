@@ -6,9 +6,13 @@ The real engine runs in tests/e2e; here the stand-in lets each failure mode be f
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.service under plain pytest
 
 from micheck.contract import EvaluationRequest
 from micheck.errors import DataNotFound
