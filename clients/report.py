@@ -271,12 +271,11 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
     """Several evaluations side by side: overview, verdict matrix, overlaid plots.
 
     ``images="url"`` needs ``plot_url`` (the served page points it at /v1/compare/plots)."""
-    from clients.plots import ROW_TESTS, series_label
+    from clients.plots import ROW_TESTS
 
     started = time.perf_counter()
     done = [(i, x.result) for i, x in enumerate(entries) if x.result is not None]
-    labels = [series_label(x.result or x.view) if (x.result or x.view) else "?" for x in entries]
-    labels = [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+    labels = compare_labels(entries)
     head = "".join(f"<th>{_entry_title(x, labels[i])}</th>" for i, x in enumerate(entries))
     overview = "".join(
         f"<tr><th>{e(k)}</th>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>"
@@ -298,7 +297,7 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
     names = sorted({n for _, res in done for n in _plot_names(res, images)[0]},
                    key=lambda n: (ROW_TESTS + ("transforms", "ground_truth")).index(n))
     why = next((w for _, res in done for w in [_plot_names(res, images)[1]] if w), "")
-    series = [(labels[i], res) for i, res in done]
+    series = compare_series(entries)
 
     def render(name: str) -> bytes:
         from clients.plots import render_series
@@ -314,6 +313,38 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
             f"</thead><tbody>{''.join(matrix) or '<tr><td>no results yet</td></tr>'}</tbody>"
             f"</table><h2>Plots</h2>{why or _plots(names, images, render, plot_url)}")
     return _page(f"micheck: comparison of {len(entries)} evaluations", body, started)
+
+
+def compare_labels(entries: Sequence[Entry]) -> list[str]:
+    """One legend label per column: the estimator, numbered where two would read the same."""
+    from clients.plots import series_label
+
+    labels = [series_label(x.result or x.view) if (x.result or x.view) else "?" for x in entries]
+    return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+
+
+def compare_series(entries: Sequence[Entry]) -> list[tuple[str, EvaluationResult]]:
+    """The (label, result) pairs a comparison plots: the columns that have a result."""
+    labels = compare_labels(entries)
+    return [(labels[i], x.result) for i, x in enumerate(entries) if x.result is not None]
+
+
+def render_status(view: EvaluationView) -> str:
+    """The page for an evaluation without a result yet (or ever): status, progress, error."""
+    started = time.perf_counter()
+    p = view.progress
+    pct = f" ({100 * p.steps_done / p.steps_total:.0f}%)" if p.steps_total else ""
+    pairs: list[tuple[str, object]] = [
+        ("status", view.status.value), ("progress", f"{p.steps_done}/{p.steps_total} steps{pct}"
+                                        if p.steps_total else ""),
+        ("current", p.current), ("attempts", view.attempts), ("worker", view.worker),
+        ("submitted", view.created_at.isoformat(timespec="seconds")),
+        ("error", f"{view.error.code}: {view.error.message}" if view.error else "")]
+    title = title_of(view)
+    body = (f"<h1>{e(title)}{_verdict_badge(None, view.status.value)}</h1>"
+            f"<p class=sub>No result{' yet: reload to follow it' if not view.status.finished else ''}"
+            f".</p>{_dl(pairs)}")
+    return _page(f"micheck: {title}", body, started)
 
 
 def _entry_title(x: Entry, label: str) -> str:

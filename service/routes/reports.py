@@ -1,0 +1,209 @@
+"""Plots and HTML reports of finished evaluations (rendered by clients.plots/report).
+
+    GET /v1/evaluations/{id}/plots/{name}.png|.svg   one plot (names: clients.plots.available)
+    GET /v1/evaluations/{id}/report[?embed=true]     HTML page; embed inlines the plots
+    GET /v1/compare?ids=a,b,c[&embed=true]            several evaluations side by side
+    GET /v1/compare/plots/{name}.png|.svg?ids=a,b,c  one plot with a line per evaluation
+
+Reads need what every read needs (a token, or MICHECK_OPEN_READS=1: a browser sends no
+bearer token, so the served page's <img> URLs load only with open reads; ``embed=true``
+makes a page that stands alone). Plots need matplotlib (the ``report`` extra); without it
+they answer 501 and the report shows its tables only. A finished evaluation's result never
+changes, so rendered plots are cached in memory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+
+from clients import report
+from micheck.contract import EvaluationResult, EvaluationView, Problem
+from service import store
+from service.auth import Caller
+from service.deps import DBDep, Reader, SettingsDep, visible_owner
+from service.models import Evaluation
+from service.problems import ProblemError
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
+            for s in (401, 403, 404, 409, 422, 501)}
+MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
+MAX_COMPARE = 12
+# The page's only script is the images' onload/onerror attributes; nothing loads from
+# elsewhere. Defence in depth: every user string is escaped already.
+CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_HTML_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                 "Cache-Control": "no-store"}
+EmbedQ = Annotated[bool, Query(description="inline the plots as data: URIs (a file that "
+                                            "stands alone); default: links to the plot URLs")]
+
+
+class _Cache:
+    """A small LRU of rendered plots, keyed by evaluation ids + result attempts."""
+
+    def __init__(self, size: int = 128):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            return None
+
+    def put(self, key: tuple, value: bytes) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_plots = _Cache()
+
+
+def _load(db, evaluation_id: str, caller: Caller, settings: Settings
+          ) -> tuple[EvaluationView, EvaluationResult | None, int | None]:
+    """The view, the result when it succeeded, and the result's attempt (a cache key)."""
+    with db.session() as s:
+        row = s.get(Evaluation, evaluation_id)
+        if row is None:
+            raise ProblemError(404, f"no such evaluation: {evaluation_id}")
+        owner = visible_owner(caller, settings)
+        if owner is not None and row.owner != owner:
+            raise ProblemError(403, "this evaluation belongs to another token")
+        view = store.to_view(row)
+        result = store.load_result(s, row) if row.status == store.OK else None
+        return view, result, row.result_attempt
+
+
+def _need_matplotlib() -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ProblemError(501, "plots need matplotlib on the server "
+                                "(pip install 'micheck[report]')", title="Not implemented")
+
+
+def _plot(key: tuple, series: list[tuple[str, EvaluationResult]], name: str,
+          fmt: str) -> Response:
+    from clients.plots import render_series
+
+    _need_matplotlib()
+    data = _plots.get(key)
+    if data is None:
+        try:
+            data = render_series(series, name, fmt)
+        except KeyError:
+            raise ProblemError(404, f"no plot {name!r} for this evaluation") from None
+        _plots.put(key, data)
+    return Response(data, media_type=MEDIA[fmt],
+                    headers={"Cache-Control": "private, max-age=86400"})
+
+
+def _one_plot(evaluation_id: str, name: str, fmt: str, db, settings: Settings,
+              caller: Caller) -> Response:
+    view, result, attempt = _load(db, evaluation_id, caller, settings)
+    if result is None:
+        raise ProblemError(409, f"evaluation is {view.status.value}: no plots before it "
+                                "succeeds")
+    from clients.plots import series_label
+
+    return _plot((evaluation_id, attempt, name, fmt), [(series_label(result), result)],
+                 name, fmt)
+
+
+@router.get("/evaluations/{evaluation_id}/plots/{name}.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **PROBLEMS})
+def plot_png(evaluation_id: str, name: str, db: DBDep, settings: SettingsDep,
+             caller: Reader) -> Response:
+    """A plot of a succeeded evaluation, e.g. ``additivity.png`` (see the report page)."""
+    return _one_plot(evaluation_id, name, "png", db, settings, caller)
+
+
+@router.get("/evaluations/{evaluation_id}/plots/{name}.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS})
+def plot_svg(evaluation_id: str, name: str, db: DBDep, settings: SettingsDep,
+             caller: Reader) -> Response:
+    return _one_plot(evaluation_id, name, "svg", db, settings, caller)
+
+
+@router.get("/evaluations/{evaluation_id}/report", response_class=HTMLResponse,
+            responses={200: {"content": {"text/html": {}}}, **PROBLEMS})
+def report_page(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Reader,
+                embed: EmbedQ = False) -> HTMLResponse:
+    """Spec, verdict table, plots, diagnostics and provenance of one evaluation (a status
+    page while it has no result)."""
+    view, result, _ = _load(db, evaluation_id, caller, settings)
+    if result is None:
+        return HTMLResponse(report.render_status(view), headers=_HTML_HEADERS)
+    has_mpl = importlib.util.find_spec("matplotlib") is not None
+    images = "embed" if embed else "url" if has_mpl else "none"
+    page = report.render_report(result, view=view, images=images)
+    return HTMLResponse(page, headers=_HTML_HEADERS)
+
+
+def _ids(ids: str) -> list[str]:
+    out = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip()))
+    if not out or len(out) > MAX_COMPARE:
+        raise ProblemError(422, f"ids: give 1 to {MAX_COMPARE} evaluation ids, comma-separated",
+                           errors=[{"field": "ids", "message": "1 to 12 ids"}])
+    return out
+
+
+def _entries(ids: list[str], db, settings: Settings, caller: Caller
+             ) -> tuple[list[report.Entry], tuple]:
+    entries, key = [], []
+    for eid in ids:
+        view, result, attempt = _load(db, eid, caller, settings)
+        entries.append(report.Entry(view, result, link=f"evaluations/{eid}/report"))
+        key.append((eid, attempt))
+    return entries, tuple(key)
+
+
+IdsQ = Annotated[str, Query(max_length=2000, description="comma-separated evaluation ids")]
+
+
+@router.get("/compare", response_class=HTMLResponse,
+            responses={200: {"content": {"text/html": {}}}, **PROBLEMS})
+def compare_page(ids: IdsQ, db: DBDep, settings: SettingsDep, caller: Reader,
+                 embed: EmbedQ = False) -> HTMLResponse:
+    """Several evaluations (e.g. estimators on one data set) side by side."""
+    from urllib.parse import quote
+
+    id_list = _ids(ids)
+    entries, _ = _entries(id_list, db, settings, caller)
+    has_mpl = importlib.util.find_spec("matplotlib") is not None
+    images = "embed" if embed else "url" if has_mpl else "none"
+    q = quote(",".join(id_list), safe=",")
+    page = report.render_compare(entries, images=images,
+                                 plot_url=lambda name, fmt: f"compare/plots/{name}.{fmt}?ids={q}")
+    return HTMLResponse(page, headers=_HTML_HEADERS)
+
+
+def _compare_plot(ids: str, name: str, fmt: str, db, settings: Settings,
+                  caller: Caller) -> Response:
+    entries, key = _entries(_ids(ids), db, settings, caller)
+    series = report.compare_series(entries)
+    if not series:
+        raise ProblemError(409, "none of these evaluations has succeeded yet")
+    return _plot(("compare", key, name, fmt), series, name, fmt)
+
+
+@router.get("/compare/plots/{name}.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **PROBLEMS})
+def compare_plot_png(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
+                     caller: Reader) -> Response:
+    return _compare_plot(ids, name, "png", db, settings, caller)
+
+
+@router.get("/compare/plots/{name}.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS})
+def compare_plot_svg(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
+                     caller: Reader) -> Response:
+    return _compare_plot(ids, name, "svg", db, settings, caller)
