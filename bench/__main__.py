@@ -1,0 +1,123 @@
+"""python -m bench {staircase,mnist,speed,all} [--quick] ...: see docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "bench"
+
+
+def _list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def cmd_staircase(a: argparse.Namespace) -> None:
+    from bench import staircase as st
+
+    labels = _list(a.estimators) if a.estimators else (st.QUICK if a.quick else
+                                                        [e.label for e in st.ENTRIES])
+    unknown = [lab for lab in labels if lab not in st.BY_LABEL]
+    if unknown:
+        sys.exit(f"unknown estimator label(s) {unknown}; known: {list(st.BY_LABEL)}")
+    spb = a.steps_per_block or (150 if a.quick else 4000)
+    tail = a.tail or max(2, spb // 4)
+    tasks = _list(a.tasks) if a.tasks else (["gaussian"] if a.quick else ["gaussian", "cubic"])
+    seeds = list(range(a.seeds))
+    histories, times = st.run(a.critic, labels, tasks, spb, seeds, batched=not a.sequential)
+    stats = st.summarise(histories, spb, tail)
+    rows = st.table_rows(stats)
+    tag = a.tag or f"{a.critic}{'_quick' if a.quick else ''}"
+    st.write_csv(rows, a.out / f"staircase_{tag}.csv")
+    st.plot(histories, spb, a.out / f"staircase_{tag}.png",
+            f"{a.critic} critic, {spb} steps per MI level, {len(seeds)} seed(s)")
+    meta = {"critic": a.critic, "steps_per_block": spb, "tail": tail, "tasks": tasks,
+            "seeds": seeds, "labels": labels, "batched": not a.sequential,
+            "seconds": {k: round(v, 1) for k, v in times.items()},
+            "threads": torch.get_num_threads()}
+    (a.out / f"staircase_{tag}.json").write_text(json.dumps(meta, indent=1))
+    print(f"staircase: {a.critic} critic, {spb} steps/block, stats over the last {tail} "
+          f"steps of each block, seeds {seeds}; cells are ours (paper, joint critic)")
+    print(st.format_table(rows))
+    print(f"wall time: {meta['seconds']}; written {a.out}/staircase_{tag}.*")
+
+
+def cmd_mnist(a: argparse.Namespace) -> None:
+    from bench import mnist
+
+    mnist.main(a)
+
+
+def cmd_speed(a: argparse.Namespace) -> None:
+    from bench import speed
+
+    speed.main(a)
+
+
+def cmd_all(a: argparse.Namespace) -> None:
+    for name, fn in (("staircase", cmd_staircase), ("mnist", cmd_mnist), ("speed", cmd_speed)):
+        t0 = time.perf_counter()
+        print(f"==== {name} ====", flush=True)
+        fn(a)
+        print(f"==== {name}: {time.perf_counter() - t0:.0f} s ====", flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU")
+        sp.add_argument("--out", type=Path, default=OUT, help=f"results dir (default {OUT})")
+        sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a "
+                        "shared 2-core machine, 2 threads stall each other; 0: torch default)")
+        sp.add_argument("--tag", default="", help="suffix of the output files")
+
+    def staircase_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--critic", choices=["separable", "joint"], default="separable")
+        sp.add_argument("--estimators", default="", help="comma list of labels, e.g. "
+                        "'CPC,NWJ,SMILE(tau=1.0),GM(flow)' (default: all; quick: 5)")
+        sp.add_argument("--tasks", default="", help="gaussian,cubic (quick: gaussian)")
+        sp.add_argument("--steps-per-block", type=int, default=0, help="4000 (quick: 150)")
+        sp.add_argument("--tail", type=int, default=0, help="steps per block in the stats "
+                        "(default: the last quarter)")
+        sp.add_argument("--seeds", type=int, default=1)
+        sp.add_argument("--sequential", action="store_true", help="train critics one by one")
+
+    def mnist_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--mnist-estimators", default="", help="comma list: infonce, mine, "
+                        "smile5, smileinf, gm (default all; quick: infonce,smileinf)")
+        sp.add_argument("--mnist-steps", type=int, default=0, help="critic steps (quick: 15)")
+        sp.add_argument("--table3", action="store_true", help="also the Table 3 transforms")
+
+    def speed_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--parts", default="", help="comma list of: peak, gaussian, mnist, "
+                        "growth, memory, profile (default all)")
+
+    for name, fn, adders in (("staircase", cmd_staircase, [staircase_args]),
+                             ("mnist", cmd_mnist, [mnist_args]),
+                             ("speed", cmd_speed, [speed_args]),
+                             ("all", cmd_all, [staircase_args, mnist_args, speed_args])):
+        sp = sub.add_parser(name, help=(fn.__doc__ or name))
+        common(sp)
+        for add in adders:
+            add(sp)
+        sp.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser().parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()

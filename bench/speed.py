@@ -1,0 +1,302 @@
+"""Speed: critic steps per second, batched (one stacked model) vs sequential (a plain
+loop over critics), FLOP rates against this machine's measured matmul peak, cost growth
+with the batch size and with the number of stacked critics, peak memory, and a profile.
+
+Timings are taken in one process, alternating batched and sequential repeats and
+keeping the median, because this machine's cores are shared and the load moves.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench import staircase as st
+from bench.mixed import Job, MixedStack
+from micheck.contract import CriticSpec
+from workers.critics import build_critic
+from workers.estimators import infonce
+from workers.stacked import Stack
+from workers.trainer import train_critics
+
+MNIST_SHAPE = (1, 28, 28)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large square float32 matmul at the current thread count (best of N)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_time(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _time(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each fn, run in turn `repeats` times after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            times[k].append(_time(fn))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+class StepBench:
+    """K critics of one architecture on fixed random inputs; step() is one training step."""
+
+    def __init__(self, kind: str, x_shape: tuple[int, ...], k: int, n: int, batched: bool,
+                 fused_adam: bool = False) -> None:
+        mods = [build_critic(CriticSpec(kind=kind), x_shape, x_shape) for _ in range(k)]
+        self.stack = Stack(mods, 5e-4, torch.device("cpu"), batched=batched)
+        if fused_adam:  # what-if: one fused Adam kernel instead of foreach ops
+            self.stack.optimizers = [torch.optim.Adam(o.param_groups[0]["params"], lr=5e-4,
+                                                      fused=True) for o in self.stack.optimizers]
+        self.x, self.y = torch.rand(k, n, *x_shape), torch.rand(k, n, *x_shape)
+
+    def step(self) -> None:
+        self.stack.step(infonce(self.stack(self.x, self.y)))
+
+    def flops(self) -> int:
+        with FlopCounterMode(display=False) as fc:
+            self.step()
+        return fc.get_total_flops()
+
+
+def gaussian_rates(kind: str, steps: int, repeats: int) -> list[dict[str, object]]:
+    """Per estimator: critic steps/s of train_critics on the Gaussian and Cubic staircase
+    tasks (2 critics), batched and sequential; then all 8 discriminative estimators x 2
+    tasks as one mixed stack vs the engine's sequential loop over estimators."""
+    rows = []
+    tasks = ["gaussian", "cubic"]
+
+    def engine_run(label: str, batched: bool) -> Callable[[], object]:
+        spec = st.spec(st.BY_LABEL[label], kind, steps)
+        def go() -> object:
+            ts = [st.staircase_task(t, label, 0, max(1, steps // 5)) for t in tasks]
+            return train_critics(ts, spec, torch.device("cpu"), batched=batched)
+        return go
+
+    for label in st.DISCRIMINATIVE:
+        t = interleaved({"batched": engine_run(label, True),
+                         "sequential": engine_run(label, False)}, repeats)
+        rows.append({"critic": kind, "estimator": label, "critics": len(tasks), "steps": steps,
+                     "batched_steps_per_s": round(len(tasks) * steps / t["batched"], 1),
+                     "sequential_steps_per_s": round(len(tasks) * steps / t["sequential"], 1),
+                     "ratio": round(t["sequential"] / t["batched"], 2)})
+
+    def mixed(batched: bool) -> Callable[[], object]:
+        def go() -> object:
+            jobs = [Job(st.spec(st.BY_LABEL[lab], kind, steps),
+                        st.staircase_task(t, lab, 0, max(1, steps // 5)))
+                    for lab in st.DISCRIMINATIVE for t in tasks]
+            m = MixedStack(jobs, torch.device("cpu"), batched)
+            for s in range(steps):
+                m.step(s)
+        return go
+
+    def engine_loop() -> None:  # the plain per-estimator loop, each one sequential
+        for label in st.DISCRIMINATIVE:
+            engine_run(label, False)()
+
+    t = interleaved({"mixed_batched": mixed(True), "mixed_sequential": mixed(False),
+                     "engine_sequential": engine_loop}, repeats)
+    k = len(st.DISCRIMINATIVE) * len(tasks)
+    rows.append({"critic": kind, "estimator": "ALL 8 (one stack)", "critics": k, "steps": steps,
+                 "batched_steps_per_s": round(k * steps / t["mixed_batched"], 1),
+                 "sequential_steps_per_s": round(k * steps / t["engine_sequential"], 1),
+                 "ratio": round(t["engine_sequential"] / t["mixed_batched"], 2),
+                 "mixed_sequential_steps_per_s": round(k * steps / t["mixed_sequential"], 1)})
+    return rows
+
+
+def flop_rate(kind: str, shape: tuple[int, ...], k: int, n: int, steps: int, repeats: int,
+              peak: float, fused_adam: bool = False) -> dict[str, object]:
+    """Achieved GFLOP/s of training steps (FLOPs counted by torch), batched and sequential."""
+    out: dict[str, object] = {"critic": kind, "input": "x".join(map(str, shape)), "k": k, "n": n,
+                              "fused_adam": fused_adam}
+    benches = {b: StepBench(kind, shape, k, n, b == "batched", fused_adam)
+               for b in ("batched", "sequential")}
+    flops = benches["sequential"].flops()
+    t = interleaved({b: (lambda sb=sb: [sb.step() for _ in range(steps)])
+                     for b, sb in benches.items()}, repeats)
+    out["gflop_per_critic_step"] = round(flops / k / 1e9, 4)
+    for b, sec in t.items():
+        per_step = sec / steps
+        out[f"{b}_ms_per_stack_step"] = round(per_step * 1e3, 2)
+        out[f"{b}_critic_steps_per_s"] = round(k / per_step, 2)
+        out[f"{b}_gflops"] = round(flops / per_step / 1e9, 1)
+        out[f"{b}_fraction_of_peak"] = round(flops / per_step / 1e9 / peak, 3)
+    out["batched_over_sequential"] = round(t["sequential"] / t["batched"], 2)
+    return out
+
+
+def growth(quick: bool) -> list[dict[str, object]]:
+    """ms per critic step vs batch size n (one critic) and vs critics stacked K (n = 64)."""
+    rows = []
+    ns = [16, 32, 64, 128] if quick else [16, 32, 64, 128, 256]
+    for kind in ("separable", "joint"):
+        for n in ns:
+            sb = StepBench(kind, (20,), 1, n, batched=False)
+            steps = 20 if kind == "separable" else max(2, 4096 // (n * n) * 4)
+            t = interleaved({"s": lambda sb=sb, steps=steps: [sb.step() for _ in range(steps)]}, 3)
+            rows.append({"sweep": "batch", "critic": kind, "n": n, "k": 1,
+                         "ms_per_critic_step": round(t["s"] / steps * 1e3, 3)})
+    ks = [1, 2, 4, 8, 16] if quick else [1, 2, 4, 8, 16, 32]
+    for k in ks:
+        for batched in (True, False):
+            sb = StepBench("separable", (20,), k, 64, batched)
+            t = interleaved({"s": lambda sb=sb: [sb.step() for _ in range(10)]}, 3)
+            rows.append({"sweep": "critics", "critic": "separable", "n": 64, "k": k,
+                         "batched": batched, "ms_per_critic_step": round(t["s"] / 10 / k * 1e3, 3)})
+    return rows
+
+
+_MEM_SNIPPET = """
+import sys, torch
+torch.set_num_threads(1)
+from bench.speed import StepBench
+def status(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field):
+            return int(line.split()[1])
+kind, n, k, shape = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), eval(sys.argv[4])
+sb = StepBench(kind, shape, k, n, batched=sys.argv[5] == '1')
+sb.step()
+before = status('VmRSS:')
+open('/proc/self/clear_refs', 'w').write('5')  # resets VmHWM to the current RSS
+for _ in range(2):
+    sb.step()
+print(before, status('VmHWM:'))
+"""
+
+
+def memory(quick: bool) -> list[dict[str, object]]:
+    """Peak resident memory of training steps, one fresh process per point: VmHWM
+    (reset through /proc/self/clear_refs after a warm-up step) and its excess over the
+    RSS before the step (activations, gradients, workspace)."""
+    points = [("separable", 64, 1, (20,), True), ("separable", 64, 16, (20,), True),
+              ("joint", 64, 1, (20,), True), ("joint", 128, 1, (20,), True),
+              ("joint", 256, 1, (20,), True), ("separable", 64, 1, MNIST_SHAPE, False)]
+    if not quick:
+        points += [("separable", 64, 4, MNIST_SHAPE, True), ("separable", 64, 4, MNIST_SHAPE,
+                                                              False),
+                   ("separable", 256, 16, (20,), True)]
+    rows = []
+    root = Path(__file__).resolve().parent.parent
+    for kind, n, k, shape, batched in points:
+        res = subprocess.run([sys.executable, "-c", _MEM_SNIPPET, kind, str(n), str(k),
+                              repr(shape), "1" if batched else "0"], capture_output=True,
+                             text=True, cwd=root, check=True)
+        before, peak = map(int, res.stdout.split()[-2:])
+        rows.append({"critic": kind, "input": "x".join(map(str, shape)), "n": n, "k": k,
+                     "batched": batched, "peak_rss_mib": round(peak / 1024, 1),
+                     "step_peak_mib": round((peak - before) / 1024, 1)})
+    return rows
+
+
+def profile(out: Path) -> dict[str, str]:
+    """torch.profiler tables of the two hot paths: the 16-critic mixed staircase stack
+    (separable MLPs) and one CNN critic step."""
+    from torch.profiler import profile as prof
+
+    tables = {}
+    cases = {"staircase_separable_k16": (StepBench("separable", (20,), 16, 64, True), 10),
+             "mnist_cnn_sequential": (StepBench("separable", MNIST_SHAPE, 1, 64, False), 2)}
+    for name, (sb, steps) in cases.items():
+        sb.step()
+        with prof() as p:
+            for _ in range(steps):
+                sb.step()
+        table = p.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
+        (out / f"profile_{name}.txt").write_text(table)
+        tables[name] = table
+    return tables
+
+
+def plot(rows: list[dict[str, object]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.3))
+    for kind, c in (("separable", "C0"), ("joint", "C1")):
+        pts = [(r["n"], r["ms_per_critic_step"]) for r in rows
+               if r["sweep"] == "batch" and r["critic"] == kind]
+        a.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, label=kind, base=2)
+    a.set_xlabel("batch size n")
+    a.set_ylabel("ms per critic step")
+    a.set_title("cost vs batch size (joint ~ n^2, separable ~ 2n)", fontsize=9)
+    a.legend(fontsize=8)
+    for batched, c in ((True, "C2"), (False, "C3")):
+        pts = [(r["k"], r["ms_per_critic_step"]) for r in rows
+               if r["sweep"] == "critics" and r.get("batched") == batched]
+        b.semilogx([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, base=2,
+                   label="batched (vmap stack)" if batched else "sequential loop")
+    b.set_xlabel("critics K (separable, n=64)")
+    b.set_ylabel("ms per critic step")
+    b.set_ylim(bottom=0)
+    b.set_title("cost vs number of critics", fontsize=9)
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(a: Namespace) -> None:
+    parts = [p.strip() for p in a.parts.split(",") if p.strip()] or \
+        ["peak", "gaussian", "mnist", "growth", "memory", "profile"]
+    out = a.out if not a.quick else a.out / "quick"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "speed.json"
+    report: dict[str, object] = json.loads(path.read_text()) if path.is_file() else {}
+    report["threads"] = torch.get_num_threads()
+    if "peak" in parts or "peak_gflops" not in report:
+        report["peak_gflops"] = round(matmul_peak(), 1)
+        print(f"matmul peak: {report['peak_gflops']} GFLOP/s", flush=True)
+    peak = float(report["peak_gflops"])  # type: ignore[arg-type]
+    reps = 2 if a.quick else 3
+    if "gaussian" in parts:
+        rows = gaussian_rates("separable", 40 if a.quick else 150, reps)
+        rows += gaussian_rates("joint", 4 if a.quick else 10, reps)
+        report["gaussian"] = rows
+        report["gaussian_flops"] = [
+            flop_rate("joint", (20,), 2, 64, 2, reps, peak),
+            flop_rate("separable", (20,), 16, 64, 10, reps, peak),
+            flop_rate("separable", (20,), 16, 64, 10, reps, peak, fused_adam=True)]
+        for r in rows + report["gaussian_flops"]:
+            print(r, flush=True)
+    if "mnist" in parts:
+        report["mnist"] = [flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak),
+                           flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak,
+                                     fused_adam=True)]
+        for r in report["mnist"]:
+            print(r, flush=True)
+    if "growth" in parts:
+        report["growth"] = growth(a.quick)
+        plot(report["growth"], out / "speed_growth.png")
+        for r in report["growth"]:
+            print(r, flush=True)
+    if "memory" in parts:
+        report["memory"] = memory(a.quick)
+        for r in report["memory"]:
+            print(r, flush=True)
+    if "profile" in parts:
+        for name, table in profile(out).items():
+            print(f"--- profile {name}\n{table}", flush=True)
+    path.write_text(json.dumps(report, indent=1))
+    print(f"written {path}")
