@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -55,6 +56,9 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+_FIELD = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+)*): ")
+
+
 class ValidationFailed(ApiError, SpecError):
     """The server rejected the request's content; ``field`` names the first bad field."""
 
@@ -63,6 +67,9 @@ class ValidationFailed(ApiError, SpecError):
         errors = (problem or {}).get("errors") or []
         self.fields: list[str] = [str(e.get("field")) for e in errors
                                   if isinstance(e, dict) and e.get("field")]
+        if not self.fields:  # a limit check's detail reads "estimator.train.steps: 20 exceeds"
+            named = _FIELD.match(str((problem or {}).get("detail") or ""))
+            self.fields = [named.group(1)] if named else []
         self.field: str | None = self.fields[0] if self.fields else None
 
 
