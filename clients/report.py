@@ -44,7 +44,7 @@ tr.pass td.verdict{color:#17652f;font-weight:600}
 figure{margin:0;background:#fff;padding:8px;box-shadow:0 1px 2px #0001}
 figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:#5a6270}
 img.broken{min-height:60px;border:1px dashed #c33}
-pre{background:#fff;padding:10px;overflow:auto;font-size:12px;box-shadow:0 1px 2px #0001}
+pre{background:#fff;padding:10px;overflow:auto;white-space:pre-wrap;font-size:12px;box-shadow:0 1px 2px #0001}
 .diag li{margin:3px 0}.sev{font-weight:600;text-transform:uppercase;font-size:11px}
 .warning{color:#9a5b00}.error{color:#9d1c1c}.info{color:#375a9e}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;background:#fff;padding:10px;
@@ -96,7 +96,7 @@ def verdict_table(result: EvaluationResult) -> str:
             f'<tr class="{"pass" if r.passed else "fail"}"><td>{e(r.test)}</td>'
             f'<td>{e(r.transform)}</td><td class="num">{"&ndash;" if r.t is None else r.t}</td>'
             f'<td class="num">{_num(r.value)}</td><td class="num">{ci}</td>'
-            f'<td class="num">{seeds}</td><td>{e(expectation(r))}{note}</td>'
+            f'<td class="num">{seeds}</td><td>{e(expectation(r)).replace("+/-", "&plusmn;")}{note}</td>'
             f'<td class="num">{r.tolerance:g}</td><td class="verdict">{verdict}</td></tr>')
     return ('<table class="verdicts"><thead><tr><th>test</th><th>transform</th><th>t</th>'
             "<th>ratio</th><th>95% CI</th><th>per seed</th><th>ideal</th><th>tolerance</th>"
