@@ -27,7 +27,8 @@ def test_ci_example(name):
     steps = _steps(name)
     assert "pip install micheck" in steps  # the client alone: no extras, no torch
     (line,) = [s for s in steps if s.startswith("micheck submit")]
-    args = build_parser().parse_args(shlex.split(line.replace("${{ github.run_id }}", "1")))
+    argv = shlex.split(line.replace("${{ github.run_id }}", "1"))[1:]  # drop "micheck"
+    args = build_parser().parse_args(argv)
     assert args.command == "submit" and args.wait and args.timeout == 5400
     assert args.idempotency_key
     assert load_spec(EXAMPLES / args.spec).estimator.name == "smile"
