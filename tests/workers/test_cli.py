@@ -1,0 +1,68 @@
+"""`micheck run`: exit codes and one-line errors, never a traceback."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def micheck(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "micheck.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+BAD = {
+    "unknown estimator": ("estimator: {name: magic}\ndataset: {name: mnist}\n"
+                          "tests: [{kind: baseline}]", "unknown estimator 'magic'"),
+    "t outside 0..height": ("estimator: {name: smile}\ndataset: {name: mnist}\n"
+                            "tests: [{kind: baseline, rows: [0, 29]}]", "outside 0..28"),
+    "negative steps": ("estimator: {name: nwj, train: {steps: -5}}\ndataset: {name: gaussian}\n"
+                       "tests: [{kind: ground_truth}]", "estimator.train.steps"),
+    "tau < 0": ("estimator: {name: smile, params: {tau: -1}}\ndataset: {name: mnist}\n"
+                "tests: [{kind: baseline}]", "tau must be >= 0"),
+    "missing CIFAR dir": ("estimator: {name: smile}\n"
+                          "dataset: {name: cifar10, data_dir: /nonexistent/cifar}\n"
+                          "tests: [{kind: baseline, rows: [0]}]", "/nonexistent/cifar"),
+    "not yaml": ("estimator: [unclosed", "not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_specs_exit_2_with_one_message(tmp_path, case):
+    text, expected = BAD[case]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    proc = micheck("run", str(spec))
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") <= 2
+
+
+def test_reference_spec_parses_and_plans():
+    from micheck.spec import load_spec
+    from workers.selfconsistency import plan
+
+    req = load_spec(ROOT / "examples" / "mnist.yaml")
+    assert len(plan(req)) == 6 and req.seeds == [0, 1]
+
+
+def test_run_writes_results_file(tmp_path):
+    spec = tmp_path / "g.json"
+    spec.write_text(json.dumps({
+        "estimator": {"name": "smile", "params": {"tau": "inf"},
+                      "train": {"batch_size": 32, "steps": 300, "lr": 5e-4,
+                                "eval_samples": 256}},
+        "dataset": {"name": "gaussian", "dim": 4, "mi": 1.0},
+        "tests": [{"kind": "ground_truth", "tolerance": 0.5}], "seeds": [0, 1]}))
+    out = tmp_path / "res" / "results.json"
+    proc = micheck("run", str(spec), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "ground_truth" in proc.stdout and "verdict: PASS" in proc.stdout
+    data = json.loads(out.read_text())
+    assert {"test", "t", "seed", "mi_train", "mi_test"} <= set(data["estimates"][0])
+    assert {"test", "t", "value", "ci_low", "ci_high", "ideal", "passed"} <= set(data["ratios"][0])
+    assert len(data["estimates"]) == 2 and data["ratios"][0]["ci_low"] is not None
