@@ -152,7 +152,9 @@ def submit(args: argparse.Namespace) -> int:
             return EXIT_OK
         name = request.label or f"micheck {request.estimator.name} on {request.dataset.name}"
         try:
-            view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress())
+            # a terminal shows a live bar: poll it more often than a CI log needs
+            view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress(),
+                          max_poll=5.0 if sys.stderr.isatty() else 15.0)
         except WaitTimeout as exc:
             _write(args.junit, error_junit(str(exc), name=name, evaluation_id=view.id,
                                            time=args.timeout))

@@ -73,8 +73,9 @@ def _parse(model: type[M] | TypeAdapter, response: httpx.Response) -> Any:
 
 
 class _Waiter:
-    """The polling schedule of wait(): fast while the evaluation moves, slower while it
-    does not, never sooner than the server's Retry-After, never past the deadline."""
+    """The polling schedule of wait(): back to ``poll`` when the status changes, then 1.5x
+    longer each time up to ``max_poll``; never sooner than the server's Retry-After, never
+    past the deadline."""
 
     def __init__(self, eid: str, timeout: float, poll: float, max_poll: float):
         self.eid, self.poll, self.max_poll = eid, poll, max_poll
@@ -86,9 +87,11 @@ class _Waiter:
         """Record a poll; the delay before the next, or None when the evaluation ended."""
         if view.status.finished:
             return None
-        changed = self.last is None or view != self.last
+        # progress moves on every heartbeat, so only a new status resets the schedule: a
+        # long run settles at one poll per max_poll seconds
+        moved = self.last is None or view.status != self.last.status
         self.last = view
-        self.interval = self.poll if changed else min(self.interval * 1.5, self.max_poll)
+        self.interval = self.poll if moved else min(self.interval * 1.5, self.max_poll)
         return self.delay(hint)
 
     def failed(self, exc: ApiError) -> float:

@@ -167,8 +167,10 @@ def test_wait_schedule_backs_off_and_honours_retry_after(gaussian_result):
                           request=gaussian_result.request, created_at=datetime.now(timezone.utc))
     w = _Waiter("e", timeout=100, poll=1.0, max_poll=4.0)
     assert w.seen(view, None) == 1.0
-    assert [w.seen(view, None) for _ in range(4)] == [1.5, 2.25, 3.375, 4.0]  # unchanged
+    assert [w.seen(view, None) for _ in range(4)] == [1.5, 2.25, 3.375, 4.0]  # same status
     assert w.seen(view, 9.0) == 9.0  # Retry-After wins over the schedule
+    queued = view.model_copy(update={"status": EvaluationStatus.queued})
+    assert w.seen(queued, None) == 1.0  # a new status: poll quickly again
     assert w.failed(errors.RateLimited("slow down", 429, retry_after=7.0)) == 7.0
     with pytest.raises(errors.Forbidden):
         w.failed(errors.Forbidden("no", 403))
