@@ -151,7 +151,7 @@ def main(a: Namespace) -> None:
     unknown = [k for k in keys if k not in ESTIMATORS]
     if unknown:
         raise SystemExit(f"unknown MNIST estimator(s) {unknown}; known: {list(ESTIMATORS)}")
-    steps = a.mnist_steps or (15 if a.quick else 50)
+    steps = a.mnist_steps or (15 if a.quick else 40)
     rows = [14, 28] if a.quick else [7, 14, 28]
     out = a.out if not a.quick else a.out / "quick"
     for key in keys:

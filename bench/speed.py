@@ -272,7 +272,7 @@ def main(a: Namespace) -> None:
     reps = 2 if a.quick else 3
     if "gaussian" in parts:
         rows = gaussian_rates("separable", 40 if a.quick else 150, reps)
-        rows += gaussian_rates("joint", 4 if a.quick else 10, reps)
+        rows += gaussian_rates("joint", 2 if a.quick else 4, reps)
         report["gaussian"] = rows
         report["gaussian_flops"] = [
             flop_rate("joint", (20,), 2, 64, 2, reps, peak),
