@@ -18,7 +18,7 @@ from service.db import Database
 from service.metrics import Metrics
 from service.models import Evaluation
 from service.queue import JobQueue, reconcile
-from service.routes import catalog, evaluations, health, workers
+from service.routes import catalog, evaluations, health, reports, workers
 from service.settings import Settings
 
 log = logging.getLogger("micheck.api")
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True)
     app.state.metrics = Metrics()
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
-    for r in (evaluations.router, catalog.router, workers.router, health.router):
+    for r in (evaluations.router, catalog.router, workers.router, health.router, reports.router):
         app.include_router(r)
 
     @app.middleware("http")
