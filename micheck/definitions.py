@@ -55,7 +55,9 @@ ESTIMATORS: dict[str, EstimatorDef] = {
                      "Poole et al. 2019 Eq. 11 (interpolated InfoNCE/TUBA bound)",
                      params={"alpha": {"type": "number", "minimum": 0, "maximum": 1,
                                        "default": 0.5}}),
-        EstimatorDef("gm", "generative", "1",
+        # v2: RealNVP coupling masks alternate parity and half splits (v1's parity-only
+        # masks never coupled x_i with y_i for even d, so the joint flow read I = 0)
+        EstimatorDef("gm", "generative", "2",
                      "Song & Ermon 2020 Eq. 9: three maximum-likelihood models; VAE with an "
                      "importance-weighted bound for images, RealNVP flow for vectors",
                      params={"iw_samples": {"type": "integer", "minimum": 1, "default": 16},

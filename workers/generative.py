@@ -39,6 +39,23 @@ from workers.trainer import (
 LOG_2PI = math.log(2 * math.pi)
 
 
+def coupling_mask(dim: int, layer: int) -> Tensor:
+    """1 marks the coordinates that layer ``layer`` keeps (and conditions on).
+
+    Even layers split by parity, odd layers into halves, alternating which half is kept.
+    Parity masks alone are not enough for the joint flow over [x; y]: for even d, x_i and
+    y_i = index d + i share a parity, so they would always be updated together and never
+    condition on each other, and log p(x, y) could not express their dependence (I_GM = 0).
+    The half masks condition y on x and x on y.
+    """
+    idx = torch.arange(dim)
+    if layer % 2 == 0:
+        keep = idx % 2 == (layer // 2) % 2
+    else:
+        keep = (idx < dim // 2) if (layer // 2) % 2 == 0 else (idx >= dim // 2)
+    return keep.float()
+
+
 class RealNVP(nn.Module):
     """Affine coupling flow (Dinh et al. 2016) with a standard normal base; forward(x)
     returns log p(x) per sample."""
@@ -46,7 +63,7 @@ class RealNVP(nn.Module):
     def __init__(self, dim: int, layers: int = 5, hidden: int = 100) -> None:
         super().__init__()
         for k in range(layers):
-            self.register_buffer(f"mask{k}", (torch.arange(dim) % 2 == k % 2).float())
+            self.register_buffer(f"mask{k}", coupling_mask(dim, k))
         self.nets = nn.ModuleList(mlp(dim, hidden, 2 * dim) for _ in range(layers))
         self.scale = nn.Parameter(torch.zeros(layers, dim))  # tanh-bounded log-scales start at 0
 

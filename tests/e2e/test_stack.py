@@ -19,9 +19,10 @@ FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0
         "MICHECK_CANCEL_POLL_S": "0.5", "MICHECK_STALE_AFTER_S": "3",
         "MICHECK_RECONCILE_INTERVAL_S": "1", "MICHECK_REQUEUE_GRACE_S": "1",
         "MICHECK_LOG_LEVEL": "INFO"}
-# long enough (a few seconds of training) to be killed in the middle
+# long enough to be killed in the middle: ~10 s of training here (100 steps took 1.5 s,
+# so a poll could see the first progress only once the job had already finished)
 LONGER = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"],
-                                     "train": {"batch_size": 16, "steps": 100,
+                                     "train": {"batch_size": 16, "steps": 800,
                                                "eval_samples": 64}}}
 
 
@@ -97,8 +98,11 @@ def test_submit_over_http_and_get_ratios(stack: Stack):
 def _kill_mid_job(stack: Stack, c: httpx.Client, *, whole_worker: bool) -> tuple[str, float]:
     worker = stack.start_worker()
     eid = c.post("/v1/evaluations", json=LONGER).json()["id"]
-    wait_for(lambda: _view(c, eid)["progress"]["steps_done"] > 0, timeout=120, every=0.2)
+    wait_for(lambda: (v := _view(c, eid))["status"] != "queued" and (
+        v["status"] != "running" or v["progress"]["steps_done"] > 0), timeout=120, every=0.2)
+    assert _view(c, eid)["status"] == "running", "the job ended before it could be killed"
     horse = _horse(worker.pid)
+    assert _view(c, eid)["status"] == "running", "the job ended before it could be killed"
     killed_at = time.monotonic()
     os.kill(horse, signal.SIGKILL)
     if whole_worker:

@@ -47,12 +47,30 @@ def test_discriminative_estimators_find_one_nat(name, params):
 
 
 @pytest.mark.slow
-def test_gm_flow_finds_one_nat():
-    tasks = [CriticTask("dep", 0, gaussian, gaussian, (DIM,), (DIM,)),
-             CriticTask("indep", 1, independent, independent, (DIM,), (DIM,))]
+@pytest.mark.parametrize("dim", [DIM, 4])  # even d: x_i and y_i share a parity (gm v1's bug)
+def test_gm_flow_finds_one_nat(dim):
+    def dep(g, n):
+        return sample_gaussian(n, dim, MI, generator=g)
+
+    def indep(g, n):
+        return torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g)
+
+    tasks = [CriticTask("dep", 0, dep, dep, (dim,), (dim,)),
+             CriticTask("indep", 1, indep, indep, (dim,), (dim,))]
     out = train_gm(tasks, spec("gm", steps=1500), CPU)
     assert out["dep"].mi_test == pytest.approx(MI, abs=0.2)
     assert abs(out["indep"].mi_test) < 0.05
+
+
+def test_every_coupling_pair_is_split_by_some_layer():
+    """The joint flow over [x; y] must condition y_i on x_i (or back) in some layer."""
+    from workers.generative import coupling_mask
+
+    for d in (1, 2, 5, 20):
+        masks = torch.stack([coupling_mask(2 * d, k) for k in range(5)])
+        for i in range(d):
+            assert (masks[:, i] != masks[:, d + i]).any(), (d, i)
+        assert (masks.sum(0) < 5).all()  # every coordinate is transformed at least once
 
 
 def test_infonce_saturates_at_log_batch_on_high_mi():
