@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import staircase as st
 from bench.mixed import Job, MixedStack
 from micheck.contract import CriticSpec
-from workers.critics import build_critic
-from workers.estimators import infonce
+from workers.critics import build_critic, mlp
+from workers.estimators import infonce, make_bound
 from workers.stacked import Stack
 from workers.trainer import train_critics
 
@@ -57,15 +58,14 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 
 
 class StepBench:
-    """K critics of one architecture on fixed random inputs; step() is one training step."""
+    """K critics of one architecture on fixed random inputs; step() is one training step.
+    mode: a workers.stacked mode (None: what the engine picks; "sequential": one by one)."""
 
-    def __init__(self, kind: str, x_shape: tuple[int, ...], k: int, n: int, batched: bool,
-                 fused_adam: bool = False) -> None:
+    def __init__(self, kind: str, x_shape: tuple[int, ...], k: int, n: int,
+                 mode: str | None = None) -> None:
         mods = [build_critic(CriticSpec(kind=kind), x_shape, x_shape) for _ in range(k)]
-        self.stack = Stack(mods, 5e-4, torch.device("cpu"), batched=batched)
-        if fused_adam:  # what-if: one fused Adam kernel instead of foreach ops
-            self.stack.optimizers = [torch.optim.Adam(o.param_groups[0]["params"], lr=5e-4,
-                                                      fused=True) for o in self.stack.optimizers]
+        self.stack = Stack(mods, 5e-4, torch.device("cpu"), batched=mode != "sequential",
+                           mode=None if mode == "sequential" else mode)
         self.x, self.y = torch.rand(k, n, *x_shape), torch.rand(k, n, *x_shape)
 
     def step(self) -> None:
@@ -75,6 +75,36 @@ class StepBench:
         with FlopCounterMode(display=False) as fc:
             self.step()
         return fc.get_total_flops()
+
+
+class PlainCritic(nn.Module):
+    """The textbook separable critic: two nn.Sequential MLPs (App. B.1), g(x) h(y)^T."""
+
+    def __init__(self, d: int = 20, hidden: int = 256, embed: int = 32) -> None:
+        super().__init__()
+        self.g, self.h = mlp(d, hidden, embed), mlp(d, hidden, embed)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.g(x) @ self.h(y).T
+
+
+def plain_loop(label: str, task: str, steps: int) -> None:
+    """What a researcher writes for one estimator: one critic, torch.optim.Adam defaults,
+    sample, score, backward, step, record the value. The baseline the issue names."""
+    entry = st.BY_LABEL[label]
+    critic = PlainCritic()
+    bound = make_bound(entry.name, dict(entry.params), torch.zeros(()))
+    opt = torch.optim.Adam(critic.parameters(), lr=st.LR)
+    sampler = st.staircase_task(task, label, 0, max(1, steps // 5))
+    gen = torch.Generator().manual_seed(0)
+    for s in range(steps):
+        x, y = sampler.schedule(s)(gen, st.BATCH)  # type: ignore[misc]
+        scores = critic(x, y)
+        loss = -bound.objective(scores)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        bound.value(scores.detach()).item()
 
 
 def gaussian_rates(kind: str, steps: int, repeats: int) -> list[dict[str, object]]:
@@ -99,49 +129,66 @@ def gaussian_rates(kind: str, steps: int, repeats: int) -> list[dict[str, object
                      "sequential_steps_per_s": round(len(tasks) * steps / t["sequential"], 1),
                      "ratio": round(t["sequential"] / t["batched"], 2)})
 
-    def mixed(batched: bool) -> Callable[[], object]:
+    def mixed(batched: bool, share: bool) -> Callable[[], object]:
         def go() -> object:
             jobs = [Job(st.spec(st.BY_LABEL[lab], kind, steps),
                         st.staircase_task(t, lab, 0, max(1, steps // 5)))
                     for lab in st.DISCRIMINATIVE for t in tasks]
-            m = MixedStack(jobs, torch.device("cpu"), batched)
+            m = MixedStack(jobs, torch.device("cpu"), batched, share)
             for s in range(steps):
                 m.step(s)
         return go
 
-    def engine_loop() -> None:  # the plain per-estimator loop, each one sequential
+    def engine_loop() -> None:  # the engine's sequential mode, estimator by estimator
         for label in st.DISCRIMINATIVE:
             engine_run(label, False)()
 
-    t = interleaved({"mixed_batched": mixed(True), "mixed_sequential": mixed(False),
-                     "engine_sequential": engine_loop}, repeats)
+    def plain() -> None:  # the textbook loop, one critic at a time
+        for label in st.DISCRIMINATIVE:
+            for task in tasks:
+                plain_loop(label, task, steps)
+
+    fns: dict[str, Callable[[], object]] = {
+        "stack_shared": mixed(True, True), "stack_unshared": mixed(True, False),
+        "engine_sequential": engine_loop}
+    if kind == "separable":
+        fns["plain_loop"] = plain
+    t = interleaved(fns, repeats)
     k = len(st.DISCRIMINATIVE) * len(tasks)
-    rows.append({"critic": kind, "estimator": "ALL 8 (one stack)", "critics": k, "steps": steps,
-                 "batched_steps_per_s": round(k * steps / t["mixed_batched"], 1),
-                 "sequential_steps_per_s": round(k * steps / t["engine_sequential"], 1),
-                 "ratio": round(t["engine_sequential"] / t["mixed_batched"], 2),
-                 "mixed_sequential_steps_per_s": round(k * steps / t["mixed_sequential"], 1)})
+    row: dict[str, object] = {"critic": kind, "estimator": f"ALL {len(st.DISCRIMINATIVE)}",
+                              "runs": k, "steps": steps, "threads": torch.get_num_threads()}
+    for name, sec in t.items():  # "steps/s" counts (estimator, task) run steps
+        row[f"{name}_steps_per_s"] = round(k * steps / sec, 1)
+    for base in ("plain_loop", "engine_sequential"):
+        if base in t:
+            row[f"shared_over_{base}"] = round(t[base] / t["stack_shared"], 2)
+            row[f"unshared_over_{base}"] = round(t[base] / t["stack_unshared"], 2)
+    rows.append(row)
     return rows
 
 
 def flop_rate(kind: str, shape: tuple[int, ...], k: int, n: int, steps: int, repeats: int,
-              peak: float, fused_adam: bool = False) -> dict[str, object]:
-    """Achieved GFLOP/s of training steps (FLOPs counted by torch), batched and sequential."""
+              peak: float, modes: tuple[str, ...]) -> dict[str, object]:
+    """Achieved GFLOP/s of training steps (FLOPs counted by torch) in each stacking mode;
+    "auto" is the mode the engine picks on this device."""
     out: dict[str, object] = {"critic": kind, "input": "x".join(map(str, shape)), "k": k, "n": n,
-                              "fused_adam": fused_adam}
-    benches = {b: StepBench(kind, shape, k, n, b == "batched", fused_adam)
-               for b in ("batched", "sequential")}
-    flops = benches["sequential"].flops()
-    t = interleaved({b: (lambda sb=sb: [sb.step() for _ in range(steps)])
-                     for b, sb in benches.items()}, repeats)
+                              "threads": torch.get_num_threads()}
+    benches = {m: StepBench(kind, shape, k, n, None if m == "auto" else m) for m in modes}
+    out["auto_mode"] = benches["auto"].stack.mode if "auto" in benches else None
+    flops = next(iter(benches.values())).flops()
+    t = interleaved({m: (lambda sb=sb: [sb.step() for _ in range(steps)])
+                     for m, sb in benches.items()}, repeats)
     out["gflop_per_critic_step"] = round(flops / k / 1e9, 4)
-    for b, sec in t.items():
+    for m, sec in t.items():
         per_step = sec / steps
-        out[f"{b}_ms_per_stack_step"] = round(per_step * 1e3, 2)
-        out[f"{b}_critic_steps_per_s"] = round(k / per_step, 2)
-        out[f"{b}_gflops"] = round(flops / per_step / 1e9, 1)
-        out[f"{b}_fraction_of_peak"] = round(flops / per_step / 1e9 / peak, 3)
-    out["batched_over_sequential"] = round(t["sequential"] / t["batched"], 2)
+        out[f"{m}_ms_per_stack_step"] = round(per_step * 1e3, 2)
+        out[f"{m}_critic_steps_per_s"] = round(k / per_step, 2)
+        out[f"{m}_gflops"] = round(flops / per_step / 1e9, 1)
+        out[f"{m}_fraction_of_peak"] = round(flops / per_step / 1e9 / peak, 3)
+    if "sequential" in t:
+        for m in t:
+            if m != "sequential":
+                out[f"{m}_over_sequential"] = round(t["sequential"] / t[m], 2)
     return out
 
 
@@ -151,7 +198,7 @@ def growth(quick: bool) -> list[dict[str, object]]:
     ns = [16, 32, 64, 128] if quick else [16, 32, 64, 128, 256]
     for kind in ("separable", "joint"):
         for n in ns:
-            sb = StepBench(kind, (20,), 1, n, batched=False)
+            sb = StepBench(kind, (20,), 1, n, "sequential")
             steps = 20 if kind == "separable" else max(2, 4096 // (n * n) * 4)
             t = interleaved({"s": lambda sb=sb, steps=steps: [sb.step() for _ in range(steps)]}, 3)
             rows.append({"sweep": "batch", "critic": kind, "n": n, "k": 1,
@@ -159,7 +206,7 @@ def growth(quick: bool) -> list[dict[str, object]]:
     ks = [1, 2, 4, 8, 16] if quick else [1, 2, 4, 8, 16, 32]
     for k in ks:
         for batched in (True, False):
-            sb = StepBench("separable", (20,), k, 64, batched)
+            sb = StepBench("separable", (20,), k, 64, None if batched else "sequential")
             t = interleaved({"s": lambda sb=sb: [sb.step() for _ in range(10)]}, 3)
             rows.append({"sweep": "critics", "critic": "separable", "n": 64, "k": k,
                          "batched": batched, "ms_per_critic_step": round(t["s"] / 10 / k * 1e3, 3)})
@@ -175,7 +222,7 @@ def status(field):
         if line.startswith(field):
             return int(line.split()[1])
 kind, n, k, shape = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), eval(sys.argv[4])
-sb = StepBench(kind, shape, k, n, batched=sys.argv[5] == '1')
+sb = StepBench(kind, shape, k, n, None if sys.argv[5] == '1' else 'sequential')
 sb.step()
 before = status('VmRSS:')
 open('/proc/self/clear_refs', 'w').write('5')  # resets VmHWM to the current RSS
@@ -215,8 +262,9 @@ def profile(out: Path) -> dict[str, str]:
     from torch.profiler import profile as prof
 
     tables = {}
-    cases = {"staircase_separable_k16": (StepBench("separable", (20,), 16, 64, True), 10),
-             "mnist_cnn_sequential": (StepBench("separable", MNIST_SHAPE, 1, 64, False), 2)}
+    cases = {"staircase_separable_k8": (StepBench("separable", (20,), 8, 64), 10),
+             "mnist_cnn_sequential": (StepBench("separable", MNIST_SHAPE, 1, 64, "sequential"),
+                                      2)}
     for name, (sb, steps) in cases.items():
         sb.step()
         with prof() as p:
@@ -246,7 +294,7 @@ def plot(rows: list[dict[str, object]], path: Path) -> None:
         pts = [(r["k"], r["ms_per_critic_step"]) for r in rows
                if r["sweep"] == "critics" and r.get("batched") == batched]
         b.semilogx([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, base=2,
-                   label="batched (vmap stack)" if batched else "sequential loop")
+                   label="batched (native stack)" if batched else "sequential loop")
     b.set_xlabel("critics K (separable, n=64)")
     b.set_ylabel("ms per critic step")
     b.set_ylim(bottom=0)
@@ -265,26 +313,29 @@ def main(a: Namespace) -> None:
     path = out / "speed.json"
     report: dict[str, object] = json.loads(path.read_text()) if path.is_file() else {}
     report["threads"] = torch.get_num_threads()
-    if "peak" in parts or "peak_gflops" not in report:
-        report["peak_gflops"] = round(matmul_peak(), 1)
-        print(f"matmul peak: {report['peak_gflops']} GFLOP/s", flush=True)
-    peak = float(report["peak_gflops"])  # type: ignore[arg-type]
+    peak_key = f"peak_gflops_threads{torch.get_num_threads()}"
+    if "peak" in parts or peak_key not in report:
+        report[peak_key] = round(matmul_peak(), 1)
+        print(f"matmul peak: {report[peak_key]} GFLOP/s", flush=True)
+    peak = float(report[peak_key])  # type: ignore[arg-type]
     reps = 2 if a.quick else 3
     if "gaussian" in parts:
         rows = gaussian_rates("separable", 40 if a.quick else 150, reps)
         rows += gaussian_rates("joint", 2 if a.quick else 4, reps)
-        report["gaussian"] = rows
-        report["gaussian_flops"] = [
-            flop_rate("joint", (20,), 2, 64, 2, reps, peak),
-            flop_rate("separable", (20,), 16, 64, 10, reps, peak),
-            flop_rate("separable", (20,), 16, 64, 10, reps, peak, fused_adam=True)]
-        for r in rows + report["gaussian_flops"]:
+        threads = torch.get_num_threads()
+        report[f"gaussian_threads{threads}"] = rows
+        modes = ("native", "vmap", "sequential")
+        report[f"gaussian_flops_threads{threads}"] = [
+            flop_rate("joint", (20,), 2, 64, 2, reps, peak, modes),
+            flop_rate("separable", (20,), 8, 64, 10, reps, peak, modes),
+            flop_rate("separable", (20,), 16, 64, 10, reps, peak, modes)]
+        for r in rows + report[f"gaussian_flops_threads{threads}"]:
             print(r, flush=True)
     if "mnist" in parts:
-        report["mnist"] = [flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak),
-                           flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak,
-                                     fused_adam=True)]
-        for r in report["mnist"]:
+        report[f"mnist_threads{torch.get_num_threads()}"] = [
+            flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak,
+                      ("auto", "vmap", "sequential"))]
+        for r in report[f"mnist_threads{torch.get_num_threads()}"]:
             print(r, flush=True)
     if "growth" in parts:
         report["growth"] = growth(a.quick)

@@ -21,6 +21,7 @@ from bench import reference
 from bench.mixed import Job, train_mixed
 from micheck.contract import CriticSpec, EstimatorSpec, TrainSpec
 from workers.data import sample_gaussian
+from workers.estimators import training_key
 from workers.generative import train_gm
 from workers.trainer import CriticTask
 
@@ -62,7 +63,11 @@ def staircase_task(task: str, label: str, seed: int, steps_per_block: int) -> Cr
         return sample
 
     samplers = [at(float(m)) for m in LEVELS]
-    return CriticTask(f"staircase/{task}/{label}", seed, samplers[0], samplers[-1], (DIM,), (DIM,),
+    # keyed by how the critic trains, not by the label: SMILE(tau) for every tau and JS
+    # then draw the same initialisation and batches, alone or sharing a critic (bench.mixed)
+    entry = BY_LABEL[label]
+    key = f"staircase/{task}/{training_key(entry.name, dict(entry.params))}"
+    return CriticTask(key, seed, samplers[0], samplers[-1], (DIM,), (DIM,),
                       schedule=lambda s: samplers[min(s // steps_per_block, len(LEVELS) - 1)])
 
 

@@ -12,6 +12,10 @@ critic computes g(x)^T h(y): 2n encoder passes for n^2 scores.
 
 Every critic carries ``log_baseline``, the learned constant of TUBA / I_alpha; the
 other bounds leave it untouched.
+
+The MLP critics stack natively (workers.stacked): their layers hold K independent
+weight sets, take inputs with a leading K dimension and return (K, n, n) scores. A
+critic built here has K = 1; workers.stacked.Stack concatenates K of them.
 """
 
 from __future__ import annotations
@@ -40,29 +44,63 @@ def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-class SeparableMLPCritic(_Critic):
+class StackedLinear(nn.Module):
+    """K independent affine maps: weight (K, in, out), bias (K, 1, out). Input
+    (K, ..., in) -> (K, ..., out). Initialised like nn.Linear (U(+-1/sqrt(in)))."""
+
+    def __init__(self, inp: int, out: int, k: int = 1) -> None:
+        super().__init__()
+        bound = inp ** -0.5
+        self.weight = nn.Parameter(torch.empty(k, inp, out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(k, 1, out).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        return torch.baddbmm(self.bias, flat, self.weight).view(*x.shape[:-1], -1)
+
+
+def stacked_mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
+    """mlp() with StackedLinear layers (K = 1)."""
+    mods: list[nn.Module] = []
+    width = inp
+    for _ in range(layers):
+        mods += [StackedLinear(width, hidden), nn.ReLU()]
+        width = hidden
+    mods.append(StackedLinear(width, out))
+    return nn.Sequential(*mods)
+
+
+class _StackedCritic(nn.Module):
+    stacks_natively = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_baseline = nn.Parameter(torch.zeros(1))
+
+
+class SeparableMLPCritic(_StackedCritic):
     def __init__(self, dx: int, dy: int, hidden: int = 256, embed_dim: int = 32) -> None:
         super().__init__()
-        self.g = mlp(dx, hidden, embed_dim)
-        self.h = mlp(dy, hidden, embed_dim)
+        self.g = stacked_mlp(dx, hidden, embed_dim)
+        self.h = stacked_mlp(dy, hidden, embed_dim)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.g(x) @ self.h(y).T
+        return self.g(x) @ self.h(y).transpose(-1, -2)
 
 
-class JointMLPCritic(_Critic):
+class JointMLPCritic(_StackedCritic):
     def __init__(self, dx: int, dy: int, hidden: int = 256) -> None:
         super().__init__()
         self.dx = dx
-        self.first = nn.Linear(dx + dy, hidden)
-        self.rest = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, 1))
+        self.first = StackedLinear(dx + dy, hidden)
+        self.rest = nn.Sequential(nn.ReLU(), StackedLinear(hidden, hidden), nn.ReLU(),
+                                  StackedLinear(hidden, 1))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         w = self.first.weight
-        hx = x @ w[:, : self.dx].T + self.first.bias  # (n, hidden)
-        hy = y @ w[:, self.dx:].T
-        pairs = hx.unsqueeze(1) + hy.unsqueeze(0)  # (n, n, hidden): pair (i, j)
+        hx = torch.baddbmm(self.first.bias, x, w[:, : self.dx])  # (K, n, hidden)
+        hy = torch.bmm(y, w[:, self.dx:])
+        pairs = hx.unsqueeze(2) + hy.unsqueeze(1)  # (K, n, n, hidden): pair (i, j)
         return self.rest(pairs).squeeze(-1)
 
 

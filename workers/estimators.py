@@ -153,10 +153,22 @@ class Bound:
     state: MineState = field(default_factory=MineState)
 
 
-def make_bound(name: str, params: dict, log_baseline: Tensor | None = None) -> Bound:
+def training_key(name: str, params: dict) -> str:
+    """Estimators with equal keys train a critic identically (same objective, same
+    optimiser state): given the same seed and data, one critic serves them all.
+    SMILE at any tau and JS all train the JS classifier (Sec. 5)."""
+    if name == "js" or (name == "smile" and params.get("objective", "js") == "js"):
+        return "js"
+    rest = ",".join(f"{k}={params[k]}" for k in sorted(params) if k != "tau" or name != "smile")
+    return f"{name}({rest})" if rest else name
+
+
+def make_bound(name: str, params: dict,
+               log_baseline: Tensor | Callable[[], Tensor] | None = None) -> Bound:
     """The Bound for a contract estimator name (see micheck.definitions.ESTIMATORS).
 
-    ``log_baseline`` is the learned constant b of TUBA / I_alpha, one per stacked critic.
+    ``log_baseline`` is the learned constant b of TUBA / I_alpha, one per stacked critic:
+    a tensor, or a function returning the current one (read at every call).
     """
     if name == "infonce":
         return Bound(name, infonce, infonce)
@@ -179,10 +191,11 @@ def make_bound(name: str, params: dict, log_baseline: Tensor | None = None) -> B
     if name in ("tuba", "alpha"):
         if log_baseline is None:
             raise ValueError(f"{name} needs a learned log_baseline tensor")
+        lb = log_baseline if callable(log_baseline) else (lambda: log_baseline)
         if name == "tuba":
-            fn = lambda s: tuba(s, log_baseline)  # noqa: E731
+            fn = lambda s: tuba(s, lb())  # noqa: E731
         else:
             a = float(params.get("alpha", 0.5))
-            fn = lambda s: alpha_bound(s, log_baseline, a)  # noqa: E731
+            fn = lambda s: alpha_bound(s, lb(), a)  # noqa: E731
         return Bound(name, fn, fn, uses_baseline=True)
     raise ValueError(f"no discriminative bound named {name!r}")

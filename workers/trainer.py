@@ -101,7 +101,7 @@ class _Group:
             torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
             modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
         self.stack = Stack(modules, est.train.lr, device, batched=batched)
-        self.bound = make_bound(est.name, est.params, self.stack.param("log_baseline"))
+        self.bound = make_bound(est.name, est.params, lambda: self.stack.param("log_baseline"))
         self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in tasks]
         self.device = device
         self.values: list[list[float]] = [[] for _ in tasks]
