@@ -1,4 +1,4 @@
-"""python -m bench {staircase,mnist,speed,all} [--quick] ...: see docs/benchmarks.md."""
+"""python -m bench {staircase,mnist,speed,api,all} [--quick] ...: see docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def cmd_speed(a: argparse.Namespace) -> None:
     speed.main(a)
 
 
+def cmd_api(a: argparse.Namespace) -> None:
+    from bench import api
+
+    api.run(a)
+
+
 def cmd_all(a: argparse.Namespace) -> None:
     for name, fn in (("staircase", cmd_staircase), ("mnist", cmd_mnist), ("speed", cmd_speed)):
         t0 = time.perf_counter()
@@ -108,6 +114,13 @@ def parser() -> argparse.ArgumentParser:
         for add in adders:
             add(sp)
         sp.set_defaults(fn=fn)
+    from bench import api  # httpx only: cheap to import for --help
+
+    sp = sub.add_parser("api", help="submit/status latency, client footprint, report render "
+                        "time (the service, not the engine)")
+    common(sp)
+    api.add_args(sp)
+    sp.set_defaults(fn=cmd_api)
     return p
 
 

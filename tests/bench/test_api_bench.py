@@ -1,0 +1,51 @@
+"""bench.api's latency part against a real stack (uvicorn API process, Redis, SQLite), tiny N."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from bench.api import measure_get, measure_submit, pct, summary
+from service.up import Stack
+from tests.service.support import redis_server  # noqa: F401 (the fixture)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_server: str) -> Iterator[Stack]:  # noqa: F811
+    Redis.from_url(redis_server).flushall()
+    st = Stack(tmp_path / "var", redis_url=redis_server,
+               env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING"})
+    yield st
+    st.stop()
+
+
+def test_pct_is_nearest_rank() -> None:
+    xs = [float(x) for x in range(1, 101)]
+    assert (pct(xs, 50), pct(xs, 90), pct(xs, 99), pct(xs, 100)) == (50.0, 90.0, 99.0, 100.0)
+    assert pct([3.0], 99) == 3.0
+
+
+def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
+    stack.start_api()
+    token = stack.token("bench")
+    run = measure_submit(stack.url, token, n=20, rate=50)
+    assert run.statuses == [202] * 20
+    assert len(set(run.ids)) == 20 and all(run.ids)  # distinct bodies: nothing deduplicated
+    assert all(0 < x < 30 and math.isfinite(x) for x in run.latencies)
+    # open loop: the answer comes after the scheduled send, so this is never smaller
+    assert all(b >= lat - 1e-3 for b, lat in zip(run.behind, run.latencies, strict=True))
+    s = summary(run.latencies)
+    assert s["n"] == 20 and 0 < s["median_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
+    # 20 requests at 50/s take 0.38 s to send; a stalled server would not fit in that
+    assert s["median_ms"] < 5000
+
+    gets = measure_get(stack.url, token, run.ids, repeat=20)
+    assert gets["status_counts"] == {"200": 20, "304": 20}
+    for part in ("get", "get_304"):
+        g = gets[part]
+        assert 0 < g["median_ms"] <= g["p90_ms"] <= g["p99_ms"] <= g["max_ms"]
+        assert math.isfinite(g["max_ms"])
