@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from micheck.contract import EstimatorSpec
-from workers.critics import ConvEncoder, mlp
+from workers.critics import ConvEncoder, mlp, stacked_mlp
 from workers.stacked import Stack
 from workers.trainer import (
     EVAL_SEED_OFFSET,
@@ -58,21 +58,24 @@ def coupling_mask(dim: int, layer: int) -> Tensor:
 
 class RealNVP(nn.Module):
     """Affine coupling flow (Dinh et al. 2016) with a standard normal base; forward(x)
-    returns log p(x) per sample."""
+    returns log p(x) per sample. Stacks natively (workers.stacked): x is (K, n, dim)."""
+
+    stacks_natively = True
 
     def __init__(self, dim: int, layers: int = 5, hidden: int = 100) -> None:
         super().__init__()
         for k in range(layers):
             self.register_buffer(f"mask{k}", coupling_mask(dim, k))
-        self.nets = nn.ModuleList(mlp(dim, hidden, 2 * dim) for _ in range(layers))
-        self.scale = nn.Parameter(torch.zeros(layers, dim))  # tanh-bounded log-scales start at 0
+        self.nets = nn.ModuleList(stacked_mlp(dim, hidden, 2 * dim) for _ in range(layers))
+        # tanh-bounded log-scales, starting at 0; (K, layers, 1, dim) broadcasts over n
+        self.scale = nn.Parameter(torch.zeros(1, layers, 1, dim))
 
     def forward(self, x: Tensor) -> Tensor:
         z, logdet = x, torch.zeros(x.shape[:-1], device=x.device)
         for k, net in enumerate(self.nets):
             m = getattr(self, f"mask{k}")
             s, t = net(z * m).chunk(2, dim=-1)
-            s = torch.tanh(s) * self.scale[k].exp() * (1 - m)
+            s = torch.tanh(s) * self.scale[:, k].exp() * (1 - m)
             z = m * z + (1 - m) * (z * s.exp() + t)
             logdet = logdet + s.sum(-1)
         return -0.5 * (z.pow(2) + LOG_2PI).sum(-1) + logdet
