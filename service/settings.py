@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     vector_cost_factor: float = Field(0.2, gt=0, description="vector tasks cost this fraction")
     default_rows_estimate: int = Field(10, ge=1, description="rows grid length assumed when unset")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
+    torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
+                               "torch's default. 1 suits a CPU worker sharing a small box: "
+                               "small critics' steps stall when threads outnumber free cores")
     result_ttl_s: int = Field(3600, ge=0, description="RQ keeps job results this long; SQL is the truth")
 
     # Liveness. A running evaluation whose heartbeat is older than stale_after_s was lost.

@@ -98,6 +98,10 @@ def execute(evaluation_id: str, evaluate: Engine, settings: Settings | None = No
             claim = store.claim(s, evaluation_id, name, settings.max_attempts)
         if claim is None:
             return _unclaimable(db, evaluation_id, settings)
+        if settings.torch_threads:
+            import torch  # the job process only: the worker parent never imports torch
+
+            torch.set_num_threads(settings.torch_threads)
         _set_current(db, name, evaluation_id)
         beat = _Beat(db, evaluation_id, claim.attempt, settings)
         beat.start()

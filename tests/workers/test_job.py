@@ -59,6 +59,25 @@ def test_success_writes_result_and_progress(db, service_settings):
     assert _row(db, eid).attempts == 1
 
 
+def test_torch_threads_setting_reaches_the_engine(db, service_settings):
+    import torch
+
+    seen = []
+    engine = fake_engine(steps=1)
+
+    def evaluate(request, **kw):
+        seen.append(torch.get_num_threads())
+        return engine(request, **kw)
+
+    before = torch.get_num_threads()
+    try:
+        settings = service_settings.model_copy(update={"torch_threads": 1})
+        assert execute(_new(db), evaluate, settings, db) == "succeeded"
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+
+
 def test_bad_input_fails_without_retry(db, service_settings):
     eid = _new(db)
     engine = fake_engine(fail=DataNotFound("cifar10: no cifar-10-batches-py in /nowhere"))
