@@ -312,8 +312,8 @@ def main(a: Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "speed.json"
     report: dict[str, object] = json.loads(path.read_text()) if path.is_file() else {}
-    report["threads"] = torch.get_num_threads()
-    peak_key = f"peak_gflops_threads{torch.get_num_threads()}"
+    threads = report["threads"] = torch.get_num_threads()
+    peak_key = f"peak_gflops_threads{threads}"
     if "peak" in parts or peak_key not in report:
         report[peak_key] = round(matmul_peak(), 1)
         print(f"matmul peak: {report[peak_key]} GFLOP/s", flush=True)
@@ -322,7 +322,6 @@ def main(a: Namespace) -> None:
     if "gaussian" in parts:
         rows = gaussian_rates("separable", 40 if a.quick else 150, reps)
         rows += gaussian_rates("joint", 2 if a.quick else 4, reps)
-        threads = torch.get_num_threads()
         report[f"gaussian_threads{threads}"] = rows
         modes = ("native", "vmap", "sequential")
         report[f"gaussian_flops_threads{threads}"] = [
@@ -332,10 +331,10 @@ def main(a: Namespace) -> None:
         for r in rows + report[f"gaussian_flops_threads{threads}"]:
             print(r, flush=True)
     if "mnist" in parts:
-        report[f"mnist_threads{torch.get_num_threads()}"] = [
+        report[f"mnist_threads{threads}"] = [
             flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak,
                       ("auto", "vmap", "sequential"))]
-        for r in report[f"mnist_threads{torch.get_num_threads()}"]:
+        for r in report[f"mnist_threads{threads}"]:
             print(r, flush=True)
     if "growth" in parts:
         report["growth"] = growth(a.quick)

@@ -20,6 +20,8 @@ critic built here has K = 1; workers.stacked.Stack concatenates K of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
@@ -33,41 +35,36 @@ class _Critic(nn.Module):
         self.log_baseline = nn.Parameter(torch.zeros(()))
 
 
-def mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
+def mlp(inp: int, hidden: int, out: int, layers: int = 2,
+        linear: Callable[[int, int], nn.Module] = nn.Linear) -> nn.Sequential:
     """App. B.1's MLP: `layers` hidden layers of `hidden` units with ReLU, then linear."""
     mods: list[nn.Module] = []
     width = inp
     for _ in range(layers):
-        mods += [nn.Linear(width, hidden), nn.ReLU()]
+        mods += [linear(width, hidden), nn.ReLU()]
         width = hidden
-    mods.append(nn.Linear(width, out))
+    mods.append(linear(width, out))
     return nn.Sequential(*mods)
 
 
 class StackedLinear(nn.Module):
     """K independent affine maps: weight (K, in, out), bias (K, 1, out). Input
-    (K, ..., in) -> (K, ..., out). Initialised like nn.Linear (U(+-1/sqrt(in)))."""
+    (K, ..., in) -> (K, ..., out). Built with K = 1, initialised like nn.Linear
+    (U(+-1/sqrt(in))); workers.stacked.Stack concatenates K of them."""
 
-    def __init__(self, inp: int, out: int, k: int = 1) -> None:
+    def __init__(self, inp: int, out: int) -> None:
         super().__init__()
         bound = inp ** -0.5
-        self.weight = nn.Parameter(torch.empty(k, inp, out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(k, 1, out).uniform_(-bound, bound))
+        self.weight = nn.Parameter(torch.empty(1, inp, out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(1, 1, out).uniform_(-bound, bound))
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
         return torch.baddbmm(self.bias, flat, self.weight).view(*x.shape[:-1], -1)
 
 
-def stacked_mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
-    """mlp() with StackedLinear layers (K = 1)."""
-    mods: list[nn.Module] = []
-    width = inp
-    for _ in range(layers):
-        mods += [StackedLinear(width, hidden), nn.ReLU()]
-        width = hidden
-    mods.append(StackedLinear(width, out))
-    return nn.Sequential(*mods)
+def stacked_mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
+    return mlp(inp, hidden, out, linear=StackedLinear)
 
 
 class _StackedCritic(nn.Module):

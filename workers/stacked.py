@@ -106,8 +106,7 @@ class Stack:
         """A parameter of all K modules, stacked: shape (K, *param.shape). Read it again
         after each step: in the loop modes it is a fresh stack of the live parameters."""
         if self.mode == "native":
-            p = dict(self.merged.named_parameters())[name]
-            return p if p.dim() > 1 else p.view(self.k)
+            return dict(self.merged.named_parameters())[name]
         if self.mode == "vmap":
             p = self.params[name]
             return p.view(self.k) if self.native and p.dim() == 2 else p
