@@ -18,13 +18,13 @@ import math
 from dataclasses import dataclass
 
 import torch
+from micheck.workers.critics import build_critic
+from micheck.workers.estimators import Bound, make_bound, training_key
+from micheck.workers.stacked import Stack
+from micheck.workers.trainer import CriticTask, task_seed
 from torch import Tensor
 
 from micheck.contract import EstimatorSpec
-from workers.critics import build_critic
-from workers.estimators import Bound, make_bound, training_key
-from workers.stacked import Stack
-from workers.trainer import CriticTask, task_seed
 
 
 @dataclass

@@ -15,6 +15,8 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
+from micheck.workers.engine import evaluate
+
 from bench import reference
 from micheck.contract import (
     CriticSpec,
@@ -25,7 +27,6 @@ from micheck.contract import (
     TestSpec,
     TrainSpec,
 )
-from workers.engine import evaluate
 
 # our key -> (contract name, params, the paper's Table 3 label)
 ESTIMATORS = {

@@ -18,16 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from micheck.workers.critics import build_critic, mlp
+from micheck.workers.estimators import infonce, make_bound
+from micheck.workers.stacked import Stack
+from micheck.workers.trainer import train_critics
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import staircase as st
 from bench.mixed import Job, MixedStack
 from micheck.contract import CriticSpec
-from workers.critics import build_critic, mlp
-from workers.estimators import infonce, make_bound
-from workers.stacked import Stack
-from workers.trainer import train_critics
 
 MNIST_SHAPE = (1, 28, 28)
 

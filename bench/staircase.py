@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from micheck.workers.data import sample_gaussian
+from micheck.workers.estimators import training_key
+from micheck.workers.generative import train_gm
+from micheck.workers.trainer import CriticTask
 
 from bench import reference
 from bench.mixed import Job, train_mixed
 from micheck.contract import CriticSpec, EstimatorSpec, TrainSpec
-from workers.data import sample_gaussian
-from workers.estimators import training_key
-from workers.generative import train_gm
-from workers.trainer import CriticTask
 
 DIM, BATCH, LR = 20, 64, 5e-4
 LEVELS = reference.MI_LEVELS

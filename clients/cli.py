@@ -9,14 +9,15 @@ server rejects as invalid), 3 service errors, a failed or canceled evaluation, o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from clients.client import DEFAULT_URL, Client
-from clients.errors import WaitTimeout
+from micheck.clients.client import DEFAULT_URL, Client
+from micheck.clients.errors import WaitTimeout
+
 from micheck.contract import EvaluationResult, EvaluationStatus, EvaluationView
 from micheck.errors import SpecError
+from micheck.settings import ClientSettings
 
 EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
@@ -86,8 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url or os.environ.get("MICHECK_URL") or DEFAULT_URL,
-                  args.token or os.environ.get("MICHECK_TOKEN") or None)
+    env = ClientSettings()
+    return Client(args.url or env.url or DEFAULT_URL, args.token or env.token or None)
 
 
 def _err(text: str) -> None:
@@ -95,7 +96,7 @@ def _err(text: str) -> None:
 
 
 def _progress():
-    from micheck.render import ProgressLine
+    from micheck.render.table import ProgressLine
 
     bar = ProgressLine(sys.stderr)
     last: list[str | None] = [None]
@@ -122,14 +123,14 @@ def _write(path: Path | None, text: str) -> None:
 
 
 def _show_result(result: EvaluationResult, as_json: bool) -> int:
-    from micheck.render import ratio_table
+    from micheck.render.table import ratio_table
 
     print(result.model_dump_json(indent=2) if as_json else ratio_table(result), flush=True)
     return EXIT_OK if result.passed else EXIT_FAILED_VERDICT
 
 
 def submit(args: argparse.Namespace) -> int:
-    from clients.junit import error_junit, to_junit
+    from micheck.render.junit import error_junit, to_junit
     from micheck.spec import load_spec
 
     if args.junit and not args.wait:
@@ -196,7 +197,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def results(args: argparse.Namespace) -> int:
-    from clients.junit import to_junit
+    from micheck.render.junit import to_junit
 
     with _client(args) as c:
         result = c.results(args.id)
@@ -236,7 +237,7 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from clients import report as html
+    from micheck.render import report as html
 
     with _client(args) as c:
         if not args.local:

@@ -15,17 +15,13 @@ URL and token default to the environment variables MICHECK_URL and MICHECK_TOKEN
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
-import micheck
-from clients.errors import (
+from micheck.clients.errors import (
     ApiError,
     RateLimited,
     ServerError,
@@ -34,6 +30,9 @@ from clients.errors import (
     error_from_response,
     retry_after,
 )
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+import micheck
 from micheck.contract import (
     EvaluationPage,
     EvaluationRequest,
@@ -41,6 +40,7 @@ from micheck.contract import (
     EvaluationView,
     WorkerView,
 )
+from micheck.settings import ClientSettings
 from micheck.spec import parse_spec
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -50,7 +50,7 @@ Progress = Callable[[EvaluationView], None]
 
 
 def _env_url(base_url: str | None) -> str:
-    return (base_url or os.environ.get("MICHECK_URL") or DEFAULT_URL).rstrip("/")
+    return (base_url or ClientSettings().url or DEFAULT_URL).rstrip("/")
 
 
 def _as_request(request: EvaluationRequest | dict[str, Any], force: bool | None
@@ -118,7 +118,7 @@ class _Core:
 
     def __init__(self, base_url: str | None, token: str | None, retries: int):
         self.base_url = _env_url(base_url)
-        token = token if token is not None else os.environ.get("MICHECK_TOKEN") or None
+        token = token if token is not None else ClientSettings().token or None
         self.headers = {"Accept": "application/json",
                         "User-Agent": f"micheck-client/{micheck.__version__}"}
         if token:

@@ -28,7 +28,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name == "Client":
-        from clients.client import Client
+        from micheck.clients.client import Client
 
         return Client
     raise AttributeError(name)

@@ -1,7 +1,8 @@
 """The `micheck` command. Each part of the system registers its own subcommands:
 
-- workers.cli: run (in-process evaluation, no service)
-- service.cli: serve, worker, up, token, db
+- workers.cli: run (in-process evaluation, no service), worker
+- service.cli: serve, token, db
+- up: up (the whole stack on one machine)
 - clients.cli: submit, status, results, cancel, list, report
 
 A part whose extra is not installed (e.g. the client-only install has no torch)
@@ -22,9 +23,10 @@ EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
 # module -> (extra that provides its dependencies, commands it registers)
 PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "workers.cli": ("worker", ("run",)),
-    "service.cli": ("service", ("serve", "worker", "up", "token", "db")),
-    "clients.cli": ("", ("submit", "status", "results", "cancel", "list", "report")),
+    "micheck.workers.cli": ("worker", ("run", "worker")),
+    "micheck.service.cli": ("service", ("serve", "token", "db")),
+    "micheck.up": ("service", ("up",)),
+    "micheck.clients.cli": ("", ("submit", "status", "results", "cancel", "list", "report")),
 }
 
 

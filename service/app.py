@@ -9,17 +9,17 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from micheck.service import problems
+from micheck.service.metrics import Metrics
+from micheck.service.routes import catalog, evaluations, health, reports, workers
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import micheck
-from service import problems
-from service.db import Database
-from service.metrics import Metrics
-from service.models import Evaluation
-from service.queue import JobQueue, reconcile
-from service.routes import catalog, evaluations, health, reports, workers
-from service.settings import Settings
+from micheck.queue import JobQueue, reconcile
+from micheck.settings import Settings
+from micheck.storage.db import Database
+from micheck.storage.models import Evaluation
 
 log = logging.getLogger("micheck.api")
 

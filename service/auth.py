@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from micheck.errors import MicheckError
-from service.db import Database
-from service.models import Token, utcnow
+from micheck.storage.db import Database
+from micheck.storage.models import Token, utcnow
 
 
 @dataclass(frozen=True)

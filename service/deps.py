@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from micheck.service import auth
+from micheck.service.metrics import Metrics
+from micheck.service.problems import ProblemError
 
-from service import auth
-from service.db import Database
-from service.metrics import Metrics
-from service.problems import ProblemError
-from service.queue import JobQueue
-from service.settings import Settings
+from micheck.queue import JobQueue
+from micheck.settings import Settings
+from micheck.storage.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="micheck"'}

@@ -1,7 +1,7 @@
 """Container health checks (no curl in slim images).
 
-    python -m service.healthcheck api [URL]   exit 0 if URL/readyz answers 200
-    python -m service.healthcheck worker      exit 0 if a worker on this host heartbeat recently
+    python -m micheck.service.healthcheck api [URL]   exit 0 if URL/readyz answers 200
+    python -m micheck.service.healthcheck worker      exit 0 if a worker on this host heartbeat recently
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ def api(url: str) -> bool:
 def worker() -> bool:
     from sqlalchemy import select
 
-    from service.db import Database
-    from service.models import WorkerRow, utcnow
-    from service.settings import Settings
+    from micheck.settings import Settings
+    from micheck.storage.db import Database
+    from micheck.storage.models import WorkerRow, utcnow
 
     settings = Settings()
     db = Database(settings, migrate=False)

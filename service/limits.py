@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from micheck.contract import EvaluationRequest
 from micheck.errors import SpecError
-from service.settings import Settings
+from micheck.settings import Settings
 
 
 def check_limits(request: EvaluationRequest, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""`micheck run SPEC`: an evaluation in-process, no service."""
+"""Worker subcommands of `micheck`: run (an evaluation in-process, no service) and worker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from micheck.render import ProgressLine, ratio_table
+from micheck.render.table import ProgressLine, ratio_table
 from micheck.spec import load_spec
 
 
@@ -20,10 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
+    p = sub.add_parser("worker", help="run an evaluation worker (RQ SpawnWorker)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu for the CPU queue, "
+                                    "else cuda:0 of CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--queue", action="append",
+                   help="queue(s) to serve, in priority order (repeat or comma-separate; "
+                        "default: the GPU queue)")
+    p.add_argument("--name", help="worker name shown at /v1/workers (default host.device.pid)")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.set_defaults(func=worker)
+
 
 def run(args: argparse.Namespace) -> int:
     request = load_spec(args.spec)  # SpecError -> exit 2 before torch is imported
-    from workers.engine import evaluate  # torch is heavy: import only to run
+    from micheck.workers.engine import evaluate  # torch is heavy: import only to run
 
     bar = None if args.quiet else ProgressLine()
     result = evaluate(
@@ -36,3 +46,15 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(result.model_dump_json(indent=2))
         print(f"results written to {args.out}", file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def worker(args: argparse.Namespace) -> int:
+    from micheck.workers.worker import run_worker
+
+    from micheck.settings import Settings, configure_logging
+
+    settings = Settings()
+    configure_logging(settings)
+    queues = [q for item in args.queue or [] for q in item.split(",") if q] or None
+    run_worker(settings, device=args.device, queues=queues, name=args.name, burst=args.burst)
+    return 0

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
+from micheck.workers import selfconsistency as sc
+from micheck.workers.data import load_images
+from micheck.workers.generative import train_gm
+from micheck.workers.trainer import CriticTask, train_critics
 
 from micheck.contract import (
     Estimate,
@@ -23,10 +27,6 @@ from micheck.contract import (
     Provenance,
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
-from workers import selfconsistency as sc
-from workers.data import load_images
-from workers.generative import train_gm
-from workers.trainer import CriticTask, train_critics
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -19,13 +19,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F  # noqa: N812
-
-from micheck.contract import EstimatorSpec
-from workers.critics import ConvEncoder, mlp, stacked_mlp
-from workers.stacked import Stack
-from workers.trainer import (
+from micheck.workers.critics import ConvEncoder, mlp, stacked_mlp
+from micheck.workers.stacked import Stack
+from micheck.workers.trainer import (
     EVAL_SEED_OFFSET,
     TRAIN_TAIL,
     CancelFn,
@@ -35,6 +31,10 @@ from workers.trainer import (
     Ticker,
     task_seed,
 )
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from micheck.contract import EstimatorSpec
 
 LOG_2PI = math.log(2 * math.pi)
 

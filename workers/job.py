@@ -19,22 +19,22 @@ from rq.timeouts import JobTimeoutException
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
 from micheck.errors import Canceled, DataNotFound, SpecError
-from service import store
-from service.db import Database
-from service.models import Evaluation, WorkerRow
-from service.settings import Settings
+from micheck.settings import Settings
+from micheck.storage import store
+from micheck.storage.db import Database
+from micheck.storage.models import Evaluation, WorkerRow
 
 log = logging.getLogger("micheck.job")
 Engine = Callable[..., EvaluationResult]
 
 
 def worker_name() -> str:
-    return os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}.{os.getpid()}"
+    return Settings().worker_id or f"{socket.gethostname()}.{os.getpid()}"
 
 
 def run_evaluation(evaluation_id: str) -> str:
-    """RQ entry point (enqueued as "workers.job.run_evaluation"); returns the final status."""
-    from workers.engine import evaluate  # imports torch: only in the work horse
+    """RQ entry point (enqueued as "micheck.workers.job.run_evaluation"); returns the final status."""
+    from micheck.workers.engine import evaluate  # imports torch: only in the work horse
 
     return execute(evaluation_id, evaluate)
 
@@ -146,7 +146,7 @@ def _run(db: Database, eid: str, claim: store.Claim, evaluate: Engine, beat: _Be
                 return "superseded"
         return status
 
-    device = os.environ.get("MICHECK_DEVICE") or None
+    device = settings.device or None
     request: EvaluationRequest = claim.request
     try:
         result = evaluate(request, device=device, progress=progress, should_cancel=should_cancel)

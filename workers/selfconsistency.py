@@ -22,6 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from micheck.workers.data import sample_gaussian
+from micheck.workers.data.transforms import (
+    mask_rows,
+    random_rotation,
+    random_scaling,
+    random_translation,
+)
 from torch import Tensor
 
 from micheck.contract import (
@@ -33,8 +40,6 @@ from micheck.contract import (
     Ratio,
     TestSpec,
 )
-from workers.data import sample_gaussian
-from workers.data.transforms import mask_rows, random_rotation, random_scaling, random_translation
 
 Sampler = Callable[[torch.Generator, int], tuple[Tensor, Tensor]]
 

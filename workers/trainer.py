@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from micheck.workers.critics import build_critic
+from micheck.workers.estimators import make_bound
+from micheck.workers.stacked import Stack
 from torch import Tensor
 
 from micheck.contract import EstimatorSpec
 from micheck.errors import Canceled
-from workers.critics import build_critic
-from workers.estimators import make_bound
-from workers.stacked import Stack
 
 # (generator, batch size) -> (x, y) with a leading batch dimension n
 PairSampler = Callable[[torch.Generator, int], tuple[Tensor, Tensor]]

@@ -18,11 +18,11 @@ from rq.worker import SpawnWorker
 from sqlalchemy import delete
 
 from micheck.errors import SpecError
-from service import store
-from service.db import Database
-from service.models import Evaluation, WorkerRow, utcnow
-from service.queue import JobQueue, reconcile
-from service.settings import Settings
+from micheck.queue import JobQueue, reconcile
+from micheck.settings import Settings, set_worker_device
+from micheck.storage import store
+from micheck.storage.db import Database
+from micheck.storage.models import Evaluation, WorkerRow, utcnow
 
 log = logging.getLogger("micheck.worker")
 
@@ -97,7 +97,7 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
     device = resolve_device(device, queues, settings)
-    os.environ["MICHECK_DEVICE"] = device  # read by the spawned job process
+    set_worker_device(device)  # read by the spawned job process
     db = Database(settings)
     jq = JobQueue(settings)
     jq.redis.ping()

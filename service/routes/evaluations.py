@@ -8,6 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from micheck.service.auth import Caller
+from micheck.service.deps import (
+    DBDep,
+    MetricsDep,
+    QueueDep,
+    Reader,
+    SettingsDep,
+    Writer,
+    visible_owner,
+)
+from micheck.service.limits import check_limits
+from micheck.service.problems import ProblemError
 from sqlalchemy.exc import IntegrityError
 
 from micheck.contract import (
@@ -19,13 +31,9 @@ from micheck.contract import (
     Problem,
 )
 from micheck.definitions import canonical_estimator
-from service import store
-from service.auth import Caller
-from service.deps import DBDep, MetricsDep, QueueDep, Reader, SettingsDep, Writer, visible_owner
-from service.limits import check_limits
-from service.models import Evaluation
-from service.problems import ProblemError
-from service.queue import job_timeout, submit
+from micheck.queue import job_timeout, submit
+from micheck.storage import store
+from micheck.storage.models import Evaluation
 
 log = logging.getLogger("micheck.api")
 router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])

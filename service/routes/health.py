@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from micheck.service.deps import DBDep, MetricsDep, QueueDep
+from micheck.service.problems import ProblemError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-
-from service.deps import DBDep, MetricsDep, QueueDep
-from service.problems import ProblemError
 
 router = APIRouter(tags=["health"])
 

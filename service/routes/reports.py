@@ -21,15 +21,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
+from micheck.service.auth import Caller
+from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
+from micheck.service.problems import ProblemError
 
-from clients import report
 from micheck.contract import EvaluationResult, EvaluationView, Problem
-from service import store
-from service.auth import Caller
-from service.deps import DBDep, Reader, SettingsDep, visible_owner
-from service.models import Evaluation
-from service.problems import ProblemError
-from service.settings import Settings
+from micheck.render import report
+from micheck.settings import Settings
+from micheck.storage import store
+from micheck.storage.models import Evaluation
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -92,7 +92,7 @@ def _need_matplotlib() -> None:
 
 def _plot(key: tuple, series: list[tuple[str, EvaluationResult]], name: str,
           fmt: str) -> Response:
-    from clients.plots import render_series
+    from micheck.render.plots import render_series
 
     _need_matplotlib()
     data = _plots.get(key)
@@ -112,7 +112,7 @@ def _one_plot(evaluation_id: str, name: str, fmt: str, db, settings: Settings,
     if result is None:
         raise ProblemError(409, f"evaluation is {view.status.value}: no plots before it "
                                 "succeeds")
-    from clients.plots import series_label
+    from micheck.render.plots import series_label
 
     return _plot((evaluation_id, attempt, name, fmt), [(series_label(result), result)],
                  name, fmt)

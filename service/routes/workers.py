@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter
+from micheck.service.deps import DBDep, Reader, SettingsDep
 from sqlalchemy import select
 
 from micheck.contract import WorkerView
-from service.deps import DBDep, Reader, SettingsDep
-from service.models import WorkerRow, utcnow
+from micheck.storage.models import WorkerRow, utcnow
 
 router = APIRouter(prefix="/v1", tags=["workers"])
 

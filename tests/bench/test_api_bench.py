@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 
 from bench.api import measure_get, measure_submit, pct, summary
-from service.up import Stack
+from micheck.up import Stack
 from tests.service.support import redis_server  # noqa: F401 (the fixture)
 
 

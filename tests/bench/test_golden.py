@@ -15,13 +15,13 @@ import math
 
 import pytest
 import torch
+from micheck.workers.estimators import infonce
+from micheck.workers.trainer import train_critics
 
 from bench import reference
 from bench import staircase as st
 from bench.mixed import Job, MixedStack, train_mixed
 from micheck.errors import DataNotFound
-from workers.estimators import infonce
-from workers.trainer import train_critics
 
 GOLDEN_TOL = 0.05
 STEPS_PER_BLOCK = 150

@@ -30,14 +30,14 @@ def gaussian_pass_result() -> EvaluationResult:
 
 @pytest.fixture
 def app(service_settings):  # noqa: F811
-    from service.app import create_app
+    from micheck.service.app import create_app
 
     return with_reports(create_app(service_settings, run_reconciler=False))
 
 
 @pytest.fixture
 def tokens(app) -> dict[str, str]:
-    from service import auth
+    from micheck.service import auth
 
     return {n: auth.create_token(app.state.db, n, admin=n == "root")
             for n in ("alice", "bob", "root")}

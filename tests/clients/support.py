@@ -48,7 +48,7 @@ def replay_engine(recorded: EvaluationResult, *, steps: int = 4, delay: float = 
 
 def with_reports(app):
     """The app with the reports router, unless service/app.py includes it already."""
-    from service.routes import reports
+    from micheck.service.routes import reports
 
     if not any(getattr(r, "path", "") == "/v1/compare" for r in app.routes):
         app.include_router(reports.router)
@@ -57,10 +57,10 @@ def with_reports(app):
 
 def run_queued(app, engine: Callable, *, limit: int = 100) -> list[str]:
     """Run every queued evaluation now, through the real job glue (workers.job.execute)."""
+    from micheck.workers.job import execute
     from sqlalchemy import select
 
-    from service.models import Evaluation
-    from workers.job import execute
+    from micheck.storage.models import Evaluation
 
     db, settings = app.state.db, app.state.settings
     with db.session() as s:

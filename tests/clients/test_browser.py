@@ -15,9 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from micheck.clients.client import Client
 
-from clients import report
-from clients.client import Client
+from micheck.render import report
 
 pytestmark = pytest.mark.browser
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",

@@ -25,7 +25,7 @@ NO_DATA = {"estimator": {"name": "infonce", "train": {"batch_size": 16, "steps":
 @pytest.fixture
 def server(app, live_server, tokens, monkeypatch):
     """MICHECK_URL/MICHECK_TOKEN point at the live server; a worker runs the real engine."""
-    from workers.engine import evaluate
+    from micheck.workers.engine import evaluate
 
     monkeypatch.setenv("MICHECK_URL", live_server)
     monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])

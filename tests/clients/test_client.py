@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from micheck.clients import errors
+from micheck.clients.client import AsyncClient, Client, _Waiter
 
-from clients import errors
-from clients.client import AsyncClient, Client, _Waiter
 from micheck.contract import EvaluationStatus, EvaluationView, WorkerView
 from micheck.errors import ApiError, SpecError
 from tests.clients.support import Worker, free_port, replay_engine, run_queued
@@ -123,12 +123,12 @@ def test_typed_errors_carry_the_problem(app, http, tokens):
 
 
 def test_limits_and_rate_limit(service_settings, tokens):
-    from service.app import create_app
+    from micheck.service.app import create_app
 
     service_settings.max_steps = 10
     service_settings.max_queued_per_token = 1
     app = create_app(service_settings, run_reconciler=False)
-    from service import auth
+    from micheck.service import auth
 
     token = auth.create_token(app.state.db, "carol")
     with TestClient(app) as tc:

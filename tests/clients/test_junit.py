@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from clients.junit import case_name, error_junit, failure_message, miss, to_junit
 from micheck.contract import Ratio
+from micheck.render.junit import case_name, error_junit, failure_message, miss, to_junit
 
 
 def _parse(text: str) -> ET.Element:

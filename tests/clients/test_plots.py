@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from clients import plots  # noqa: E402
+from micheck.render import plots  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from clients import report
 from micheck.contract import EvaluationStatus, EvaluationView
+from micheck.render import report
 
 
 class _Page(HTMLParser):

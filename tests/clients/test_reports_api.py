@@ -6,9 +6,9 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from micheck.clients.client import Client
+from micheck.clients.errors import Conflict, NotFound
 
-from clients.client import Client
-from clients.errors import Conflict, NotFound
 from tests.clients.support import replay_engine, run_queued
 from tests.service.support import TINY_SPEC
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from service.up import Stack
+from micheck.up import Stack
 from tests.service.support import TINY_SPEC, wait_for
 
 FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0.5",
@@ -126,8 +126,8 @@ def test_sigkill_mid_job_is_retried_without_mixing(stack: Stack, whole_worker: b
         assert view["attempts"] == 2 and view["error"] is None
         res = c.get(f"/v1/evaluations/{eid}/results").json()
         assert len(res["estimates"]) == 1  # attempt 1 left nothing behind
-    from service.db import Database
-    from service.models import Result
+    from micheck.storage.db import Database
+    from micheck.storage.models import Result
 
     db = Database(stack.settings)
     with db.session() as s:

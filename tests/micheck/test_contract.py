@@ -64,7 +64,7 @@ def test_round_trips_through_json():
 
 
 def test_contract_and_client_import_neither_torch_nor_fastapi():
-    code = ("import sys, micheck, micheck.contract, micheck.cli, clients.client; "
+    code = ("import sys, micheck, micheck.contract, micheck.cli, micheck.clients.client; "
             "micheck.cli.build_parser(); "
             "print(sorted(m for m in ('torch', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

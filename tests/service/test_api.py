@@ -6,11 +6,11 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from micheck.service import auth
+from micheck.service.app import create_app
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from service import auth
-from service.app import create_app
 from tests.service.support import TINY_SPEC
 
 
@@ -43,7 +43,7 @@ def test_submit_queues_job_with_id_only(client, tokens, app):
     assert body["status"] == "queued" and r.headers["location"] == f"/v1/evaluations/{body['id']}"
     jobs = Queue("cpu", connection=app.state.queue.redis, serializer=JSONSerializer).jobs
     assert len(jobs) == 1 and jobs[0].args == [body["id"]]
-    assert jobs[0].func_name == "workers.job.run_evaluation"
+    assert jobs[0].func_name == "micheck.workers.job.run_evaluation"
     assert jobs[0].timeout >= app.state.settings.job_timeout_floor_s
 
 
@@ -165,10 +165,10 @@ def test_service_imports_neither_torch_nor_workers(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from service.settings import Settings; from service.app import create_app; "
-            "import service.cli, service.up, service.healthcheck; "
+    code = ("import sys; from micheck.settings import Settings; from micheck.service.app import create_app; "
+            "import micheck.service.cli, micheck.up, micheck.service.healthcheck; "
             f"create_app(Settings(var_dir={str(tmp_path)!r}, redis_url='redis://127.0.0.1:1'), "
             "run_reconciler=False); "
-            "bad = [m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'workers']; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('micheck.workers')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from micheck.service import auth
 
 from micheck.cli import main
-from service import auth
-from service.db import Database
-from service.settings import Settings
+from micheck.settings import Settings
+from micheck.storage.db import Database
 
 
 @pytest.fixture

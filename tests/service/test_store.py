@@ -13,10 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from micheck.contract import EvaluationRequest
-from service import store
-from service.db import Database
-from service.models import Base, Evaluation, utcnow
-from service.settings import Settings
+from micheck.settings import Settings
+from micheck.storage import store
+from micheck.storage.db import Database
+from micheck.storage.models import Base, Evaluation, utcnow
 from tests.service.support import TINY_SPEC, fake_engine
 
 PG = os.environ.get("MICHECK_TEST_POSTGRES_URL")

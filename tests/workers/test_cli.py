@@ -43,8 +43,9 @@ def test_bad_specs_exit_2_with_one_message(tmp_path, case):
 
 
 def test_reference_spec_parses_and_plans():
+    from micheck.workers.selfconsistency import plan
+
     from micheck.spec import load_spec
-    from workers.selfconsistency import plan
 
     req = load_spec(ROOT / "examples" / "mnist.yaml")
     assert len(plan(req)) == 6 and req.seeds == [0, 1]

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from micheck.workers.engine import evaluate
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
 from micheck.errors import Canceled, DataNotFound
-from workers.engine import evaluate
 
 
 def _req(data):

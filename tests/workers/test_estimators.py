@@ -5,9 +5,8 @@ import math
 
 import pytest
 import torch
-
-from workers import estimators as E
-from workers.data import sample_gaussian
+from micheck.workers import estimators as E
+from micheck.workers.data import sample_gaussian
 
 DIM, MI = 5, 1.0
 

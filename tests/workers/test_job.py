@@ -14,11 +14,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.service under plain pytest
 
+from micheck.workers.job import execute
+
 from micheck.contract import EvaluationRequest
 from micheck.errors import DataNotFound
-from service import store
-from service.db import Database
-from service.models import Evaluation
+from micheck.storage import store
+from micheck.storage.db import Database
+from micheck.storage.models import Evaluation
 from tests.service.support import (  # noqa: F401
     TINY_SPEC,
     fake_engine,
@@ -26,7 +28,6 @@ from tests.service.support import (  # noqa: F401
     service_settings,
     wait_for,
 )
-from workers.job import execute
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
+from micheck.workers import selfconsistency as sc
 
 from micheck.contract import Estimate, EvaluationRequest
-from workers import selfconsistency as sc
 
 
 def request(tests, seeds=(0,), dataset=None):

@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from micheck.workers.data import sample_gaussian
+from micheck.workers.generative import train_gm
+from micheck.workers.trainer import CriticTask, train_critics
 
 from micheck.contract import EstimatorSpec
-from workers.data import sample_gaussian
-from workers.generative import train_gm
-from workers.trainer import CriticTask, train_critics
 
 DIM, MI = 5, 1.0
 CPU = torch.device("cpu")
@@ -64,7 +64,7 @@ def test_gm_flow_finds_one_nat(dim):
 
 def test_every_coupling_pair_is_split_by_some_layer():
     """The joint flow over [x; y] must condition y_i on x_i (or back) in some layer."""
-    from workers.generative import coupling_mask
+    from micheck.workers.generative import coupling_mask
 
     for d in (1, 2, 5, 20):
         masks = torch.stack([coupling_mask(2 * d, k) for k in range(5)])

@@ -15,17 +15,17 @@ from typing import Literal
 
 import numpy as np
 import torch
-
-from micheck.contract import DatasetSpec
-from micheck.errors import SpecError
-from workers.data import cifar, fashion, mnist
-from workers.data.synthetic import (
+from micheck.workers.data import cifar, fashion, mnist
+from micheck.workers.data.synthetic import (
     mi_from_rho,
     rho_from_mi,
     sample_cubic,
     sample_gaussian,
     sample_vectors,
 )
+
+from micheck.contract import DatasetSpec
+from micheck.errors import SpecError
 
 __all__ = [
     "load_images",

@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from micheck.errors import SpecError
+from micheck.settings import data_settings
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -79,7 +80,7 @@ def safe_load(file: IO[bytes], *, source: str) -> Any:
 
 def cache_dir() -> Path:
     """Where derived files go: $MICHECK_CACHE_DIR, else ~/.cache/micheck."""
-    return Path(os.environ.get("MICHECK_CACHE_DIR") or "~/.cache/micheck").expanduser()
+    return data_settings().cache_dir.expanduser()
 
 
 def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:

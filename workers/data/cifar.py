@@ -9,14 +9,14 @@ batches directory itself or its parent may be given.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from micheck.workers.data._io import safe_load
 
 from micheck.errors import DataNotFound, SpecError
-from workers.data._io import safe_load
+from micheck.settings import data_settings
 
 SUBDIR = "cifar-10-batches-py"
 FILES = {
@@ -26,9 +26,8 @@ FILES = {
 
 
 def configured_dir(data_dir: str | None = None) -> Path:
-    """The directory named by the spec or the environment (not yet checked)."""
-    return Path(data_dir or os.environ.get("MICHECK_DATA_DIR") or "~/.cache/micheck/data"
-                ).expanduser().resolve()
+    """The directory named by the spec or the settings (not yet checked)."""
+    return Path(data_dir or data_settings().data_dir).expanduser().resolve()
 
 
 def batches_dir(data_dir: str | None = None) -> Path:

@@ -8,12 +8,12 @@ big-endian uint32 per dimension, then the values in row-major, big-endian order.
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 
 from micheck.errors import DataNotFound, SpecError
+from micheck.settings import data_settings
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {
@@ -55,7 +55,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("MICHECK_FASHION_MNIST_DIR") or DEFAULT_DIR).expanduser()
+    return data_settings().fashion_mnist_dir.expanduser()
 
 
 def _find(directory: Path, stem: str) -> Path | None:

@@ -19,9 +19,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from micheck.workers.data._io import cache_dir, safe_load, write_npz_atomic
 
 from micheck.errors import DataNotFound, SpecError
-from workers.data._io import cache_dir, safe_load, write_npz_atomic
 
 log = logging.getLogger(__name__)
 

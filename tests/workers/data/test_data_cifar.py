@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from micheck.workers import data
+from micheck.workers.data import cifar
 
 from micheck.contract import DatasetSpec
 from micheck.errors import DataNotFound, SpecError
-from workers import data
-from workers.data import cifar
 
 PER_BATCH = 4
 

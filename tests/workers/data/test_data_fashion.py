@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from micheck.workers import data
+from micheck.workers.data import fashion
 
 from micheck.contract import DatasetSpec
 from micheck.errors import DataNotFound, SpecError
-from workers import data
-from workers.data import fashion
 
 
 def idx_bytes(array: np.ndarray, code: int) -> bytes:

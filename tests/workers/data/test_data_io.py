@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from micheck.workers.data._io import cache_dir, safe_load, write_npz_atomic
 
 from micheck.errors import SpecError
-from workers.data._io import cache_dir, safe_load, write_npz_atomic
 
 
 class _RunsCommand:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from micheck.workers import data
+from micheck.workers.data import mnist
 
 from micheck.contract import DatasetSpec
 from micheck.errors import SpecError
-from workers import data
-from workers.data import mnist
 
 # The official MNIST class counts (LeCun et al.): train 60k, test 10k.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

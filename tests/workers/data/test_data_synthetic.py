@@ -8,10 +8,16 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from micheck.workers.data import (
+    mi_from_rho,
+    rho_from_mi,
+    sample_cubic,
+    sample_gaussian,
+    sample_vectors,
+)
+from micheck.workers.data.synthetic import MAX_NATS_PER_DIM
 
 from micheck.errors import SpecError
-from workers.data import mi_from_rho, rho_from_mi, sample_cubic, sample_gaussian, sample_vectors
-from workers.data.synthetic import MAX_NATS_PER_DIM
 
 
 @given(nats_per_dim=st.floats(1e-6, MAX_NATS_PER_DIM), dim=st.integers(1, 256))

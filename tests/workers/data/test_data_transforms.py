@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from micheck.errors import SpecError
-from workers.data.transforms import (
+from micheck.workers.data.transforms import (
     RANDOM_TRANSFORMS,
     mask_rows,
     random_rotation,
@@ -16,6 +14,8 @@ from workers.data.transforms import (
     scale,
     translate,
 )
+
+from micheck.errors import SpecError
 
 
 def dot(size: int, row: int, col: int, n: int = 1, channels: int = 1) -> torch.Tensor:

@@ -29,7 +29,7 @@ from micheck.contract import (
     Provenance,
     Ratio,
 )
-from service.models import (
+from micheck.storage.models import (
     DiagnosticRow,
     EstimateRow,
     Evaluation,

@@ -21,12 +21,12 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from micheck.contract import EvaluationRequest
-from service import store
-from service.db import Database
-from service.settings import Settings
+from micheck.settings import Settings
+from micheck.storage import store
+from micheck.storage.db import Database
 
 log = logging.getLogger("micheck.queue")
-JOB_FUNC = "workers.job.run_evaluation"  # by string: the service never imports workers/
+JOB_FUNC = "micheck.workers.job.run_evaluation"  # by string: the service never imports workers/
 # critics trained per t value (a pair for the tests that compare two estimates)
 _CRITICS_PER_T = {"baseline": 1, "independence": 1, "data_processing": 2, "additivity": 2,
                   "ground_truth": 1}

@@ -1,6 +1,10 @@
-"""Every setting of the service and its workers, with its default, in one place.
+"""Every setting of micheck, with its default, in one place; the only module that reads
+the environment.
 
 Each field reads the environment variable ``MICHECK_<NAME>`` (e.g. ``MICHECK_DATABASE_URL``).
+Three classes, one per kind of process: `Settings` (service and workers), `DataSettings`
+(where the data sets are: workers and benchmarks) and `ClientSettings` (the HTTP client,
+which installs without the service). Everything else receives values from these.
 """
 
 from __future__ import annotations
@@ -15,6 +19,42 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_var_dir() -> Path:
     return Path(os.environ.get("MICHECK_VAR_DIR", "./var")).resolve()
+
+
+class ClientSettings(BaseSettings):
+    """What the client and `micheck submit` read: the box's URL and the bearer token."""
+
+    model_config = SettingsConfigDict(env_prefix="MICHECK_", extra="ignore")
+
+    url: str | None = Field(None, description="the service's base URL")
+    token: str | None = Field(None, description="bearer token")
+
+
+class DataSettings(BaseSettings):
+    """Where data sets are read from and their decoded caches written to."""
+
+    model_config = SettingsConfigDict(env_prefix="MICHECK_", extra="ignore")
+
+    cache_dir: Path = Field(Path("~/.cache/micheck"), description="decoded data-set caches")
+    data_dir: Path = Field(Path("~/.cache/micheck/data"),
+                           description="CIFAR-10: the cifar-10-batches-py directory or its parent")
+    fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
+                                    description="Fashion-MNIST IDX files (Debian's package)")
+
+
+def data_settings() -> DataSettings:
+    """The data locations of this process (read anew: tests change them between runs)."""
+    return DataSettings()
+
+
+def environment(**overrides: str) -> dict[str, str]:
+    """This process's environment plus `overrides`, for a child process (micheck up)."""
+    return {**os.environ, **overrides}
+
+
+def set_worker_device(device: str) -> None:
+    """Hand the worker's device to the job processes it spawns (they read Settings.device)."""
+    os.environ["MICHECK_DEVICE"] = device
 
 
 class Settings(BaseSettings):
@@ -69,6 +109,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    log_level: str = Field("INFO", description="logging level of serve and worker processes")
+    device: str | None = Field(None, description="a job process's torch device (set by its worker)")
+    worker_id: str | None = Field(None, validation_alias="RQ_WORKER_ID",
+                                  description="RQ's name for the worker running this job")
 
     @model_validator(mode="after")
     def _fill(self) -> Settings:
@@ -82,3 +126,12 @@ class Settings(BaseSettings):
         if self.queue_routing == "cpu":
             return self.cpu_queue
         return self.gpu_queue if image else self.cpu_queue
+
+
+def configure_logging(settings: Settings) -> None:
+    """The log format of the service and worker processes."""
+    import logging
+
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

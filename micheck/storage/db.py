@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.settings import Settings
+from micheck.settings import Settings
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +54,7 @@ class Database:
 
 def ensure_schema(engine: Engine) -> None:
     """Create the schema on an empty database; never touch a populated one silently."""
-    from service.migrations import current_revision, head_revision, upgrade
+    from micheck.storage.migrations import current_revision, head_revision, upgrade
 
     if "alembic_version" not in inspect(engine).get_table_names():
         upgrade(engine)

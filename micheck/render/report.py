@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import micheck
-from clients.junit import case_name, expectation, miss
 from micheck.contract import EvaluationResult, EvaluationView, Ratio
+from micheck.render.junit import case_name, expectation, miss
 
 Images = Literal["embed", "url", "none"]
 PlotUrl = Callable[[str, str], str]  # (plot name, format) -> URL
@@ -126,7 +126,7 @@ def _figure(name: str, src: str, alt: str, extra: str = "") -> str:
 
 def _plots(names: list[str], images: Images, render: Callable[[str], bytes] | None,
            plot_url: PlotUrl | None) -> str:
-    from clients.plots import TITLES
+    from micheck.render.plots import TITLES
 
     if images == "none" or not names:
         return "<p>No plots.</p>"
@@ -150,7 +150,7 @@ def _plot_names(result: EvaluationResult, images: Images) -> tuple[list[str], st
             import matplotlib  # noqa: F401
         except ImportError:
             return [], "<p>Plots need matplotlib: pip install 'micheck[report]'.</p>"
-    from clients.plots import available
+    from micheck.render.plots import available
 
     return available(result), ""
 
@@ -217,7 +217,7 @@ def spec_text(result: EvaluationResult) -> str:
 
 
 def title_of(item: EvaluationResult | EvaluationView) -> str:
-    from clients.plots import series_label
+    from micheck.render.plots import series_label
 
     return item.request.label or f"{series_label(item)} on {item.request.dataset.name}"
 
@@ -234,11 +234,11 @@ def render_report(result: EvaluationResult, *, view: EvaluationView | None = Non
         names.append("staircase")
 
     def render(name: str) -> bytes:
-        from clients.plots import render as render_plot
+        from micheck.render.plots import render as render_plot
 
         return render_plot(result, name, "png", history=history)
 
-    from clients.plots import series_label
+    from micheck.render.plots import series_label
 
     req = result.request
     ok = sum(r.passed for r in result.ratios)
@@ -271,7 +271,7 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
     """Several evaluations side by side: overview, verdict matrix, overlaid plots.
 
     ``images="url"`` needs ``plot_url`` (the served page points it at /v1/compare/plots)."""
-    from clients.plots import ROW_TESTS
+    from micheck.render.plots import ROW_TESTS
 
     started = time.perf_counter()
     done = [(i, x.result) for i, x in enumerate(entries) if x.result is not None]
@@ -300,7 +300,7 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
     series = compare_series(entries)
 
     def render(name: str) -> bytes:
-        from clients.plots import render_series
+        from micheck.render.plots import render_series
 
         return render_series(series, name, "png")
 
@@ -317,7 +317,7 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
 
 def compare_labels(entries: Sequence[Entry]) -> list[str]:
     """One legend label per column: the estimator, numbered where two would read the same."""
-    from clients.plots import series_label
+    from micheck.render.plots import series_label
 
     labels = [series_label(x.result or x.view) if (x.result or x.view) else "?" for x in entries]
     return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
