@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -161,6 +162,40 @@ class TestSpec(_Model):
         return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.kind]
 
 
+MAX_LABELS = 16
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
+
+
+class WebhookSpec(_Model):
+    """Where to POST the evaluation's summary when it ends (succeeded, failed, canceled).
+
+    With a secret, each delivery carries ``X-Micheck-Signature: sha256=<hex HMAC-SHA256 of
+    the raw body keyed with the secret>``. Neither the URL nor the secret is stored in the
+    request the API shows back, and neither changes the deduplication key.
+    """
+
+    url: str = Field(max_length=2000, description="http(s) URL; private and loopback "
+                     "targets are refused unless MICHECK_WEBHOOKS_ALLOW_PRIVATE=1")
+    secret: str | None = Field(None, min_length=8, max_length=200,
+                               description="HMAC-SHA256 key of X-Micheck-Signature")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry user:password (use the secret)")
+        return v
+
+
 class EvaluationRequest(_Model):
     """One estimator, one data set, a list of tests, a list of seeds."""
 
@@ -170,6 +205,24 @@ class EvaluationRequest(_Model):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=64)
     force: bool = Field(False, description="re-run even if an identical evaluation finished")
     label: str | None = Field(None, max_length=200)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description=f"up to {MAX_LABELS} key/value tags (keys: letters, "
+        "digits, _ . - /, up to 63 characters; values up to 200) to filter listings by; "
+        "they do not change the deduplication key")
+    webhook: WebhookSpec | None = Field(None, description="notified on every terminal state")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels, got {len(v)}")
+        for key, value in v.items():
+            if not _LABEL_KEY.fullmatch(key):
+                raise ValueError(f"label key {key[:70]!r}: 1-63 letters, digits, '_', '.', "
+                                 "'-' or '/', starting with a letter or digit")
+            if len(value) > 200:
+                raise ValueError(f"label {key!r}: value longer than 200 characters")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -209,7 +262,7 @@ class EvaluationRequest(_Model):
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results."""
-        return self.model_dump(mode="json", exclude={"force", "label"})
+        return self.model_dump(mode="json", exclude={"force", "label", "labels", "webhook"})
 
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
@@ -346,3 +399,27 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+
+
+class DeliveryAttempt(_Model):
+    """One try at a webhook delivery: the receiver's status code, or why there was none."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class DeliveryView(_Model):
+    """A webhook delivery of one terminal state, with its log of tries."""
+
+    id: str
+    evaluation_id: str
+    event: str  # evaluation.succeeded | evaluation.failed | evaluation.canceled
+    url: str  # scheme, host and path only: a query string may hold a credential
+    state: Literal["pending", "delivered", "gave_up"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    log: list[DeliveryAttempt] = Field(default_factory=list)
