@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from micheck.clients.client import DEFAULT_URL, Client
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(e.g. the CI pipeline id)")
     p.add_argument("--force", action="store_true",
                    help="run again even if an identical evaluation has finished")
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="tag the evaluation (repeatable; added to the spec's labels), e.g. "
+                        "--label branch=main --label git_sha=$CI_COMMIT_SHA")
     _common(p)
     p.set_defaults(func=submit)
 
@@ -69,6 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator")
     p.add_argument("--dataset")
     p.add_argument("--status", choices=[s.value for s in EvaluationStatus])
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="only evaluations with this label (repeatable: all must match)")
+    p.add_argument("--since", metavar="TIME", help="created at or after (ISO 8601; UTC "
+                                                   "when no zone)")
+    p.add_argument("--until", metavar="TIME", help="created before (ISO 8601)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     _common(p)
@@ -84,6 +93,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fetching the server's page")
     _common(p)
     p.set_defaults(func=report)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    """``K=V`` (or ``K:V``) arguments as a mapping; a one-line error for anything else."""
+    out: dict[str, str] = {}
+    for item in items:
+        eq, colon = item.find("="), item.find(":")
+        cut = min(i for i in (eq, colon) if i >= 0) if max(eq, colon) >= 0 else -1
+        if cut <= 0:
+            raise SpecError(f"--label {item!r}: expected KEY=VALUE")
+        out[item[:cut]] = item[cut + 1:]
+    return out
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"{flag} {value!r}: not an ISO 8601 time (e.g. 2026-11-29T12:00)"
+                        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -131,13 +163,16 @@ def _show_result(result: EvaluationResult, as_json: bool) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     from micheck.render.junit import error_junit, to_junit
-    from micheck.spec import load_spec
+    from micheck.spec import load_spec, parse_spec
 
     if args.junit and not args.wait:
         raise SpecError("--junit needs --wait (the verdicts come at the end)")
     if args.timeout <= 0 or args.poll <= 0:
         raise SpecError("--timeout and --poll must be > 0 seconds")
     request = load_spec(args.spec)
+    if args.label:
+        request = parse_spec({**request.model_dump(mode="json"),
+                              "labels": {**request.labels, **_labels(args.label)}})
     if args.force:
         request = request.model_copy(update={"force": True})
     with _client(args) as c:
@@ -216,8 +251,11 @@ def cancel(args: argparse.Namespace) -> int:
 
 def list_(args: argparse.Namespace) -> int:
     rows = []
+    labels = _labels(args.label)
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
     with _client(args) as c:
         for i, v in enumerate(c.list(args.estimator, args.dataset, args.status,
+                                     labels=labels, created_after=since, created_before=until,
                                      page_size=min(max(args.limit, 1), 200))):
             if i >= args.limit:
                 break
@@ -227,9 +265,11 @@ def list_(args: argparse.Namespace) -> int:
             verdict = "-" if v.passed is None else "PASS" if v.passed else "FAIL"
             rows.append((v.id, v.status.value, v.request.estimator.name, v.request.dataset.name,
                          v.created_at.strftime("%Y-%m-%d %H:%M"), verdict,
-                         v.request.label or ""))
+                         " ".join([*([v.request.label] if v.request.label else []),
+                                   *(f"{k}={x}" for k, x in sorted(v.request.labels.items()))])
+                         ))
     if not args.json:
-        head = ("id", "status", "estimator", "dataset", "created", "verdict", "label")
+        head = ("id", "status", "estimator", "dataset", "created", "verdict", "labels")
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
         for r in [head, *rows]:
             print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip())
