@@ -15,6 +15,7 @@ from micheck.service.routes import (
     catalog,
     deliveries,
     evaluations,
+    exports,
     health,
     pages,
     reports,
@@ -105,8 +106,8 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     app.state.metrics = Metrics()
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
-    for r in (evaluations.router, deliveries.router, catalog.router, workers.router,
-              health.router, reports.router, pages.router):
+    for r in (evaluations.router, exports.router, deliveries.router, catalog.router,
+              workers.router, health.router, reports.router, pages.router):
         app.include_router(r)
 
     @app.middleware("http")
