@@ -116,3 +116,31 @@ def test_exit_3_for_service_errors_and_timeouts(server, tmp_path, capsys):
     assert "401" in capsys.readouterr().err
     assert main(["status", "x", "--url", f"http://127.0.0.1:{free_port()}"]) == 3
     assert "cannot reach the micheck service" in capsys.readouterr().err
+
+
+def test_submit_labels_and_list_filters(app, live_server, tokens, tmp_path, capsys,
+                                        monkeypatch):
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    spec = _spec(tmp_path, {**GAUSS, "labels": {"pipeline": "p1"}})
+    assert main(["submit", spec, "--label", "branch=main", "--label", "git_sha=abc"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["submit", _spec(tmp_path, {**GAUSS, "seeds": [9]}, "b.json"), "--label",
+                 "branch=dev"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert main(["list", "--label", "branch=main", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == [first]
+    assert rows[0]["request"]["labels"] == {"pipeline": "p1", "branch": "main",
+                                            "git_sha": "abc"}
+    assert main(["list", "--label", "branch:dev", "--since", "2000-01-01"]) == 0
+    out = capsys.readouterr().out
+    assert second in out and first not in out and "branch=dev" in out
+    assert main(["list", "--until", "2000-01-01"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # the header only
+    assert main(["list", "--label", "nolabel"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["list", "--since", "last week"]) == 2
+    assert "not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["submit", spec, "--label", "bad key=v"]) == 2
+    assert "labels" in capsys.readouterr().err
