@@ -63,7 +63,7 @@ def _time(value: str | None, name: str) -> datetime | None:
 @router.get("/", response_class=HTMLResponse)
 def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Response:
     """The evaluations this caller may see (a token in the Authorization header or the
-    session cookie; anyone's with open reads), 50 a page."""
+    session cookie; anyone's with open reads), ``limit`` (default 50) a page."""
     from micheck.service.routes.evaluations import parse_label_filters
 
     caller = page_caller(request, db)
@@ -79,6 +79,9 @@ def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Resp
     dataset = q.get("dataset", "").strip() or None
     label_items = [x.strip() for x in q.getlist("label") if x.strip()]
     labels = parse_label_filters(label_items)
+    limit = q.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        raise ProblemError(422, "limit: a whole number from 1 to 200")
     after, before = (_time(q.get("created_after"), "created_after"),
                      _time(q.get("created_before"), "created_before"))
     with db.session() as s:
@@ -86,7 +89,7 @@ def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Resp
             rows, nxt = store.list_evaluations(
                 s, owner=visible_owner(caller, settings),
                 estimator=canonical_estimator(estimator) if estimator else None,
-                dataset=dataset, status=status, limit=50, cursor=q.get("cursor") or None,
+                dataset=dataset, status=status, limit=int(limit), cursor=q.get("cursor") or None,
                 labels=labels, created_after=after, created_before=before)
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
