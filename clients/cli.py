@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", action="append", default=[], metavar="K=V",
                    help="tag the evaluation (repeatable; added to the spec's labels), e.g. "
                         "--label branch=main --label git_sha=$CI_COMMIT_SHA")
+    p.add_argument("--baseline", metavar="ID|K=V,...",
+                   help="compare with an evaluation id, or the latest succeeded evaluation "
+                        "of the same spec with these labels (e.g. branch=main); needs --wait")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a point regressed against the baseline")
     _common(p)
     p.set_defaults(func=submit)
 
@@ -105,6 +110,19 @@ def _labels(items: list[str]) -> dict[str, str]:
             raise SpecError(f"--label {item!r}: expected KEY=VALUE")
         out[item[:cut]] = item[cut + 1:]
     return out
+
+
+def _baseline_query(text: str) -> str:
+    """--baseline: an id as is; K=V,K2=V2 (or K:V) as the API's 'k:v,k2:v2' query."""
+    from micheck.contract import parse_baseline
+
+    if "=" in text:
+        text = ",".join(f"{k}:{v}" for k, v in _labels(text.split(",")).items())
+    try:
+        parse_baseline(text)
+    except ValueError as exc:
+        raise SpecError(f"--{exc}") from None
+    return text
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
@@ -170,9 +188,13 @@ def submit(args: argparse.Namespace) -> int:
     if args.timeout <= 0 or args.poll <= 0:
         raise SpecError("--timeout and --poll must be > 0 seconds")
     request = load_spec(args.spec)
-    if args.label:
-        request = parse_spec({**request.model_dump(mode="json"),
-                              "labels": {**request.labels, **_labels(args.label)}})
+    if (args.baseline or args.fail_on_regression) and not args.wait:
+        raise SpecError("--baseline and --fail-on-regression need --wait")
+    if args.label or args.baseline:
+        update: dict = {"labels": {**request.labels, **_labels(args.label)}}
+        if args.baseline:
+            update["baseline"] = _baseline_query(args.baseline)
+        request = parse_spec({**request.model_dump(mode="json"), **update})
     if args.force:
         request = request.model_copy(update={"force": True})
     with _client(args) as c:
@@ -202,9 +224,27 @@ def submit(args: argparse.Namespace) -> int:
             _err(f"micheck: {msg}")
             return EXIT_SERVICE
         result = c.results(view.id)
-        _write(args.junit, to_junit(result, evaluation_id=view.id,
-                                    url=f"{c.base_url}/v1/evaluations/{view.id}/report"))
+        junit = to_junit(result, evaluation_id=view.id,
+                         url=f"{c.base_url}/v1/evaluations/{view.id}/report")
+        comparison = None
+        if request.baseline:
+            from micheck.clients.errors import NotFound
+
+            from micheck.render.comparison import add_to_junit
+
+            try:
+                comparison = c.comparison(view.id, request.baseline)
+                junit = add_to_junit(junit, comparison)
+            except NotFound as exc:  # a first run has nothing to compare with
+                _err(f"micheck: no comparison: {exc}")
+        _write(args.junit, junit)
         code = _show_result(result, args.json)
+        if comparison is not None:
+            from micheck.render.comparison import comparison_table
+
+            print(comparison_table(comparison), flush=True)
+            if comparison.regression and args.fail_on_regression:
+                code = EXIT_FAILED_VERDICT
         _err(f"report: {c.base_url}/v1/evaluations/{view.id}/report")
         return code
 

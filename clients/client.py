@@ -35,6 +35,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import micheck
 from micheck.contract import (
+    Comparison,
     EvaluationPage,
     EvaluationRequest,
     EvaluationResult,
@@ -273,6 +274,13 @@ class Client(_Core):
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
+
+    def comparison(self, evaluation_id: str, baseline: str | None = None) -> Comparison:
+        """Every point against the baseline's (default: the one the request named): the
+        difference with its interval and a regression verdict per point and overall."""
+        params = {"baseline": baseline} if baseline else {}
+        return _parse(Comparison, self._request(
+            "GET", f"/v1/evaluations/{evaluation_id}/comparison", params=params))
 
     def cancel(self, evaluation_id: str) -> EvaluationView:
         return _parse(EvaluationView, self._request(

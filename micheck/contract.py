@@ -166,6 +166,27 @@ MAX_LABELS = 16
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
 
 
+_EVAL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def parse_baseline(text: str) -> str | dict[str, str]:
+    """An evaluation id (32 hex digits) as is, or a label query 'k:v,k2:v2' as a mapping;
+    ValueError for anything else."""
+    text = text.strip()
+    if _EVAL_ID.fullmatch(text):
+        return text
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition(":")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise ValueError(f"baseline {text[:80]!r}: an evaluation id or labels "
+                             "'key:value,key2:value2'")
+        out[key] = value
+    if len(out) > MAX_LABELS:
+        raise ValueError(f"baseline: at most {MAX_LABELS} labels")
+    return out
+
+
 class WebhookSpec(_Model):
     """Where to POST the evaluation's summary when it ends (succeeded, failed, canceled).
 
@@ -210,6 +231,17 @@ class EvaluationRequest(_Model):
         "digits, _ . - /, up to 63 characters; values up to 200) to filter listings by; "
         "they do not change the deduplication key")
     webhook: WebhookSpec | None = Field(None, description="notified on every terminal state")
+    baseline: str | None = Field(None, max_length=1000, description=(
+        "compare with: an evaluation id, or a label query 'k:v,k2:v2' meaning the latest "
+        "succeeded evaluation of the same spec with those labels "
+        "(GET /v1/evaluations/{id}/comparison)"))
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_baseline(v)
+        return v
 
     @field_validator("labels")
     @classmethod
@@ -262,7 +294,8 @@ class EvaluationRequest(_Model):
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results."""
-        return self.model_dump(mode="json", exclude={"force", "label", "labels", "webhook"})
+        return self.model_dump(mode="json",
+                               exclude={"force", "label", "labels", "webhook", "baseline"})
 
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
@@ -423,3 +456,29 @@ class DeliveryView(_Model):
     next_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
     log: list[DeliveryAttempt] = Field(default_factory=list)
+
+
+class PointComparison(_Model):
+    """One test point against the baseline's: the difference of mean ratios with a 95%
+    Welch interval over the two runs' seeds, and whether the point regressed."""
+
+    test: str
+    transform: str = "rows"
+    t: int | None
+    ratio: float | None
+    baseline_ratio: float | None
+    difference: float | None  # ratio - baseline_ratio
+    ci_low: float | None  # None with fewer than two finite seeds on either side
+    ci_high: float | None
+    verdict: str  # this run's: pass | fail (| inconclusive where verdicts are three-valued)
+    baseline_verdict: str | None  # None: the baseline has no such point
+    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new"]
+    note: str = ""
+
+
+class Comparison(_Model):
+    evaluation_id: str
+    baseline_id: str
+    baseline_query: str | None = None
+    regression: bool  # some point regressed
+    points: list[PointComparison]

@@ -13,6 +13,7 @@ from micheck.service import problems, webhooks
 from micheck.service.metrics import Metrics
 from micheck.service.routes import (
     catalog,
+    comparisons,
     deliveries,
     evaluations,
     exports,
@@ -106,8 +107,8 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     app.state.metrics = Metrics()
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
-    for r in (evaluations.router, exports.router, deliveries.router, catalog.router,
-              workers.router, health.router, reports.router, pages.router):
+    for r in (evaluations.router, exports.router, comparisons.router, deliveries.router,
+              catalog.router, workers.router, health.router, reports.router, pages.router):
         app.include_router(r)
 
     @app.middleware("http")
