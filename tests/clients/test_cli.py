@@ -144,3 +144,49 @@ def test_submit_labels_and_list_filters(app, live_server, tokens, tmp_path, caps
     assert "not an ISO 8601 time" in capsys.readouterr().err
     assert main(["submit", spec, "--label", "bad key=v"]) == 2
     assert "labels" in capsys.readouterr().err
+
+
+def test_submit_against_a_baseline_exits_by_the_regression_verdict(app, live_server, tokens,
+                                                                   tmp_path, capsys,
+                                                                   monkeypatch):
+    """Two runs of one spec: main's, then a branch whose ratios are further from the
+    ideal (still inside the tolerance, so its own verdicts pass)."""
+    from tests.service.test_comparisons import engine_with
+
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    per_branch = {"main": [0.99, 1.0, 1.01], "feature": [0.93, 0.92, 0.94]}
+
+    def engine(request, **kw):
+        return engine_with(per_branch[request.labels["branch"]], True)(request, **kw)
+
+    worker = Worker(app, engine)
+    worker.start()
+    try:
+        spec = _spec(tmp_path, {**GAUSS, "seeds": [0, 1, 2]})
+        common = ["--wait", "--poll", "0.05", "--timeout", "60", "--baseline", "branch=main",
+                  "--fail-on-regression"]
+        # the first run has nothing to compare with: its own verdicts decide
+        assert main(["submit", spec, "--label", "branch=main", *common]) == 0
+        assert "no comparison" in capsys.readouterr().err
+        junit = tmp_path / "feature.xml"
+        code = main(["submit", spec, "--label", "branch=feature", "--force", *common,
+                     "--junit", str(junit)])
+        out = capsys.readouterr().out
+        assert code == 1 and "verdict: PASS" in out and "REGRESSION at 1 point" in out
+        assert "ground_truth" in out and "regressed" in out
+        root = ET.parse(junit).getroot()
+        suites = root.findall("testsuite")
+        assert [s.get("failures") for s in suites] == ["0", "1"]
+        failure = suites[1].find("testcase/failure")
+        assert failure is not None and "-0.070" in failure.get("message")
+        assert root.get("failures") == "1" and root.get("tests") == "2"
+        # without --fail-on-regression the comparison is shown and the verdicts decide
+        assert main(["submit", spec, "--label", "branch=feature", "--force", "--wait",
+                     "--poll", "0.05", "--baseline", "branch=main"]) == 0
+        assert "REGRESSION" in capsys.readouterr().out
+        assert main(["submit", spec, "--baseline", "x=y"]) == 2  # needs --wait
+        assert main(["submit", spec, "--wait", "--baseline", "bad query"]) == 2
+    finally:
+        worker.halt.set()
+        worker.join(30)
