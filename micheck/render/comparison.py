@@ -4,6 +4,7 @@ appended to an evaluation's JUnit document (one case per point; a regressed poin
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from html import escape
 
 from micheck.contract import Comparison, PointComparison
 from micheck.render.junit import _serialise
@@ -62,3 +63,26 @@ def add_to_junit(xml_text: str, c: Comparison) -> str:
     root.set("tests", str(int(root.get("tests", "0")) + len(c.points)))
     root.set("failures", str(int(root.get("failures", "0")) + failures))
     return _serialise(root)
+
+
+def comparison_html(c: Comparison) -> str:
+    """A table for the report page (every value escaped)."""
+    n = sum(p.regression == "regressed" for p in c.points)
+    cls = "fail" if n else "pass"
+    head = (f'<p class="sub">baseline <a href="../{escape(c.baseline_id)}/report">'
+            f"{escape(c.baseline_id)}</a>"
+            + (f" (the latest with {escape(c.baseline_query)})" if c.baseline_query else "")
+            + f' <span class="badge {cls}">'
+            + (f"REGRESSION at {n} point{'s' if n != 1 else ''}" if n else "no regression")
+            + "</span></p>")
+    rows = "".join(
+        f'<tr class="{"fail" if p.regression == "regressed" else "pass"}">'
+        f"<td>{escape(point_name(p))}</td><td class=num>{_num(p.baseline_ratio)}</td>"
+        f"<td class=num>{_num(p.ratio)}</td><td class=num>{_num(p.difference)}</td>"
+        f"<td class=num>{escape(_ci(p))}</td>"
+        f"<td>{escape(p.baseline_verdict or '-')} &rarr; {escape(p.verdict)}</td>"
+        f'<td class="verdict">{escape(p.regression)}</td><td>{escape(p.note)}</td></tr>'
+        for p in c.points)
+    return (head + '<table class="comparison"><tr><th>point</th><th>baseline</th><th>now</th>'
+            "<th>difference</th><th>95% CI</th><th>verdicts</th><th>regression</th>"
+            f"<th>note</th></tr>{rows}</table>")

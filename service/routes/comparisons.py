@@ -53,3 +53,19 @@ def comparison(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Rea
         return compare(store.load_result(s, row), store.load_result(s, base),
                        evaluation_id=row.id, baseline_id=base.id,
                        baseline_query=None if query == base.id else query)
+
+
+def comparison_or_none(db, evaluation_id: str, owner: str | None) -> Comparison | None:
+    """The comparison with the baseline the request named, for the report page; None when
+    it named none or none is found (the page then shows no comparison section)."""
+    with db.session() as s:
+        row = s.get(Evaluation, evaluation_id)
+        query = row.request.get("baseline") if row is not None else None
+        if not query or row.status != store.OK:
+            return None
+        base = find_baseline(s, row, query, owner=owner)
+        if base is None or base.status != store.OK:
+            return None
+        return compare(store.load_result(s, row), store.load_result(s, base),
+                       evaluation_id=row.id, baseline_id=base.id,
+                       baseline_query=None if query == base.id else query)

@@ -61,6 +61,11 @@ def test_label_baseline_finds_the_latest_same_spec_run_and_flags_a_regression(ap
     assert point["difference"] == pytest.approx(0.61 - 0.98)
     assert point["ci_high"] < 0 and (point["baseline_verdict"], point["verdict"]) == (
         "pass", "fail")
+    # the report page shows it too
+    page = c.get(f"/v1/evaluations/{new}/report").text
+    assert "Against the baseline" in page and "REGRESSION at 1 point" in page
+    assert f'href="../{main}/report"' in page and "(the latest with branch:main)" in page
+    assert "Against the baseline" not in c.get(f"/v1/evaluations/{main}/report").text
     # by id, and a passing run compared with a passing baseline
     by_id = c.get(f"/v1/evaluations/{main}/comparison", params={"baseline": old}).json()
     assert by_id["baseline_id"] == old and by_id["regression"] is False
