@@ -559,3 +559,35 @@ class Comparison(_Model):
     baseline_query: str | None = None
     regression: bool  # some point regressed
     points: list[PointComparison]
+
+
+# ---- reading what was stored ----------------------------------------------------------------
+
+
+def _construct(model: type[BaseModel], data: Any) -> Any:
+    """`model` built from stored data without validation, nested models included."""
+    if not isinstance(data, dict):
+        return data
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        value, ann = data[name], info.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if sub is not None:
+            fields[name] = _construct(sub, value)
+        elif name == "tests" and isinstance(value, list):
+            fields[name] = [_construct(TestSpec, v) for v in value]
+        else:
+            fields[name] = value
+    return model.model_construct(**fields)
+
+
+def stored_request(data: dict[str, Any]) -> EvaluationRequest:
+    """A request as it was accepted. Requests are validated when written; reading one back
+    must not re-apply today's admission rules (a tightened limit would turn old rows into
+    errors), so a row that no longer validates is taken as stored."""
+    try:
+        return EvaluationRequest.model_validate(data)
+    except ValueError:
+        return _construct(EvaluationRequest, data)

@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from micheck.contract import EvaluationResult, Ratio
+from micheck.render.junit import case_name
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -50,7 +51,7 @@ def ratio_table(result: EvaluationResult) -> str:
                     f"device {prov.device}, {prov.wall_seconds:.1f} s")
     for r in result.ratios:
         if r.verdict != "pass" and r.reason:
-            lines.append(f"{r.verdict.upper():12} {r.test}[{_t(r)}] {r.reason_code}: {r.reason}")
+            lines.append(f"{r.verdict.upper():12} {case_name(r)} {r.reason_code}: {r.reason}")
     for d in result.diagnostics:
         where = " ".join(f"{k}={v}" for k, v in (("test", d.test), ("t", d.t), ("seed", d.seed))
                          if v is not None)

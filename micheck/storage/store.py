@@ -29,6 +29,7 @@ from micheck.contract import (
     Progress,
     Provenance,
     Ratio,
+    stored_request,
 )
 from micheck.storage import deliveries
 from micheck.storage.models import (
@@ -52,7 +53,7 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
              if row.error_code else None)
     return EvaluationView(
         id=row.id, status=EvaluationStatus(row.status), spec_hash=row.spec_hash,
-        request=EvaluationRequest.model_validate(row.request),
+        request=stored_request(row.request),
         progress=Progress(steps_done=row.steps_done, steps_total=row.steps_total,
                           current=row.current),
         attempts=row.attempts, created_at=row.created_at, started_at=row.started_at,
@@ -140,7 +141,7 @@ def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Cla
     row = s.get(Evaluation, evaluation_id, populate_existing=True)
     if res.rowcount != 1 or row is None:
         return None
-    return Claim(EvaluationRequest.model_validate(row.request), row.attempts)
+    return Claim(stored_request(row.request), row.attempts)
 
 
 def heartbeat(s: Session, evaluation_id: str, attempt: int,
@@ -280,7 +281,7 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
         "verdict": r.verdict, "alpha": r.alpha,
         **({"seed_rounds": r.seed_rounds} if r.seed_rounds else {})}
     return EvaluationResult.model_validate({
-        "request": EvaluationRequest.model_validate(row.request), "estimates": estimates,
+        "request": stored_request(row.request), "estimates": estimates,
         "ratios": ratios, "diagnostics": diagnostics, "provenance": prov,
         "passed": r.passed and r.verdict == "pass", **extra})
 

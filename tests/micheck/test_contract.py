@@ -71,3 +71,14 @@ def test_contract_and_client_import_neither_torch_nor_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_stored_request_reads_back_even_if_todays_rules_reject_it():
+    from micheck.contract import stored_request
+
+    data = parse_spec(BASE).model_dump(mode="json")
+    data["estimator"]["train"]["steps"] = 10**9  # beyond today's limit: stored long ago
+    req = stored_request(data)
+    assert req.estimator.train.steps == 10**9 and req.estimator.name == "smile"
+    assert req.tests[0].kind == parse_spec(BASE).tests[0].kind
+    assert stored_request(parse_spec(BASE).model_dump(mode="json")) == parse_spec(BASE)
