@@ -86,7 +86,10 @@ def test_exit_2_for_usage_and_input_errors(server, tmp_path, capsys):
     bad = {**GAUSS, "estimator": {"name": "nope"}}
     assert main(["submit", _spec(tmp_path, bad), "--wait"]) == 2
     assert "estimator.name" in capsys.readouterr().err
-    assert main(["submit", _spec(tmp_path, GAUSS), "--junit", "x.xml"]) == 2
+    junit = tmp_path / "usage.xml"
+    assert main(["submit", _spec(tmp_path, GAUSS), "--junit", str(junit)]) == 2
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert "invalid input: --junit need(s) --wait" in error.get("message")
     # valid spec, but over this server's limit: the server's 422 is an input error too
     big = {**GAUSS, "estimator": {"name": "infonce", "train": {"steps": 300_000}}}
     assert main(["submit", _spec(tmp_path, big), "--wait"]) == 2
