@@ -28,6 +28,8 @@ router = APIRouter(include_in_schema=False)
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
           "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+BODIES = {"text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
+          "application": {"type": "string", "format": "binary"}}  # non-JSON bodies
 ENUMS = {"estimator": sorted([*ESTIMATORS, *ALIASES]), "dataset": sorted(DATASETS)}
 
 
@@ -73,13 +75,18 @@ def _problem_response(code: str, old: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Problem responses, enums from the registry; drops FastAPI's unused error models."""
+    """Problem responses, enums from the registry, a schema for every non-JSON body (a
+    string; binary for images); drops FastAPI's unused error models."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for path in schema.get("paths", {}).values():
         for op in path.values():
             responses = op.setdefault("responses", {})
             responses.setdefault("500", {})
+            for response in responses.values():
+                for media, content in response.get("content", {}).items():
+                    if not content.get("schema") and not media.endswith("json"):
+                        content["schema"] = BODIES.get(media.split("/")[0], BODIES["text"])
             for code in list(responses):
                 if code[0] in "45":
                     responses[code] = _problem_response(code, responses[code])
