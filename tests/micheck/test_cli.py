@@ -34,8 +34,9 @@ def test_hints_name_the_extra_that_installs_the_package():
     """EXTRA_PACKAGES mirrors pyproject's extras (import names), and a hint names the
     command's own extra first: `micheck worker` without redis asks for micheck[worker]."""
     import re
-    import tomllib
     from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     from micheck.cli import BASE_PACKAGES, EXTRA_PACKAGES, install_hint
 
