@@ -212,3 +212,15 @@ def test_micheck_client_is_the_lazy_export():
     import micheck
 
     assert micheck.Client is Client
+
+
+def test_both_clients_import_from_the_top_level():
+    from micheck.clients import client
+
+    import micheck
+    from micheck import AsyncClient, Client
+
+    assert Client is client.Client and AsyncClient is client.AsyncClient
+    assert {"Client", "AsyncClient"} <= set(micheck.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        micheck.Nope  # noqa: B018
