@@ -202,7 +202,10 @@ def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
         run.write(to_junit(result, evaluation_id=view.id, url=view.report_link))
         _write(args.out, result.model_dump_json(indent=2))
         if args.html:
-            _write(args.html, c.report_html(view.id))
+            try:
+                _write(args.html, c.report_html(view.id))
+            except ApiError as exc:  # the verdicts stand; the page is a convenience
+                _err(f"micheck: no HTML report saved: {exc}")
         code = _show_result(result, args.json)
         _err(f"report: {view.report_link or f'{c.base_url}/v1/evaluations/{view.id}/report'}")
         return code
@@ -271,7 +274,7 @@ def error_reason(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         return f"service error: {exc}"
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted before the evaluation was being waited for"
+        return "interrupted (SIGINT) outside the wait: the evaluation was not canceled"
     if isinstance(exc, SystemExit):
         return f"exited with {exc.code}"
     return f"{type(exc).__name__}: {exc}"

@@ -230,3 +230,20 @@ def test_detach_leaves_the_evaluation_running(app, live_server, tokens, tmp_path
     assert proc.returncode == 143 and "left running on the box (--detach)" in err
     with Client(live_server, tokens["alice"]) as c:
         assert c.get(eid).status.value == "queued"
+
+
+def test_progress_shows_states_until_there_are_steps():
+    """Queued and starting evaluations have no step count yet: the line names the state
+    (once per change) instead of "0/0 steps"."""
+    import io
+
+    from micheck.render.table import ProgressLine
+
+    out = io.StringIO()
+    bar = ProgressLine(out, every=0.0)
+    for label in ("queued:", "queued:", "running:"):
+        bar.update(0, 0, label)
+    bar.update(3, 10, "running:")
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["queued", "running"] and "0/0" not in out.getvalue()
+    assert lines[2].startswith("running: 3/10 steps (30%")
