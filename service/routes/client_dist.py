@@ -94,7 +94,8 @@ def _metadata(dist: importlib.metadata.Distribution) -> tuple[str, str]:
     meta = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
     if not meta or not re.search(r"^Requires-Dist: ", meta, re.M):
         raise ProblemError(500, "the installed micheck has no dependency metadata")
-    scripts = dist.read_text("entry_points.txt") or "[console_scripts]\nmicheck = micheck.cli:main\n"
+    scripts = (dist.read_text("entry_points.txt")
+               or "[console_scripts]\nmicheck = micheck.cli:main\n")
     return meta, scripts
 
 

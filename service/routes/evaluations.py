@@ -63,7 +63,8 @@ def _visible(row: Evaluation | None, caller: Caller, settings) -> Evaluation:
     return row
 
 
-@router.post("", operation_id="submit_evaluation", status_code=202, response_model=EvaluationView,
+@router.post("", operation_id="submit_evaluation", status_code=202,
+             response_model=EvaluationView,
              responses={200: {"model": EvaluationView,
                               "description": "an identical evaluation (deduplicated) or an "
                                              "Idempotency-Key replay"}, **PROBLEMS})
@@ -137,7 +138,8 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
     return _view_response(view, 202, request, settings)
 
 
-@router.get("", operation_id="list_evaluations", response_model=EvaluationPage, responses=PROBLEMS)
+@router.get("", operation_id="list_evaluations", response_model=EvaluationPage,
+            responses=PROBLEMS)
 def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
           estimator: str | None = None, dataset: str | None = None,
           status: EvaluationStatus | None = None,
@@ -157,7 +159,8 @@ def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
                                      for r in rows], next_cursor=nxt)
 
 
-@router.get("/{evaluation_id}", operation_id="get_evaluation", response_model=EvaluationView,
+@router.get("/{evaluation_id}", operation_id="get_evaluation",
+            response_model=EvaluationView,
             responses={304: {"description": "unchanged since the ETag sent"}, **PROBLEMS})
 def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
         caller: Reader) -> Response:
@@ -172,7 +175,8 @@ def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-@router.get("/{evaluation_id}/results", operation_id="get_results", response_model=EvaluationResult, responses=PROBLEMS)
+@router.get("/{evaluation_id}/results", operation_id="get_results",
+            response_model=EvaluationResult, responses=PROBLEMS)
 def results(evaluation_id: str, db: DBDep, settings: SettingsDep,
             caller: Reader) -> EvaluationResult:
     """Every estimate and ratio with its CI and verdict, and their provenance."""
@@ -184,9 +188,10 @@ def results(evaluation_id: str, db: DBDep, settings: SettingsDep,
         return store.load_result(s, row)
 
 
-@router.post("/{evaluation_id}/cancel", operation_id="cancel_evaluation", response_model=EvaluationView, responses=PROBLEMS)
-def cancel(evaluation_id: str, request: Request, db: DBDep, jq: QueueDep, settings: SettingsDep,
-           caller: Writer) -> EvaluationView:
+@router.post("/{evaluation_id}/cancel", operation_id="cancel_evaluation",
+             response_model=EvaluationView, responses=PROBLEMS)
+def cancel(evaluation_id: str, request: Request, db: DBDep, jq: QueueDep,
+           settings: SettingsDep, caller: Writer) -> EvaluationView:
     """Queued: canceled at once. Running: the worker stops between training steps."""
     with db.session() as s:
         row = s.get(Evaluation, evaluation_id)

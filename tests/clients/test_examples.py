@@ -107,7 +107,8 @@ def test_install_line_finds_the_wheel_on_a_real_server(name, live_server, tmp_pa
                if s.strip().startswith("WHEEL=$(")]
     script = line.strip() + '\necho "$WHEEL"'
     env = {"MICHECK_URL": live_server + "/", "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run(["bash", "-e", "-c", script.replace("python -c", f"{sys.executable} -c")],
+    script = script.replace("python -c", f"{sys.executable} -c")
+    run = subprocess.run(["bash", "-e", "-c", script],
                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
                          env={"PATH": os.environ["PATH"], **env})
     assert run.returncode == 0, run.stderr
