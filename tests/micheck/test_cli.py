@@ -64,6 +64,7 @@ def test_hints_name_the_extra_that_installs_the_package():
 
 def test_worker_without_redis_names_the_worker_extra(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "rq", None)
+    monkeypatch.delitem(sys.modules, "micheck.workers.worker", raising=False)  # re-import it
     assert main(["worker", "--queue", "cpu", "--burst"]) == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("micheck worker: needs rq "
                                                "(pip install 'micheck[worker]')")

@@ -42,7 +42,9 @@ def client(app):
 
 def test_operations_problems_and_enums(client):
     schema = client.get("/openapi.json").json()
-    ops = {op["operationId"]: op for path in schema["paths"].values() for op in path.values()}
+    listed = [op for path in schema["paths"].values() for op in path.values()]
+    ops = {op["operationId"]: op for op in listed}
+    assert len(ops) == len(listed)  # every operation has its own id
     assert {"submit_evaluation", "get_evaluation", "list_evaluations", "cancel_evaluation",
             "get_results", "get_report", "get_shared_report", "get_client"} <= set(ops)
     for name, op in ops.items():
