@@ -62,9 +62,16 @@ def test_hints_name_the_extra_that_installs_the_package():
     assert install_hint("not_ours", "submit") is None
 
 
-def test_worker_without_redis_names_the_worker_extra(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "rq", None)
-    monkeypatch.delitem(sys.modules, "micheck.workers.worker", raising=False)  # re-import it
-    assert main(["worker", "--queue", "cpu", "--burst"]) == EXIT_USAGE
+def test_worker_without_rq_names_the_worker_extra(monkeypatch, capsys):
+    import micheck.cli as cli
+
+    def needs_rq(_args):
+        raise ModuleNotFoundError("No module named 'rq'", name="rq")
+
+    args = cli.build_parser().parse_args(["worker", "--burst"])
+    args.func = needs_rq
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {
+        "parse_args": lambda self, argv: args})())
+    assert main(["worker", "--burst"]) == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("micheck worker: needs rq "
                                                "(pip install 'micheck[worker]')")
