@@ -44,6 +44,8 @@ router = APIRouter(prefix="/v1/shared", tags=["reports"])
 PROBLEMS = {s: {"model": Problem} for s in (403, 404, 409, 501)}
 SECRET_FILE = "share-secret"
 HOUR = 3600
+# the link is the credential: keep it out of Referer headers and search indexes
+_HEADERS = {**_HTML_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 IdP = Annotated[str, PathParam(max_length=64, pattern=r"^[0-9a-f]+$")]
 ExpiresP = Annotated[int, PathParam(ge=0, le=2**40)]
 SigP = Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -124,10 +126,10 @@ def shared_report(evaluation_id: IdP, expires: ExpiresP, sig: SigP, db: DBDep,
     verify(settings, evaluation_id, expires, sig)
     view, result, _ = _load(db, evaluation_id)
     if result is None:
-        return HTMLResponse(report.render_status(view), headers=_HTML_HEADERS)
+        return HTMLResponse(report.render_status(view), headers=_HEADERS)
     images = "url" if importlib.util.find_spec("matplotlib") is not None else "none"
     return HTMLResponse(report.render_report(result, view=view, images=images),
-                        headers=_HTML_HEADERS)
+                        headers=_HEADERS)
 
 
 def _shared_plot(evaluation_id: str, expires: int, sig: str, name: str, fmt: str, db,

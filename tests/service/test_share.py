@@ -54,6 +54,7 @@ def test_link_opens_the_report_without_a_token(client, alice, app):
     page = client.get(_path(link))
     assert page.status_code == 200 and "ground_truth" in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert page.headers["referrer-policy"] == "no-referrer"  # the link is the credential
     # the plots the page shows load through the same signed prefix
     srcs = re.findall(r'<img src="([^"]+)"', page.text)
     assert srcs and all(s.startswith("plots/") for s in srcs)
