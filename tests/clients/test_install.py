@@ -74,7 +74,8 @@ def test_pip_installs_the_served_wheel_into_a_fresh_venv(live_server, tokens, tm
                          cwd=tmp_path, timeout=120)
     assert run.returncode == 0 and "submit" in run.stdout
     spec = tmp_path / "spec.yaml"
-    spec.write_text("estimator: {name: infonce, train: {steps: 5, batch_size: 8}}\n"
+    spec.write_text("estimator: {name: infonce, train: {steps: 5, batch_size: 8, "
+                    "eval_samples: 64}}\n"
                     "dataset: {name: gaussian, dim: 2, mi: 1.0}\ntests: [{kind: ground_truth}]\n")
     run = subprocess.run([str(exe), "submit", str(spec)], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=120)
