@@ -18,11 +18,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from micheck.definitions import DATASETS, ESTIMATORS, canonical_estimator, definition_versions
+from micheck.definitions import (
+    ALIASES,
+    DATASETS,
+    ESTIMATORS,
+    canonical_estimator,
+    definition_versions,
+)
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
+ESTIMATOR_NAMES = sorted([*ESTIMATORS, *ALIASES])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
@@ -72,7 +79,9 @@ class TrainSpec(_Model):
 
 
 class EstimatorSpec(_Model):
-    name: str
+    # the schema lists the registry's names (a generated client gets an enum); the
+    # validator also accepts other spellings (case, aliases) and names the known ones
+    name: str = Field(json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -485,6 +494,9 @@ class EvaluationView(_Model):
     deduplicated: bool = False
     passed: bool | None = None
     verdict: Verdict | None = None
+    report_link: str | None = Field(
+        None, description="signed, expiring, read-only link to the HTML report: opens in a "
+                          "browser without a token (set by the service)")
 
 
 class EvaluationPage(_Model):

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
 
     open_reads: bool = Field(False, description="GET endpoints need no token")
 
+    # Share links: /v1/shared/... opens one evaluation's HTML report without a token. They
+    # are HMAC-SHA256-signed with this secret; empty = a random one kept in
+    # <var_dir>/share-secret (made on first use). Changing or deleting it revokes every link.
+    share_secret: str = Field("", repr=False, description="HMAC key of report share links")
+    share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
+                                                          "(rounded up to a whole hour)")
+
     # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
     # default 180 s would kill real training. The bounds are deliberately pessimistic
     # (measured: ~0.2 s per CNN critic-step on a busy 2-core CPU, ~0.04 s for a vector MLP).

@@ -75,9 +75,19 @@ class ProgressLine:
         self.stream, self.every = stream, every
         self.tty = stream.isatty()
         self._last, self._t0 = 0.0, time.monotonic()
+        self._state: str | None = None
 
     def update(self, done: int, total: int, label: str = "") -> None:
+        """One progress report; with no step count yet (queued, starting) the label alone,
+        once per change: never "0/0 steps"."""
         now = time.monotonic()
+        if total <= 0:
+            text = label.rstrip(": ") or "waiting"
+            if text != self._state:
+                self._state = text
+                self.stream.write(("\r" if self.tty else "") + text + "\n")
+                self.stream.flush()
+            return
         if not self.tty and now - self._last < self.every and done < total:
             return
         self._last = now

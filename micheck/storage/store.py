@@ -114,6 +114,24 @@ def put_idempotent(s: Session, owner: str, key: str, body_sha256: str, evaluatio
     s.flush()
 
 
+def replayable(row: Evaluation | None) -> bool:
+    """Whether an Idempotency-Key replay returns this evaluation: a succeeded, queued or
+    running one, yes; a canceled or failed one (or a deleted one), no: a CI retry with the
+    same key then starts a new evaluation."""
+    return row is not None and row.status in (OK, Q, R)
+
+
+def repoint_idempotent(s: Session, owner: str, key: str, old_evaluation_id: str,
+                       new_evaluation_id: str) -> bool:
+    """Move a key from a canceled/failed evaluation to its successor; False when a
+    concurrent retry moved it first (a guarded UPDATE, like the status transitions)."""
+    res = s.execute(update(IdempotencyKey)
+                    .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key,
+                           IdempotencyKey.evaluation_id == old_evaluation_id)
+                    .values(evaluation_id=new_evaluation_id, created_at=utcnow()))
+    return res.rowcount == 1
+
+
 def set_enqueued(s: Session, evaluation_id: str, rq_job_id: str) -> None:
     s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
               .values(rq_job_id=rq_job_id, enqueued_at=utcnow()))
