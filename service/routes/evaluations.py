@@ -22,8 +22,8 @@ from micheck.service.deps import (
 from micheck.service.limits import check_limits
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
-from micheck.service.webhooks import TargetRefused, check_target
 from micheck.service.routes.share import with_link
+from micheck.service.webhooks import TargetRefused, check_target
 from sqlalchemy.exc import IntegrityError
 
 from micheck.contract import (
