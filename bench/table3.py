@@ -204,3 +204,17 @@ def main(a: Namespace) -> None:
     (docs / "table3_table.md").write_text(md + "\n")
     print(md)
     print(f"written {docs}/table3.json, table3.png, table3_table.md")
+
+
+def cost(result: EvaluationResult) -> dict:
+    """Where the time to a verdict went: critics, steps, cost per step, seed rounds."""
+    steps = [e.steps for e in result.estimates]
+    wall = result.provenance.wall_seconds
+    return {"wall_seconds": wall, "critics": len(steps), "critic_steps": sum(steps),
+            "steps_min": min(steps), "steps_max": max(steps),
+            "ms_per_critic_step": round(1000 * wall / max(1, sum(steps)), 2),
+            "converged": sum(bool(e.converged) for e in result.estimates),
+            "rounds": [len(r) for r in result.seed_rounds.rounds],
+            "seeds": len(result.provenance.seeds), "stop": result.seed_rounds.stop,
+            "verdict": result.verdict, "counts": result.counts(),
+            "device": result.provenance.device}

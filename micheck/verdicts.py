@@ -231,12 +231,13 @@ def decide(interval: Interval | None, band: Band, *, finite: int, total: int,
     """Pass, fail or inconclusive for one point, from its interval and band.
 
     `finite`/`total`: seeds that gave a finite value / seeds run. `exact`: the value does
-    not depend on training (e.g. I(X; X) / I(X; X)), so no seed count is needed.
+    not depend on training (e.g. I(X; X) / I(X; X)), so neither the seed count nor
+    convergence matters.
     """
     if finite < total:
         return Decision("inconclusive", "non_finite",
                         f"{total - finite} of {total} seeds gave no finite value")
-    if not converged:
+    if not converged and not exact:
         return Decision("inconclusive", "not_converged",
                         "a critic it depends on had not converged (train longer or set "
                         "train.until_converged)")

@@ -52,7 +52,8 @@ def _check(tmp_path: Path, url: str, shot: Path, plots: int, capsys) -> None:
     dom = _chromium(tmp_path, url, "--dump-dom")
     table = re.search(r'<table class="verdicts">(.*?)</table>', dom, re.S)
     assert table is not None, "no verdict table in the rendered page"
-    assert table.group(1).count("<tr") >= 2 and ("PASS" in dom or "FAIL" in dom)
+    assert table.group(1).count("<tr") >= 2
+    assert "PASS" in dom or "FAIL" in dom or "INCONCLUSIVE" in dom
     sizes = re.findall(r'<img [^>]*data-size="(\d+)x(\d+)"', dom)
     imgs = re.findall(r"<img ", dom)
     assert len(imgs) == plots and len(sizes) == plots, "an image never finished loading"
@@ -108,7 +109,7 @@ def test_sign_in_list_and_report_in_chromium(tmp_path, app, tokens, live_server,
                           "r => [r.dataset.id, r.dataset.status])")
         assert rows == [[queued, "queued"], [done, "succeeded"]]
         assert browser.js("document.querySelector('td.verdict .badge').textContent") \
-            == "FAIL"
+            == mnist_result.verdict.upper()
         assert browser.js("document.body.innerHTML").count("&lt;i&gt;mine&lt;/i&gt;") == 1
         shot = ARTIFACTS / "evaluations-page.png"
         browser.screenshot(shot)
