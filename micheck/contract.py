@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from micheck.definitions import DATASETS, ESTIMATORS, canonical_estimator, definition_versions
 
-TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
+TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
+                   "mi_gradient"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
@@ -32,6 +33,7 @@ DEFAULT_TOLERANCE: dict[str, float] = {
     "data_processing": 0.15,
     "additivity": 0.3,
     "ground_truth": 0.1,
+    "mi_gradient": 0.1,  # |estimated / analytic dI/drho - 1| (workers.gradient)
 }
 IDEAL: dict[str, float | None] = {
     "baseline": None,  # 0 at t=0, 1 at full height, non-decreasing in between
@@ -39,7 +41,13 @@ IDEAL: dict[str, float | None] = {
     "data_processing": 1.0,
     "additivity": 2.0,
     "ground_truth": 1.0,
+    "mi_gradient": 1.0,  # estimated / analytic dI/drho; absolute error (ideal 0) near rho = 0
 }
+# mi_gradient: the correlations tested when a request names none (paper 004 Fig. 1 spans (-1, 1))
+DEFAULT_RHO = (-0.9, -0.7, -0.5, -0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
+# estimators that can only run the mi_gradient test (they estimate gradients, not MI)
+GRADIENT_ONLY = ("mige",)
+VECTOR_SETS = ("gaussian", "cubic")
 
 
 class _Model(BaseModel):
@@ -101,6 +109,16 @@ class EstimatorSpec(_Model):
                 raise ValueError(f"{key} must be >= 1")
         if "objective" in params and params["objective"] not in ("js", "direct"):
             raise ValueError("objective must be 'js' or 'direct'")
+        for key, low in (("samples", 4), ("n_eigen", 0), ("projection", 0)):
+            if key in params and (isinstance(params[key], bool)
+                                  or not isinstance(params[key], int) or params[key] < low):
+                raise ValueError(f"{key} must be an integer >= {low}")
+        if "samples" in params and params["samples"] > 20_000:
+            raise ValueError("samples must be <= 20000 (SSGE eigendecomposes an M x M matrix)")
+        if "eigen_ratio" in params and not 0.0 < float(params["eigen_ratio"]) <= 1.0:
+            raise ValueError("eigen_ratio must lie in (0, 1]")
+        if "bandwidth_scale" in params and not float(params["bandwidth_scale"]) > 0.0:
+            raise ValueError("bandwidth_scale must be > 0")
         self.params = params
         return self
 
@@ -155,6 +173,24 @@ class TestSpec(_Model):
         "rows", description="rows = mask all but the top t rows (Sec. 6.2); the others are "
                             "the Table 3 random transforms")
     tolerance: float | None = Field(None, gt=0)
+    rho: list[float] | None = Field(
+        None, description="mi_gradient: correlations at which dI/drho is estimated, each in "
+                          f"(-1, 1) (default {list(DEFAULT_RHO)})")
+
+    @field_validator("rho")
+    @classmethod
+    def _rho(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("rho must not be empty")
+        bad = [r for r in v if not (math.isfinite(r) and -1.0 < r < 1.0)]
+        if bad:
+            raise ValueError(f"rho values {bad} outside (-1, 1): the correlation must satisfy "
+                             "|rho| < 1 (I and dI/drho are infinite at |rho| = 1)")
+        if len(set(v)) != len(v):
+            raise ValueError("rho values must be distinct")
+        return v
 
     @property
     def effective_tolerance(self) -> float:
@@ -185,6 +221,19 @@ class EvaluationRequest(_Model):
         ds = self.dataset
         for i, test in enumerate(self.tests):
             where = f"tests[{i}] ({test.kind})"
+            if test.rho is not None and test.kind != "mi_gradient":
+                raise ValueError(f"{where}: rho applies only to the mi_gradient test")
+            if test.kind == "mi_gradient":
+                if ds.name not in VECTOR_SETS:
+                    raise ValueError(f"{where}: mi_gradient runs on the correlated Gaussian of "
+                                     "paper 004 (dataset gaussian or cubic, any dim)")
+                if self.estimator.name == "gm":
+                    raise ValueError(f"{where}: gm cannot run mi_gradient (not implemented "
+                                     "for the generative estimator)")
+                continue
+            if self.estimator.name in GRADIENT_ONLY:
+                raise ValueError(f"{where}: {self.estimator.name} estimates MI gradients only; "
+                                 "its one test is mi_gradient")
             if ds.is_image and test.kind == "ground_truth":
                 raise ValueError(f"{where}: ground_truth needs a vector data set with known MI "
                                  "(gaussian or cubic)")
@@ -234,6 +283,10 @@ class Estimate(_Model):
     steps: int
     diverged: bool = False
     transform: str = "rows"
+    # mi_gradient only: the correlation, the estimated and the analytic dI/drho
+    rho: float | None = None
+    gradient: float | None = None
+    true_gradient: float | None = None
 
 
 class Ratio(_Model):
@@ -248,6 +301,7 @@ class Ratio(_Model):
     per_seed: list[float | None]
     transform: str = "rows"
     note: str = ""
+    rho: float | None = None  # mi_gradient: the correlation of this row
 
 
 class Diagnostic(_Model):

@@ -17,7 +17,7 @@ ENGINE_VERSION = "1"  # the test protocol (planning, masking, ratio and CI defin
 @dataclass(frozen=True)
 class EstimatorDef:
     name: str
-    family: str  # "discriminative" or "generative"
+    family: str  # "discriminative", "generative" or "gradient" (estimates dI/dparam only)
     version: str
     source: str  # the equation it implements
     params: dict[str, dict] = field(default_factory=dict)  # JSON-schema fragments
@@ -62,6 +62,28 @@ ESTIMATORS: dict[str, EstimatorDef] = {
                      "importance-weighted bound for images, RealNVP flow for vectors",
                      params={"iw_samples": {"type": "integer", "minimum": 1, "default": 16},
                              "latent_dim": {"type": "integer", "minimum": 1, "default": 10}}),
+        EstimatorDef("mige", "gradient", "1",
+                     "Wen et al. 2020 (MIGE) Eq. 10-11: grad I = grad H(Y) - grad H(X, Y), "
+                     "scores by the Spectral Stein Gradient Estimator (Eq. 4-7, Shi et al. "
+                     "2018; RBF kernel, median bandwidth, Nystrom eigenfunctions), Scalable "
+                     "SSGE with a random projection (Eq. 8); estimates dI/drho only "
+                     "(test mi_gradient)",
+                     params={"samples": {"type": "integer", "minimum": 4, "maximum": 20000,
+                                         "default": 1000,
+                                         "description": "M, samples per score estimate"},
+                             "eigen_ratio": {"type": "number", "exclusiveMinimum": 0,
+                                             "maximum": 1, "default": 0.99,
+                                             "description": "keep the J largest eigenvalues "
+                                                            "holding this share of the trace"},
+                             "n_eigen": {"type": "integer", "minimum": 0, "default": 0,
+                                         "description": "J fixed (0: use eigen_ratio)"},
+                             "bandwidth_scale": {"type": "number", "exclusiveMinimum": 0,
+                                                 "default": 1.0,
+                                                 "description": "RBF sigma = scale x median "
+                                                                "pairwise distance"},
+                             "projection": {"type": "integer", "minimum": 0, "default": 0,
+                                            "description": "Scalable SSGE: random projection "
+                                                           "to k dimensions (0: none)"}}),
     ]
 }
 

@@ -14,17 +14,20 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
+from micheck.workers import gradient
 from micheck.workers import selfconsistency as sc
 from micheck.workers.data import load_images
 from micheck.workers.generative import train_gm
 from micheck.workers.trainer import CriticTask, train_critics
 
 from micheck.contract import (
+    Diagnostic,
     Estimate,
     EvaluationRequest,
     EvaluationResult,
     Progress,
     Provenance,
+    Ratio,
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
 
@@ -68,17 +71,30 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     input only the data can reject, Canceled when should_cancel() turns true."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     dev = pick_device(device)
-    tasks, by_key = build_tasks(request)
+    # mi_gradient tests (workers.gradient) run apart; the others go through the plan below
+    grad_est: list[Estimate] = []
+    grad_ratios: list[Ratio] = []
+    grad_diag: list[Diagnostic] = []
+    if any(t.kind == "mi_gradient" for t in request.tests):
+        def grad_report(done: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress(steps_done=done, steps_total=total, current="mi_gradient"))
+        grad_est, grad_ratios, grad_diag = gradient.run(
+            request, dev, progress=grad_report, should_cancel=should_cancel, batched=batched)
+    whole, request = request, request.model_copy(
+        update={"tests": [t for t in request.tests if t.kind != "mi_gradient"]})
+    tasks, by_key = build_tasks(request) if request.tests else ([], {})
     est = request.estimator
     label = f"training {len(tasks)} {'model triples' if est.name == 'gm' else 'critics'}"
     report = None
     if progress is not None:
         def report(done: int, total: int) -> None:
             progress(Progress(steps_done=done, steps_total=total, current=label))
-        report(0, len(tasks) * est.train.steps)
+        if tasks:
+            report(0, len(tasks) * est.train.steps)
     train = train_gm if est.name == "gm" else train_critics
     outcomes = train(tasks, est, dev, batched=batched, progress=report,
-                     should_cancel=should_cancel)
+                     should_cancel=should_cancel) if tasks else {}
 
     true_mi = request.dataset.mi if not request.dataset.is_image else None
     estimates = {}
@@ -88,12 +104,13 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
             test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train,
             mi_test=o.mi_test, true_mi=task.true_mi, steps=o.steps, diverged=o.diverged,
             transform=m.transform)
-    ratio_list = sc.ratios(request, estimates, true_mi)
+    ratio_list = sc.ratios(request, estimates, true_mi) + grad_ratios
     est_list = list(estimates.values())
+    diagnostics = sc.diagnostics(request, est_list, ratio_list) + grad_diag
+    est_list += grad_est
     finished = datetime.now(timezone.utc)
     return EvaluationResult(
-        request=request, estimates=est_list, ratios=ratio_list,
-        diagnostics=sc.diagnostics(request, est_list, ratio_list),
+        request=whole, estimates=est_list, ratios=ratio_list, diagnostics=diagnostics,
         provenance=Provenance(
             definition_versions=definition_versions(est.name), code_version=_code_version(),
             seeds=list(request.seeds), device=_device_name(dev), torch_version=torch.__version__,
