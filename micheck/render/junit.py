@@ -17,6 +17,8 @@ def case_name(r: Ratio) -> str:
     parts = [] if r.transform == "rows" else [r.transform]
     if r.t is not None:
         parts.append(f"t={r.t}")
+    if r.rho is not None:
+        parts.append(f"rho={r.rho:g}")
     return f"{r.test}[{', '.join(parts)}]" if parts else r.test
 
 

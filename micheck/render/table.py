@@ -22,7 +22,8 @@ def ratio_table(result: EvaluationResult) -> str:
     header = ("test", "transform", "t", "ratio", "95% CI", "ideal", "tol", "verdict")
     rows = [header]
     for r in result.ratios:
-        rows.append((r.test, r.transform, "-" if r.t is None else str(r.t), _num(r.value),
+        where = f"rho={r.rho:g}" if r.rho is not None else "-" if r.t is None else str(r.t)
+        rows.append((r.test, r.transform, where, _num(r.value),
                      _ci(r), _num(r.ideal, 2) if r.ideal is not None else "(see note)",
                      _num(r.tolerance, 2), "PASS" if r.passed else "FAIL"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

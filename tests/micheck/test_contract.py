@@ -70,3 +70,49 @@ def test_contract_and_client_import_neither_torch_nor_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+GRAD = {"estimator": {"name": "mige"}, "dataset": {"name": "gaussian", "dim": 5},
+        "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.5, -0.9]}]}
+
+
+def grad_with(**changes):
+    spec = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in GRAD.items()}
+    spec.update(changes)
+    return spec
+
+
+def test_mi_gradient_and_mige_are_accepted_with_their_defaults():
+    req = parse_spec(GRAD)
+    assert req.tests[0].rho == [0.0, 0.5, -0.9] and req.tests[0].effective_tolerance == 0.1
+    assert req.estimator.params == {"samples": 1000, "eigen_ratio": 0.99, "n_eigen": 0,
+                                    "bandwidth_scale": 1.0, "projection": 0}
+    assert parse_spec(grad_with(tests=[{"kind": "mi_gradient"}])).tests[0].rho is None
+    both = parse_spec(grad_with(estimator={"name": "mine_f"},
+                                tests=[{"kind": "ground_truth"}, {"kind": "mi_gradient"}]))
+    assert both.estimator.name == "nwj"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [0.5, 1.0]}]), r"\|rho\| < 1"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [-1.5]}]), "outside"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": []}]), "must not be empty"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [0.2, 0.2]}]), "distinct"),
+    (grad_with(tests=[{"kind": "ground_truth", "rho": [0.2]}]), "only to the mi_gradient"),
+    (grad_with(tests=[{"kind": "ground_truth"}]), "its one test is mi_gradient"),
+    (grad_with(dataset={"name": "mnist"}), "correlated Gaussian"),
+    (grad_with(estimator={"name": "gm"}), "gm cannot run mi_gradient"),
+    (grad_with(estimator={"name": "mige", "params": {"samples": 2}}), "samples must be"),
+    (grad_with(estimator={"name": "mige", "params": {"eigen_ratio": 0}}), "eigen_ratio"),
+    (grad_with(estimator={"name": "mige", "params": {"projection": -1}}), "projection"),
+    (grad_with(estimator={"name": "mige", "params": {"tau": 1}}), "mige takes no parameter"),
+])
+def test_mi_gradient_validation_names_the_problem(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_rho_changes_the_spec_hash():
+    a = parse_spec(GRAD)
+    b = parse_spec(grad_with(tests=[{"kind": "mi_gradient", "rho": [0.0, 0.5]}]))
+    assert a.spec_hash() != b.spec_hash()
