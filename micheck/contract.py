@@ -144,6 +144,35 @@ class DatasetSpec(_Model):
     mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
     data_dir: str | None = Field(None, description="cifar10: directory holding cifar-10-batches-py")
     train_size: int | None = Field(None, ge=2, description="use only the first N training images")
+    pairs: Literal["same_class"] | None = Field(
+        None, description="images: X and Y are two different images of one class, so "
+                          "I(X; Y) = H(C) when the class is recoverable from an image (Lee & "
+                          "Rhee 2024); the ground_truth test then has a known MI")
+    classes: list[int] | None = Field(
+        None, description="pairs: the classes drawn from (default all), at least 2")
+    copies: int = Field(1, ge=1, le=16, description=(
+        "pairs: m independent pairs stacked over channels; I = m H(C)"))
+
+    @model_validator(mode="after")
+    def _pairs(self) -> DatasetSpec:
+        if self.pairs is None:
+            if self.classes is not None or self.copies != 1:
+                raise ValueError("classes and copies apply only with pairs: same_class")
+            return self
+        if not self.is_image:
+            raise ValueError(f"pairs: same_class needs an image data set, not {self.name}")
+        if self.classes is not None:
+            known = DATASETS[self.name].classes
+            bad = [c for c in self.classes if not 0 <= c < known]
+            if bad:
+                raise ValueError(f"unknown class(es) {bad}: {self.name} has classes "
+                                 f"0..{known - 1}")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("classes must be distinct")
+            if len(self.classes) < 2:
+                raise ValueError("pairs need at least 2 classes (one class carries no "
+                                 "information: I = 0)")
+        return self
 
     @model_validator(mode="after")
     def _mi_per_dim(self) -> DatasetSpec:
@@ -234,9 +263,12 @@ class EvaluationRequest(_Model):
             if self.estimator.name in GRADIENT_ONLY:
                 raise ValueError(f"{where}: {self.estimator.name} estimates MI gradients only; "
                                  "its one test is mi_gradient")
-            if ds.is_image and test.kind == "ground_truth":
-                raise ValueError(f"{where}: ground_truth needs a vector data set with known MI "
-                                 "(gaussian or cubic)")
+            if ds.is_image and test.kind == "ground_truth" and ds.pairs is None:
+                raise ValueError(f"{where}: ground_truth needs a data set with known MI "
+                                 "(gaussian, cubic, or images with pairs: same_class)")
+            if ds.pairs is not None and test.kind != "ground_truth":
+                raise ValueError(f"{where}: same-class pairs have a known MI; only "
+                                 "ground_truth applies")
             if not ds.is_image and test.kind != "ground_truth":
                 raise ValueError(f"{where}: {ds.name} is a vector task; only ground_truth applies")
             if test.rows is not None:
@@ -256,6 +288,21 @@ class EvaluationRequest(_Model):
                              f"{ds.name}; use {want!r}")
         return self
 
+    def generators(self) -> list[str]:
+        """The task generators this request draws from (micheck.definitions
+        GENERATOR_VERSIONS), for provenance and the deduplication key."""
+        ds, out = self.dataset, set()
+        for test in self.tests:
+            if test.kind == "mi_gradient":
+                out.add("mi_gradient")
+            elif ds.pairs is not None:
+                out.add(ds.pairs)
+            elif not ds.is_image:
+                out.add(ds.name)
+            else:
+                out.add("rows" if test.transform == "rows" else "transforms")
+        return sorted(out)
+
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results."""
         return self.model_dump(mode="json", exclude={"force", "label"})
@@ -263,7 +310,7 @@ class EvaluationRequest(_Model):
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
         payload = {"spec": self.canonical(),
-                   "definitions": definition_versions(self.estimator.name)}
+                   "definitions": definition_versions(self.estimator.name, self.generators())}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

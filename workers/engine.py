@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 import torch
 from micheck.workers import gradient
 from micheck.workers import selfconsistency as sc
-from micheck.workers.data import load_images
+from micheck.workers.data import load_images, load_labels
+from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.generative import train_gm
 from micheck.workers.trainer import CriticTask, train_critics
 
@@ -48,11 +49,20 @@ def build_tasks(request: EvaluationRequest) -> tuple[list[CriticTask], dict[str,
     if ds.is_image:
         train, test = load_images(ds, "train"), load_images(ds, "test")
         image_shape = DATASETS[ds.name].shape
+    if ds.pairs is not None:  # same-class image pairs: known MI (workers.data.pairs)
+        classes = ds.classes or list(range(DATASETS[ds.name].classes))
+        train_pairs, _ = same_class_sampler(train, load_labels(ds, "train"), classes, ds.copies)
+        test_pairs, pair_mi = same_class_sampler(test, load_labels(ds, "test"), classes,
+                                                 ds.copies)
+        shape = (image_shape[0] * ds.copies, *image_shape[1:])
     for m in measurements:
         for seed in request.seeds:
             key = m.key(seed)
             by_key[key] = m
-            if ds.is_image:
+            if ds.pairs is not None:
+                tasks.append(CriticTask(key, seed, train_pairs, test_pairs, shape, shape,
+                                        true_mi=pair_mi))
+            elif ds.is_image:
                 xs, ys = sc.shapes(m, image_shape)
                 tasks.append(CriticTask(key, seed, sc.image_sampler(train, m),
                                         sc.image_sampler(test, m), xs, ys))
@@ -96,7 +106,8 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     outcomes = train(tasks, est, dev, batched=batched, progress=report,
                      should_cancel=should_cancel) if tasks else {}
 
-    true_mi = request.dataset.mi if not request.dataset.is_image else None
+    true_mi = request.dataset.mi if not request.dataset.is_image else next(
+        (t.true_mi for t in tasks if t.true_mi is not None), None)  # same-class pairs
     estimates = {}
     for task in tasks:
         m, o = by_key[task.key], outcomes[task.key]
@@ -112,7 +123,8 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     return EvaluationResult(
         request=whole, estimates=est_list, ratios=ratio_list, diagnostics=diagnostics,
         provenance=Provenance(
-            definition_versions=definition_versions(est.name), code_version=_code_version(),
+            definition_versions=definition_versions(est.name, whole.generators()),
+            code_version=_code_version(),
             seeds=list(request.seeds), device=_device_name(dev), torch_version=torch.__version__,
             started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),

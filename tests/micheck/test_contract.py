@@ -116,3 +116,42 @@ def test_rho_changes_the_spec_hash():
     a = parse_spec(GRAD)
     b = parse_spec(grad_with(tests=[{"kind": "mi_gradient", "rho": [0.0, 0.5]}]))
     assert a.spec_hash() != b.spec_hash()
+
+
+PAIRS = {"estimator": {"name": "infonce"},
+         "dataset": {"name": "mnist", "pairs": "same_class", "classes": [0, 1, 2], "copies": 2},
+         "tests": [{"kind": "ground_truth"}]}
+
+
+def test_same_class_pairs_allow_ground_truth_on_images():
+    req = parse_spec(PAIRS)
+    assert req.dataset.copies == 2 and req.dataset.is_image
+    assert req.generators() == ["same_class"]
+    assert parse_spec(BASE).generators() == ["rows"]
+    assert parse_spec(GRAD).generators() == ["mi_gradient"]
+
+
+@pytest.mark.parametrize(("dataset", "tests", "message"), [
+    ({"classes": [0, 12]}, None, r"unknown class\(es\) \[12\]: mnist has classes 0..9"),
+    ({"copies": 0}, None, "dataset.copies"),
+    ({"classes": [3]}, None, "at least 2 classes"),
+    ({"classes": [3, 3]}, None, "distinct"),
+    ({"pairs": None}, None, "classes and copies apply only"),
+    ({"name": "gaussian", "classes": None, "copies": 1}, None, "needs an image data set"),
+    ({}, [{"kind": "baseline"}], "only ground_truth applies"),
+])
+def test_same_class_validation_names_the_problem(dataset, tests, message):
+    spec = {**PAIRS, "dataset": {**PAIRS["dataset"], **dataset}}
+    if tests is not None:
+        spec["tests"] = tests
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_generator_versions_are_in_the_spec_hash(monkeypatch):
+    from micheck import definitions
+
+    before = parse_spec(PAIRS).spec_hash()
+    monkeypatch.setitem(definitions.GENERATOR_VERSIONS, "same_class", "2")
+    assert parse_spec(PAIRS).spec_hash() != before
+    assert parse_spec(PAIRS).spec_hash() != parse_spec(BASE).spec_hash()
