@@ -1,4 +1,4 @@
-"""python -m bench {staircase,mnist,speed,api,gradient,all} [--quick] ...: see docs/benchmarks.md."""
+"""python -m bench {staircase,mnist,speed,api,gradient,images,all} [--quick] ...: see docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -72,6 +72,13 @@ def cmd_gradient(a: argparse.Namespace) -> None:
     gradient.main(a)
 
 
+def cmd_images(a: argparse.Namespace) -> None:
+    """same-class MNIST pairs with known MI: estimate vs m H(C) for k classes, m copies"""
+    from bench import images
+
+    images.main(a)
+
+
 def cmd_all(a: argparse.Namespace) -> None:
     for name, fn in (("staircase", cmd_staircase), ("mnist", cmd_mnist), ("speed", cmd_speed)):
         t0 = time.perf_counter()
@@ -134,6 +141,12 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     gradient.add_args(sp)
     sp.set_defaults(fn=cmd_gradient)
+    from bench import images
+
+    sp = sub.add_parser("images", help=cmd_images.__doc__)
+    common(sp)
+    images.add_args(sp)
+    sp.set_defaults(fn=cmd_images)
     return p
 
 
