@@ -39,6 +39,8 @@ def add_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--image-estimators", default="",
                     help=f"comma list of {', '.join(ESTIMATORS)} (quick: CPC, SMILE(tau=5))")
     sp.add_argument("--image-steps", type=int, default=0, help="critic steps (quick: 300)")
+    sp.add_argument("--ks", default="", help="comma list of class counts k (quick: 2,4,10)")
+    sp.add_argument("--ms", default="", help="comma list of copies m (quick: 1,2)")
 
 
 def schedule(a: argparse.Namespace) -> dict:
@@ -47,6 +49,9 @@ def schedule(a: argparse.Namespace) -> dict:
         s["estimators"] = [e.strip() for e in a.image_estimators.split(",") if e.strip()]
     if a.image_steps:
         s["steps"] = a.image_steps
+    for key in ("ks", "ms"):
+        if getattr(a, key):
+            s[key] = [int(v) for v in getattr(a, key).split(",") if v.strip()]
     unknown = [e for e in s["estimators"] if e not in ESTIMATORS]
     if unknown:
         raise SystemExit(f"unknown estimator label(s) {unknown}; known: {list(ESTIMATORS)}")

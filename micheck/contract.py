@@ -113,8 +113,8 @@ class EstimatorSpec(_Model):
             if key in params and (isinstance(params[key], bool)
                                   or not isinstance(params[key], int) or params[key] < low):
                 raise ValueError(f"{key} must be an integer >= {low}")
-        if "samples" in params and params["samples"] > 20_000:
-            raise ValueError("samples must be <= 20000 (SSGE eigendecomposes an M x M matrix)")
+        if "samples" in params and params["samples"] > 5000:
+            raise ValueError("samples must be <= 5000 (SSGE eigendecomposes an M x M matrix)")
         if "eigen_ratio" in params and not 0.0 < float(params["eigen_ratio"]) <= 1.0:
             raise ValueError("eigen_ratio must lie in (0, 1]")
         if "bandwidth_scale" in params and not float(params["bandwidth_scale"]) > 0.0:

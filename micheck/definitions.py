@@ -68,7 +68,7 @@ ESTIMATORS: dict[str, EstimatorDef] = {
                      "2018; RBF kernel, median bandwidth, Nystrom eigenfunctions), Scalable "
                      "SSGE with a random projection (Eq. 8); estimates dI/drho only "
                      "(test mi_gradient)",
-                     params={"samples": {"type": "integer", "minimum": 4, "maximum": 20000,
+                     params={"samples": {"type": "integer", "minimum": 4, "maximum": 5000,
                                          "default": 1000,
                                          "description": "M, samples per score estimate"},
                              "eigen_ratio": {"type": "number", "exclusiveMinimum": 0,
