@@ -1,9 +1,12 @@
 """The engine's one entry point: evaluate(request) -> EvaluationResult.
 
 Called in-process by `micheck run` and by the RQ job (workers.job). It plans the
-measurements a request needs (workers.selfconsistency), trains all of their critics
-(or generative models) for every seed as stacked models in one trainer, and turns
-held-out estimates into ratios, confidence intervals, verdicts and diagnostics.
+measurements a request needs (micheck.plan), trains all of their critics (or generative
+models) for every seed as stacked models in one trainer (workers.trainer), and has
+micheck.scoring turn held-out estimates into ratios, intervals, verdicts and diagnostics.
+While verdicts are inconclusive for want of seeds, it trains more seeds (doubling, up to
+request.seed_cap), only for the measurements those points need, batched together.
+The mi_gradient test (workers.gradient) runs apart, with the same verdict rule.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from micheck.workers import selfconsistency as sc
 from micheck.workers.data import load_images, load_labels
 from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.generative import train_gm
-from micheck.workers.trainer import CriticTask, train_critics
+from micheck.workers.trainer import VECTOR_EVAL_SAMPLES, CriticTask, train_critics
 
 from micheck.contract import (
     Diagnostic,
@@ -29,8 +32,12 @@ from micheck.contract import (
     Progress,
     Provenance,
     Ratio,
+    SeedRounds,
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
+from micheck.plan import Measurement, plan, points
+from micheck.scoring import decision_count, diagnostics, score
+from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict, overall
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -40,15 +47,24 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_tasks(request: EvaluationRequest) -> tuple[list[CriticTask], dict[str, sc.Measurement]]:
-    """One CriticTask per (measurement, seed), and which measurement each key is."""
+def build_tasks(request: EvaluationRequest, seeds: list[int] | None = None,
+                measurements: list[Measurement] | None = None
+                ) -> tuple[list[CriticTask], dict[str, Measurement]]:
+    """One CriticTask per (measurement, seed), and which measurement each key is.
+
+    Defaults: every measurement of the plan, every seed of the request."""
     ds = request.dataset
-    measurements = sc.plan(request)
+    measurements = plan(request) if measurements is None else measurements
+    seeds = list(request.seeds) if seeds is None else seeds
     tasks: list[CriticTask] = []
-    by_key: dict[str, sc.Measurement] = {}
+    by_key: dict[str, Measurement] = {}
+    ev = request.estimator.train.eval_samples
     if ds.is_image:
         train, test = load_images(ds, "train"), load_images(ds, "test")
         image_shape = DATASETS[ds.name].shape
+        eval_samples = min(ev, test.shape[0]) if ev else test.shape[0]
+    else:
+        eval_samples = ev or VECTOR_EVAL_SAMPLES
     if ds.pairs is not None:  # same-class image pairs: known MI (workers.data.pairs)
         classes = ds.classes or list(range(DATASETS[ds.name].classes))
         train_pairs, _ = same_class_sampler(train, load_labels(ds, "train"), classes, ds.copies)
@@ -56,79 +72,161 @@ def build_tasks(request: EvaluationRequest) -> tuple[list[CriticTask], dict[str,
                                                  ds.copies)
         shape = (image_shape[0] * ds.copies, *image_shape[1:])
     for m in measurements:
-        for seed in request.seeds:
+        for seed in seeds:
             key = m.key(seed)
             by_key[key] = m
-            if ds.pairs is not None:
+            if ds.pairs is not None:  # held out: random pairs of the test split
                 tasks.append(CriticTask(key, seed, train_pairs, test_pairs, shape, shape,
-                                        true_mi=pair_mi))
+                                        true_mi=pair_mi, eval_samples=eval_samples))
             elif ds.is_image:
                 xs, ys = sc.shapes(m, image_shape)
                 tasks.append(CriticTask(key, seed, sc.image_sampler(train, m),
-                                        sc.image_sampler(test, m), xs, ys))
+                                        sc.image_sampler(test, m), xs, ys,
+                                        eval_samples=eval_samples,
+                                        evaluation=sc.image_sampler(test, m, walk=True)))
             else:
                 sampler = sc.vector_sampler(ds)
                 tasks.append(CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,),
-                                        true_mi=ds.mi))
+                                        true_mi=ds.mi, eval_samples=eval_samples))
     return tasks, by_key
+
+
+def _next_round(request: EvaluationRequest, ratios: list[Ratio], estimates: dict[str, Estimate],
+                seeds: list[int]) -> tuple[list[int], list[Measurement]]:
+    """The adaptive seed rule: new seeds, and the measurements they must train, for the
+    points still inconclusive for want of seeds; nothing when no more can help."""
+    cap = request.seed_cap
+    if len(seeds) >= cap:
+        return [], []
+    pts = points(request)
+    want: set[Measurement] = set()
+    for p, r in zip(pts, ratios, strict=False):  # points come first, then the steps
+        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
+            want.add(p.numerator)
+            if p.denominator is not None:
+                want.add(p.denominator)
+    for r in ratios[len(pts):]:
+        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
+            for p in pts:
+                if p.test.kind == "baseline" and p.t in (r.t, r.t_from):
+                    want.add(p.numerator)
+                    if p.denominator is not None:
+                        want.add(p.denominator)
+    if not want:
+        return [], []
+    count = min(cap, 2 * len(seeds)) - len(seeds)
+    new, candidate = [], max(seeds) + 1
+    while len(new) < count:
+        if candidate not in seeds:
+            new.append(candidate)
+        candidate += 1
+    return new, sorted(want, key=lambda m: m.key(0))
 
 
 def evaluate(request: EvaluationRequest, *, device: str | None = None,
              progress: Callable[[Progress], None] | None = None,
              should_cancel: Callable[[], bool] | None = None,
              batched: bool = True) -> EvaluationResult:
-    """Run every test of `request` for every seed; raises SpecError/DataNotFound for
-    input only the data can reject, Canceled when should_cancel() turns true."""
+    """Run every test of `request`; add seeds while verdicts are inconclusive for want of
+    them (up to request.seed_cap); raises SpecError/DataNotFound for input only the data can
+    reject, Canceled when should_cancel() turns true."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     dev = pick_device(device)
-    # mi_gradient tests (workers.gradient) run apart; the others go through the plan below
-    grad_est: list[Estimate] = []
-    grad_ratios: list[Ratio] = []
-    grad_diag: list[Diagnostic] = []
-    if any(t.kind == "mi_gradient" for t in request.tests):
-        def grad_report(done: int, total: int) -> None:
-            if progress is not None:
-                progress(Progress(steps_done=done, steps_total=total, current="mi_gradient"))
-        grad_est, grad_ratios, grad_diag = gradient.run(
-            request, dev, progress=grad_report, should_cancel=should_cancel, batched=batched)
     whole, request = request, request.model_copy(
         update={"tests": [t for t in request.tests if t.kind != "mi_gradient"]})
-    tasks, by_key = build_tasks(request) if request.tests else ([], {})
+    grad = gradient.GradientResult([], [], [], [], "inconclusive")
+    if len(request.tests) < len(whole.tests):
+        def grad_report(d: int, t: int) -> None:
+            if progress is not None:
+                progress(Progress(steps_done=d, steps_total=t, current="mi_gradient"))
+        # both parts share one family-wise alpha (Bonferroni over all their decisions)
+        grad = gradient.run(whole, dev, progress=grad_report, should_cancel=should_cancel,
+                            batched=batched, extra_decisions=decision_count(request))
+    if not request.tests:
+        return _result(whole, grad.estimates, grad.ratios, grad.diagnostics, grad.verdict,
+                       grad.rounds, _stop_reason(whole, grad.ratios, grad.seeds,
+                                                 len(grad.rounds)), dev, started, t0)
     est = request.estimator
-    label = f"training {len(tasks)} {'model triples' if est.name == 'gm' else 'critics'}"
-    report = None
-    if progress is not None:
-        def report(done: int, total: int) -> None:
-            progress(Progress(steps_done=done, steps_total=total, current=label))
-        if tasks:
-            report(0, len(tasks) * est.train.steps)
     train = train_gm if est.name == "gm" else train_critics
-    outcomes = train(tasks, est, dev, batched=batched, progress=report,
-                     should_cancel=should_cancel) if tasks else {}
-
-    true_mi = request.dataset.mi if not request.dataset.is_image else next(
-        (t.true_mi for t in tasks if t.true_mi is not None), None)  # same-class pairs
-    estimates = {}
-    for task in tasks:
-        m, o = by_key[task.key], outcomes[task.key]
-        estimates[task.key] = Estimate(
-            test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train,
-            mi_test=o.mi_test, true_mi=task.true_mi, steps=o.steps, diverged=o.diverged,
-            transform=m.transform)
-    ratio_list = sc.ratios(request, estimates, true_mi) + grad_ratios
+    true_mi = request.dataset.mi if not request.dataset.is_image else None
+    seeds = list(request.seeds)
+    tasks, by_key = build_tasks(request)
+    if request.dataset.pairs is not None:  # same-class pairs: the known MI of the test split
+        true_mi = tasks[0].true_mi
+    classic, grads = decision_count(request), gradient.decisions(whole)
+    alpha = ALPHA * classic / (classic + grads) if classic + grads else ALPHA
+    rounds: list[list[int]] = []
+    estimates: dict[str, Estimate] = {}
+    done = 0
+    total = len(tasks) * est.train.steps
+    while True:
+        rounds.append(sorted({t.seed for t in tasks}))
+        label = (f"round {len(rounds)}: training {len(tasks)} "
+                 f"{'model triples' if est.name == 'gm' else 'critics'}")
+        report = None
+        if progress is not None:
+            def report(d: int, t: int, label: str = label) -> None:
+                progress(Progress(steps_done=d, steps_total=t, current=label))
+            report(done, total)
+        outcomes = train(tasks, est, dev, batched=batched, progress=report,
+                         should_cancel=should_cancel, progress_offset=done,
+                         progress_total=total)
+        for task in tasks:
+            m, o = by_key[task.key], outcomes[task.key]
+            estimates[task.key] = Estimate(
+                test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train, mi_test=o.mi_test,
+                true_mi=task.true_mi, steps=o.steps, diverged=o.diverged, transform=m.transform,
+                curve=o.curve, converged=o.converged, convergence=o.convergence)
+            done += o.steps
+        total = max(total, done)
+        ratio_list, verdict = score(request, estimates, seeds, true_mi, alpha=alpha)
+        new_seeds, measurements = _next_round(request, ratio_list, estimates, seeds)
+        if not new_seeds:
+            break
+        seeds += new_seeds
+        tasks, more = build_tasks(request, new_seeds, measurements)
+        by_key.update(more)
+        total = done + len(tasks) * est.train.steps
+    stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
-    diagnostics = sc.diagnostics(request, est_list, ratio_list) + grad_diag
-    est_list += grad_est
+    diags = diagnostics(request, est_list, ratio_list)
+    if grad.ratios:
+        verdict = overall([verdict, grad.verdict])
+    return _result(whole, est_list + grad.estimates, ratio_list + grad.ratios,
+                   diags + grad.diagnostics, verdict, rounds, stop, dev, started, t0,
+                   seeds=sorted(set(seeds) | set(grad.seeds)))
+
+
+def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[Ratio],
+            diags: list[Diagnostic], verdict: Verdict, rounds: list[list[int]],
+            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float,
+            seeds: list[int] | None = None) -> EvaluationResult:
     finished = datetime.now(timezone.utc)
+    all_seeds = sorted(seeds if seeds is not None else {s for r in rounds for s in r})
     return EvaluationResult(
-        request=whole, estimates=est_list, ratios=ratio_list, diagnostics=diagnostics,
+        request=request, estimates=estimates, ratios=ratios, diagnostics=diags,
         provenance=Provenance(
-            definition_versions=definition_versions(est.name, whole.generators()),
-            code_version=_code_version(),
-            seeds=list(request.seeds), device=_device_name(dev), torch_version=torch.__version__,
-            started_at=started, finished_at=finished,
+            definition_versions=definition_versions(request.estimator.name,
+                                                    request.generators()),
+            code_version=_code_version(), seeds=all_seeds, device=_device_name(dev),
+            torch_version=torch.__version__, started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),
-        passed=all(r.passed for r in ratio_list) and not any(e.diverged for e in est_list))
+        passed=verdict == "pass", verdict=verdict, alpha=ALPHA,
+        seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1]))
+
+
+def _stop_reason(request: EvaluationRequest, ratios: list[Ratio], seeds: list[int],
+                 n_rounds: int) -> tuple[str, str]:
+    open_ = [r for r in ratios if r.verdict == "inconclusive"]
+    if not open_:
+        return "conclusive", f"every verdict conclusive with {len(seeds)} seeds"
+    if any(r.reason_code in RESOLVABLE_BY_SEEDS for r in open_) and len(seeds) >= request.seed_cap:
+        return "cap_reached", (f"{len(open_)} verdict(s) still inconclusive at the seed cap "
+                               f"({request.seed_cap}); raise max_seeds to decide them")
+    if n_rounds == 1 and request.seed_cap <= len(request.seeds):
+        return "single_round", "max_seeds = len(seeds): no seeds added"
+    return "not_resolvable_by_seeds", (f"{len(open_)} verdict(s) inconclusive for reasons more "
+                                       "seeds cannot remove (not converged, non-finite)")
 
 
 @functools.lru_cache(maxsize=1)

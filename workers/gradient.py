@@ -19,7 +19,10 @@ For each rho the test reports the ratio estimate / analytic (ideal 1). Near rho 
 where the analytic gradient vanishes and a ratio is meaningless, it reports the absolute
 error estimate - analytic (ideal 0) for |rho| < NEAR_ZERO, held to the absolute tolerance
 the ratio test has at |rho| = NEAR_ZERO (tolerance * dI/drho(NEAR_ZERO)), so the criterion
-is continuous at the switch. It also integrates the estimated gradient from rho = 0 with
+is continuous at the switch. Verdicts follow micheck.verdicts: a Student-t interval over
+seeds, simultaneous over every decision of the evaluation, against the band ideal +-
+tolerance (pass inside, fail wholly outside, else inconclusive; more seeds while that is
+for want of seeds, up to the request's seed cap). It also integrates the estimated gradient from rho = 0 with
 the trapezoid rule over the requested grid and compares it with the same rule applied
 to the analytic gradient (so quadrature error cancels; the analytic MI is in the note).
 """
@@ -28,15 +31,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-from micheck.workers import selfconsistency as sc
 from micheck.workers.critics import build_critic
 from micheck.workers.estimators import make_bound
 from micheck.workers.mige import SSGEConfig, mi_surrogate
 from micheck.workers.stacked import Stack
-from micheck.workers.trainer import EVAL_SEED_OFFSET, TRAIN_TAIL, Ticker, task_seed
+from micheck.workers.trainer import (
+    EVAL_SEED_OFFSET,
+    TRAIN_TAIL,
+    VECTOR_EVAL_SAMPLES,
+    Ticker,
+    task_seed,
+)
 from torch import Tensor
 
 from micheck.contract import (
@@ -48,6 +56,18 @@ from micheck.contract import (
     EvaluationRequest,
     Ratio,
     TestSpec,
+)
+from micheck.scoring import looks
+from micheck.verdicts import (
+    ALPHA,
+    INTERVAL_METHOD,
+    RESOLVABLE_BY_SEEDS,
+    Band,
+    Verdict,
+    decide,
+    overall,
+    simultaneous_level,
+    student_t_interval,
 )
 
 NEAR_ZERO = 0.1  # below this |rho| the absolute error replaces the ratio
@@ -184,7 +204,7 @@ def critic_gradients(ds: DatasetSpec, rhos: list[float], seeds: list[int], est: 
             ticker.tick(len(points), final=step == steps - 1)
     mi_train = tails / (steps - tail_start)
     eval_gens = [torch.Generator().manual_seed(s + EVAL_SEED_OFFSET) for s in seeds_of]
-    batches = max(1, est.train.eval_samples // n)
+    batches = max(1, (est.train.eval_samples or VECTOR_EVAL_SAMPLES) // n)
     grad_sum = torch.zeros(len(points), dtype=torch.float64)
     value_sum = torch.zeros(len(points), dtype=torch.float64)
     for _ in range(batches):
@@ -205,28 +225,71 @@ def critic_gradients(ds: DatasetSpec, rhos: list[float], seeds: list[int], est: 
     return out
 
 
-def total_steps(request: EvaluationRequest) -> int:
-    """Progress units of the gradient tests: critic steps, or one per MIGE batch."""
-    rhos = {r for t in request.tests if t.kind == "mi_gradient" for r in rhos_of(t)}
-    units = len(rhos) * len(request.seeds)
+@dataclass
+class GradientResult:
+    estimates: list[Estimate]
+    ratios: list[Ratio]
+    diagnostics: list[Diagnostic]
+    rounds: list[list[int]]
+    verdict: Verdict
+    seeds: list[int] = field(default_factory=list)
+
+
+def _tests(request: EvaluationRequest) -> list[TestSpec]:
+    return [t for t in request.tests if t.kind == "mi_gradient"]
+
+
+def decisions(request: EvaluationRequest) -> int:
+    """Pass/fail decisions of the gradient tests: one per rho, one per integrated |rho| >=
+    NEAR_ZERO (the Bonferroni count, shared with the other tests of the request)."""
+    return sum(len(rhos_of(t)) + sum(1 for r in rhos_of(t) if abs(r) >= NEAR_ZERO)
+               for t in _tests(request))
+
+
+def _units(request: EvaluationRequest, n_seeds: int) -> int:
+    """Progress units: critic steps, or one per MIGE batch."""
+    rhos = {r for t in _tests(request) for r in rhos_of(t)}
+    units = len(rhos) * n_seeds
     return units if request.estimator.name == "mige" else units * request.estimator.train.steps
 
 
 def run(request: EvaluationRequest, device: torch.device, *, progress: ProgressFn | None = None,
-        should_cancel: CancelFn | None = None, batched: bool = True
-        ) -> tuple[list[Estimate], list[Ratio], list[Diagnostic]]:
-    """Every mi_gradient test of `request`: estimates, ratio rows and diagnostics."""
+        should_cancel: CancelFn | None = None, batched: bool = True, extra_decisions: int = 0,
+        alpha: float = ALPHA) -> GradientResult:
+    """Every mi_gradient test of `request`: estimates, decided rows and diagnostics.
+
+    Seeds double (new seeds only) while a row is inconclusive for want of seeds, up to
+    request.seed_cap. `extra_decisions`: the request's other decisions, so that the
+    simultaneous level covers all of them."""
     ds, est = request.dataset, request.estimator
-    tests = [t for t in request.tests if t.kind == "mi_gradient"]
+    tests = _tests(request)
     rhos = sorted({r for t in tests for r in rhos_of(t)})
-    ticker = Ticker(total_steps(request), progress, should_cancel)
-    if est.name == "mige":
-        outcomes = mige_gradients(ds, rhos, list(request.seeds), est.params, ticker)
-    else:
-        outcomes = critic_gradients(ds, rhos, list(request.seeds), est, device, ticker, batched)
-    integrals = {seed: _integral(rhos, outcomes, seed) for seed in request.seeds}
+    level = simultaneous_level(decisions(request) + extra_decisions, looks(request), alpha)
+    seeds, new = [], list(request.seeds)
+    outcomes: dict[tuple[float, int], GradientOutcome] = {}
+    rounds: list[list[int]] = []
+    ticker = Ticker(_units(request, len(new)), progress, should_cancel)
+    while new:
+        rounds.append(new)
+        seeds += new
+        if est.name == "mige":
+            outcomes.update(mige_gradients(ds, rhos, new, est.params, ticker))
+        else:
+            outcomes.update(critic_gradients(ds, rhos, new, est, device, ticker, batched))
+        integrals = {seed: _integral(rhos, outcomes, seed) for seed in seeds}
+        ratios = [row for t in tests for row in ratio_rows(t, ds.dim, seeds, outcomes,
+                                                           integrals, level)]
+        want = any(r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS
+                   for r in ratios)
+        count = min(request.seed_cap, 2 * len(seeds)) - len(seeds) if want else 0
+        new, candidate = [], max(seeds) + 1
+        while len(new) < count:
+            if candidate not in seeds:
+                new.append(candidate)
+            candidate += 1
+        ticker.total += _units(request, len(new))
     estimates = []
-    for seed in request.seeds:
+    for seed in seeds:
         for rho in rhos:
             o = outcomes[(rho, seed)]
             mi = o.mi_test if est.name != "mige" else integrals[seed].get(rho)
@@ -235,8 +298,6 @@ def run(request: EvaluationRequest, device: torch.device, *, progress: ProgressF
                 true_mi=analytic_mi(rho, ds.dim), steps=o.steps, diverged=o.diverged,
                 transform="gradient", rho=rho, gradient=o.gradient,
                 true_gradient=analytic_gradient(rho, ds.dim)))
-    ratios = [row for t in tests for row in ratio_rows(t, ds.dim, list(request.seeds),
-                                                       outcomes, integrals)]
     diagnostics = [Diagnostic(code="diverged", severity="error", test="mi_gradient", seed=e.seed,
                               message=f"rho={e.rho:g}: training or the gradient produced a "
                                       "non-finite value (NaN/inf)")
@@ -246,7 +307,8 @@ def run(request: EvaluationRequest, device: torch.device, *, progress: ProgressF
             code="info", severity="info", test="mi_gradient",
             message="MIGE estimates gradients only; its MI values are the integrated "
                     "gradient from rho = 0 (trapezoid rule over the requested rho grid)"))
-    return estimates, ratios, diagnostics
+    return GradientResult(estimates, ratios, diagnostics, rounds,
+                          overall([r.verdict for r in ratios]), sorted(seeds))
 
 
 def _integral(rhos: list[float], outcomes: dict[tuple[float, int], GradientOutcome],
@@ -259,10 +321,9 @@ def _integral(rhos: list[float], outcomes: dict[tuple[float, int], GradientOutco
 
 def ratio_rows(test: TestSpec, dim: int, seeds: list[int],
                outcomes: dict[tuple[float, int], GradientOutcome],
-               integrals: dict[int, dict[float, float]]) -> list[Ratio]:
-    """Ratio-compatible rows, one per rho (transform "gradient") and one per |rho| >=
-    NEAR_ZERO for the integrated MI (transform "integral"); per_seed holds each seed's
-    value, so any interval-over-seeds machinery applies unchanged."""
+               integrals: dict[int, dict[float, float]], level: float) -> list[Ratio]:
+    """Decided rows, one per rho (transform "gradient") and one per |rho| >= NEAR_ZERO for
+    the integrated MI (transform "integral"); per_seed holds each seed's value."""
     tol = test.effective_tolerance
     rhos = rhos_of(test)
     truth_integral = trapezoid_from_zero(rhos, [analytic_gradient(r, dim) for r in rhos])
@@ -273,32 +334,41 @@ def ratio_rows(test: TestSpec, dim: int, seeds: list[int],
         if abs(rho) < NEAR_ZERO:
             per_seed = [None if g is None else g - truth for g in ests]
             band = tol * analytic_gradient(NEAR_ZERO, dim)
-            out.append(_row(rho, "gradient", per_seed, 0.0, band, seeds,
+            out.append(_row(rho, "gradient", per_seed, 0.0, band, tol, level,
                             f"rho={rho:g}: absolute error of dI/drho (analytic {truth:.3g}; "
-                            f"|rho| < {NEAR_ZERO}, a ratio would divide by ~0)"))
+                            f"|rho| < {NEAR_ZERO}, a ratio would divide by ~0; band +-"
+                            f"{band:.3g} = tolerance x dI/drho at |rho| = {NEAR_ZERO})"))
         else:
             per_seed = [None if g is None else g / truth for g in ests]
-            out.append(_row(rho, "gradient", per_seed, 1.0, tol, seeds,
+            out.append(_row(rho, "gradient", per_seed, 1.0, tol, tol, level,
                             f"rho={rho:g}: estimated / analytic dI/drho ({truth:.3g})"))
     for rho in rhos:
         if abs(rho) < NEAR_ZERO:
             continue
         ref = truth_integral[rho]
-        per_seed = [integrals[s][rho] / ref if rho in integrals[s] else None for s in seeds]
-        out.append(_row(rho, "integral", per_seed, 1.0, tol, seeds,
+        per_seed = [integrals[s][rho] / ref if rho in integrals.get(s, {}) else None
+                    for s in seeds]
+        out.append(_row(rho, "integral", per_seed, 1.0, tol, tol, level,
                         f"rho={rho:g}: MI integrated from rho=0 / the same quadrature of the "
                         f"analytic gradient ({ref:.3g} nats; analytic MI "
                         f"{analytic_mi(rho, dim):.3g})"))
     return out
 
 
-def _row(rho: float, kind: str, per_seed: list[float | None], ideal: float, tol: float,
-         seeds: list[int], note: str) -> Ratio:
-    good = [v for v in per_seed if v is not None]
-    value, lo, hi = sc.mean_ci(good)
-    passed = value is not None and abs(value - ideal) <= tol and len(good) == len(per_seed)
-    if len(good) < len(per_seed):
-        note += "; a seed gave no finite value"
-    return Ratio(test="mi_gradient", t=None, value=value, ci_low=lo, ci_high=hi, ideal=ideal,
-                 passed=passed, tolerance=tol, per_seed=per_seed, transform=kind, note=note,
-                 rho=rho)
+def _row(rho: float, kind: str, per_seed: list[float | None], ideal: float, half: float,
+         tol: float, level: float, note: str) -> Ratio:
+    """One row decided by micheck.verdicts: band ideal +- half, interval over seeds."""
+    finite = [v for v in per_seed if v is not None]
+    band = Band(ideal - half, ideal + half)
+    interval = student_t_interval(finite, level)
+    d = decide(interval, band, finite=len(finite), total=len(per_seed))
+    mean = sum(finite) / len(finite) if finite else None
+    return Ratio(test="mi_gradient", t=None, value=mean,
+                 ci_low=None if interval is None else interval.low,
+                 ci_high=None if interval is None else interval.high, ideal=ideal,
+                 passed=d.verdict == "pass", tolerance=tol, per_seed=per_seed, transform=kind,
+                 note=note if not d.reason else f"{note}; {d.reason}", verdict=d.verdict,
+                 band_low=band.low, band_high=band.high,
+                 ci_level=None if interval is None else level,
+                 ci_method=None if interval is None else INTERVAL_METHOD,
+                 reason_code=d.reason_code, reason=d.reason, seeds=len(finite), rho=rho)

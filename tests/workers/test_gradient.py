@@ -74,41 +74,56 @@ def _outcomes(values: dict[tuple[float, int], float | None]):
 
 
 def test_ratio_rows_switch_to_absolute_error_near_zero_and_integrate():
-    d, seeds = 4, [0, 1]
+    d, seeds = 4, [0, 1, 2]
     test = TestSpec(kind="mi_gradient", rho=[0.0, 0.5])
+    tol = test.effective_tolerance
     truth = analytic_gradient(0.5, d)
-    outcomes = _outcomes({(0.0, 0): 0.05, (0.0, 1): -0.03, (0.5, 0): 1.1 * truth,
-                          (0.5, 1): 0.9 * truth})
+    outcomes = _outcomes({(0.0, 0): 0.02, (0.0, 1): -0.01, (0.0, 2): 0.0,
+                          (0.5, 0): 1.02 * truth, (0.5, 1): 0.98 * truth, (0.5, 2): truth})
     integrals = {s: trapezoid_from_zero([0.0, 0.5], [outcomes[(0.0, s)].gradient,
                                                      outcomes[(0.5, s)].gradient])
                  for s in seeds}
-    rows = ratio_rows(test, d, seeds, outcomes, integrals)
+    rows = ratio_rows(test, d, seeds, outcomes, integrals, level=0.95)
     zero, half, integral = rows
     assert (zero.rho, zero.transform, zero.ideal) == (0.0, "gradient", 0.0)
-    assert zero.per_seed == pytest.approx([0.05, -0.03])
-    assert zero.tolerance == pytest.approx(0.1 * analytic_gradient(NEAR_ZERO, d))
-    assert zero.passed and "absolute error" in zero.note
-    assert half.per_seed == pytest.approx([1.1, 0.9]) and half.value == pytest.approx(1.0)
-    assert half.ci_low < 1.0 < half.ci_high and half.passed
+    assert zero.per_seed == pytest.approx([0.02, -0.01, 0.0])
+    band = tol * analytic_gradient(NEAR_ZERO, d)  # absolute band near rho = 0
+    assert (zero.band_low, zero.band_high) == pytest.approx((-band, band))
+    assert zero.verdict == "pass" and "absolute error" in zero.note
+    assert half.per_seed == pytest.approx([1.02, 0.98, 1.0]) and half.value == pytest.approx(1.0)
+    assert half.ci_low < 1.0 < half.ci_high and half.verdict == "pass" and half.ci_level == 0.95
+    assert (half.band_low, half.band_high) == pytest.approx((1 - tol, 1 + tol))
     ref = 0.5 * truth * 0.5  # trapezoid of the analytic gradient from 0 (gradient 0) to 0.5
     assert integral.transform == "integral" and integral.rho == 0.5
-    assert integral.per_seed[0] == pytest.approx((0.05 + 1.1 * truth) * 0.25 / ref)
+    assert integral.per_seed[0] == pytest.approx((0.02 + 1.02 * truth) * 0.25 / ref)
     assert all(r.test == "mi_gradient" and r.t is None for r in rows)
 
 
-def test_a_missing_seed_fails_the_row():
+def test_rows_fail_outside_the_band_and_are_inconclusive_on_few_seeds():
+    test = TestSpec(kind="mi_gradient", rho=[0.5])
+    g = analytic_gradient(0.5, 2)
+    biased = _outcomes({(0.5, s): 0.3 * g * (1 + 0.01 * s) for s in range(3)})
+    (row, _) = ratio_rows(test, 2, [0, 1, 2], biased, {}, level=0.95)
+    assert row.verdict == "fail" and row.reason_code == "outside_band"
+    (row, _) = ratio_rows(test, 2, [0, 1], _outcomes({(0.5, 0): g, (0.5, 1): g}), {},
+                          level=0.95)
+    assert row.verdict == "inconclusive" and row.reason_code == "too_few_seeds"
+
+
+def test_a_missing_seed_makes_the_row_inconclusive():
     test = TestSpec(kind="mi_gradient", rho=[0.5])
     rows = ratio_rows(test, 2, [0, 1], _outcomes({(0.5, 0): analytic_gradient(0.5, 2),
-                                                  (0.5, 1): None}), {0: {}, 1: {}})
-    assert not rows[0].passed and rows[0].per_seed[1] is None
-    assert "no finite value" in rows[0].note
+                                                  (0.5, 1): None}), {0: {}, 1: {}}, level=0.95)
+    assert rows[0].verdict == "inconclusive" and rows[0].per_seed[1] is None
+    assert rows[0].reason_code == "non_finite"
 
 
 def test_engine_runs_mige_and_reports_every_row():
     req = EvaluationRequest.model_validate({
         "estimator": {"name": "mige", "params": {"samples": 400}},
         "dataset": {"name": "gaussian", "dim": 3},
-        "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.4, 0.8]}], "seeds": [0, 1]})
+        "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.4, 0.8]}], "seeds": [0, 1, 2],
+        "max_seeds": 3})
     seen = []
     result = evaluate(req, device="cpu", progress=seen.append)
     grads = {r.rho: r for r in result.ratios if r.transform == "gradient"}
@@ -117,11 +132,12 @@ def test_engine_runs_mige_and_reports_every_row():
     assert grads[0.8].value == pytest.approx(1.0, abs=0.1)
     assert abs(grads[0.0].value) < 0.3
     assert {r.rho for r in result.ratios if r.transform == "integral"} == {0.4, 0.8}
+    assert grads[0.8].verdict in ("pass", "inconclusive") and grads[0.8].seeds == 3
     e = next(e for e in result.estimates if e.rho == 0.8 and e.seed == 1)
     assert e.true_gradient == pytest.approx(analytic_gradient(0.8, 3))
     assert e.true_mi == pytest.approx(analytic_mi(0.8, 3)) and e.mi_test is not None
     assert result.provenance.definition_versions["mige"] == "1"
-    assert seen[-1].steps_done == seen[-1].steps_total == 6
+    assert seen[-1].steps_done == seen[-1].steps_total == 9
     EvaluationResult.model_validate_json(result.model_dump_json())
 
 
@@ -130,8 +146,10 @@ def test_engine_runs_gradient_and_ground_truth_tests_in_one_request():
         "estimator": {"name": "nwj", "train": {"batch_size": 16, "steps": 20,
                                                "eval_samples": 32}},
         "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
-        "tests": [{"kind": "ground_truth"}, {"kind": "mi_gradient", "rho": [0.5]}]})
+        "tests": [{"kind": "ground_truth"}, {"kind": "mi_gradient", "rho": [0.5]}],
+        "seeds": [0], "max_seeds": 2})
     result = evaluate(req, device="cpu")
+    assert result.seed_rounds.rounds[0] == [0]
     assert [r.test for r in result.ratios] == ["ground_truth", "mi_gradient", "mi_gradient"]
     assert {e.test for e in result.estimates} == {"ground_truth", "mi_gradient"}
     assert result.request == req
