@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from micheck.clients.client import DEFAULT_URL, Client
@@ -51,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(e.g. the CI pipeline id)")
     p.add_argument("--force", action="store_true",
                    help="run again even if an identical evaluation has finished")
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="tag the evaluation (repeatable; added to the spec's labels), e.g. "
+                        "--label branch=main --label git_sha=$CI_COMMIT_SHA")
+    p.add_argument("--baseline", metavar="ID|K=V,...",
+                   help="compare with an evaluation id, or the latest succeeded evaluation "
+                        "of the same spec with these labels (e.g. branch=main); needs --wait")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a point regressed against the baseline")
     _common(p)
     p.set_defaults(func=submit)
 
@@ -78,6 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator")
     p.add_argument("--dataset")
     p.add_argument("--status", choices=[s.value for s in EvaluationStatus])
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="only evaluations with this label (repeatable: all must match)")
+    p.add_argument("--since", metavar="TIME", help="created at or after (ISO 8601; UTC "
+                                                   "when no zone)")
+    p.add_argument("--until", metavar="TIME", help="created before (ISO 8601)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     _common(p)
@@ -93,6 +107,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fetching the server's page")
     _common(p)
     p.set_defaults(func=report)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    """``K=V`` (or ``K:V``) arguments as a mapping; a one-line error for anything else."""
+    out: dict[str, str] = {}
+    for item in items:
+        eq, colon = item.find("="), item.find(":")
+        cut = min(i for i in (eq, colon) if i >= 0) if max(eq, colon) >= 0 else -1
+        if cut <= 0:
+            raise SpecError(f"--label {item!r}: expected KEY=VALUE")
+        out[item[:cut]] = item[cut + 1:]
+    return out
+
+
+def _baseline_query(text: str) -> str:
+    """--baseline: an id as is; K=V,K2=V2 (or K:V) as the API's 'k:v,k2:v2' query."""
+    from micheck.contract import parse_baseline
+
+    if "=" in text:
+        text = ",".join(f"{k}:{v}" for k, v in _labels(text.split(",")).items())
+    try:
+        parse_baseline(text)
+    except ValueError as exc:
+        raise SpecError(f"--{exc}") from None
+    return text
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"{flag} {value!r}: not an ISO 8601 time (e.g. 2026-11-29T12:00)"
+                        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -140,13 +190,20 @@ def _show_result(result: EvaluationResult, as_json: bool, inconclusive: str = "e
 
 def submit(args: argparse.Namespace) -> int:
     from micheck.render.junit import error_junit, to_junit
-    from micheck.spec import load_spec
+    from micheck.spec import load_spec, parse_spec
 
     if args.junit and not args.wait:
         raise SpecError("--junit needs --wait (the verdicts come at the end)")
     if args.timeout <= 0 or args.poll <= 0:
         raise SpecError("--timeout and --poll must be > 0 seconds")
     request = load_spec(args.spec)
+    if (args.baseline or args.fail_on_regression) and not args.wait:
+        raise SpecError("--baseline and --fail-on-regression need --wait")
+    if args.label or args.baseline:
+        update: dict = {"labels": {**request.labels, **_labels(args.label)}}
+        if args.baseline:
+            update["baseline"] = _baseline_query(args.baseline)
+        request = parse_spec({**request.model_dump(mode="json"), **update})
     if args.force:
         request = request.model_copy(update={"force": True})
     with _client(args) as c:
@@ -176,9 +233,27 @@ def submit(args: argparse.Namespace) -> int:
             _err(f"micheck: {msg}")
             return EXIT_SERVICE
         result = c.results(view.id)
-        _write(args.junit, to_junit(result, evaluation_id=view.id,
-                                    url=f"{c.base_url}/v1/evaluations/{view.id}/report"))
+        junit = to_junit(result, evaluation_id=view.id,
+                         url=f"{c.base_url}/v1/evaluations/{view.id}/report")
+        comparison = None
+        if request.baseline:
+            from micheck.clients.errors import NotFound
+
+            from micheck.render.comparison import add_to_junit
+
+            try:
+                comparison = c.comparison(view.id, request.baseline)
+                junit = add_to_junit(junit, comparison)
+            except NotFound as exc:  # a first run has nothing to compare with
+                _err(f"micheck: no comparison: {exc}")
+        _write(args.junit, junit)
         code = _show_result(result, args.json, args.inconclusive)
+        if comparison is not None:
+            from micheck.render.comparison import comparison_table
+
+            print(comparison_table(comparison), flush=True)
+            if comparison.regression and args.fail_on_regression:
+                code = EXIT_FAILED_VERDICT
         _err(f"report: {c.base_url}/v1/evaluations/{view.id}/report")
         return code
 
@@ -225,8 +300,11 @@ def cancel(args: argparse.Namespace) -> int:
 
 def list_(args: argparse.Namespace) -> int:
     rows = []
+    labels = _labels(args.label)
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
     with _client(args) as c:
         for i, v in enumerate(c.list(args.estimator, args.dataset, args.status,
+                                     labels=labels, created_after=since, created_before=until,
                                      page_size=min(max(args.limit, 1), 200))):
             if i >= args.limit:
                 break
@@ -236,9 +314,11 @@ def list_(args: argparse.Namespace) -> int:
             verdict = "-" if v.verdict is None else v.verdict.upper()
             rows.append((v.id, v.status.value, v.request.estimator.name, v.request.dataset.name,
                          v.created_at.strftime("%Y-%m-%d %H:%M"), verdict,
-                         v.request.label or ""))
+                         " ".join([*([v.request.label] if v.request.label else []),
+                                   *(f"{k}={x}" for k, x in sorted(v.request.labels.items()))])
+                         ))
     if not args.json:
-        head = ("id", "status", "estimator", "dataset", "created", "verdict", "label")
+        head = ("id", "status", "estimator", "dataset", "created", "verdict", "labels")
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
         for r in [head, *rows]:
             print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip())

@@ -107,6 +107,19 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(30.0, gt=0)
     worker_forget_after_s: float = Field(3600.0, gt=0, description="/v1/workers hides older ones")
 
+    # Webhooks. A failed delivery is retried at next = now + min(base * 2**(tries - 1), max)
+    # until give_up_after_s has passed since the evaluation ended (service/webhooks.py).
+    webhooks_allow_private: bool = Field(False, description="allow webhook targets on private, "
+                                         "loopback or link-local addresses (closed networks, "
+                                         "tests)")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="one delivery try's HTTP timeout")
+    webhook_poll_interval_s: float = Field(2.0, gt=0, description="how often the API process "
+                                           "looks for due deliveries")
+    webhook_retry_base_s: float = Field(10.0, gt=0)
+    webhook_retry_max_s: float = Field(600.0, gt=0)
+    webhook_give_up_after_s: float = Field(86400.0, ge=3600, description="stop retrying a "
+                                           "delivery this long after it was created")
+
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = Field("INFO", description="logging level of serve and worker processes")

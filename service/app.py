@@ -9,9 +9,19 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from micheck.service import problems
+from micheck.service import problems, webhooks
 from micheck.service.metrics import Metrics
-from micheck.service.routes import catalog, evaluations, health, reports, workers
+from micheck.service.routes import (
+    catalog,
+    comparisons,
+    deliveries,
+    evaluations,
+    exports,
+    health,
+    pages,
+    reports,
+    workers,
+)
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,18 +76,23 @@ class _BodyLimit:
         await resp(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, run_reconciler: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
+               run_deliveries: bool = True) -> FastAPI:
+    """The API. Its lifespan runs the reconciler and the webhook delivery loop."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if run_reconciler:
-            task = asyncio.create_task(_reconcile_forever(app))
+            tasks.append(asyncio.create_task(_reconcile_forever(app)))
+        if run_deliveries:
+            tasks.append(asyncio.create_task(webhooks.deliver_forever(app.state.db,
+                                                                      app.state.settings)))
         try:
             yield
         finally:
-            if task:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -92,7 +107,8 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True)
     app.state.metrics = Metrics()
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
-    for r in (evaluations.router, catalog.router, workers.router, health.router, reports.router):
+    for r in (evaluations.router, exports.router, comparisons.router, deliveries.router,
+              catalog.router, workers.router, health.router, reports.router, pages.router):
         app.include_router(r)
 
     @app.middleware("http")

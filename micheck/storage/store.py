@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,11 +30,13 @@ from micheck.contract import (
     Provenance,
     Ratio,
 )
+from micheck.storage import deliveries
 from micheck.storage.models import (
     DiagnosticRow,
     EstimateRow,
     Evaluation,
     IdempotencyKey,
+    LabelRow,
     RatioRow,
     Result,
     utcnow,
@@ -68,12 +71,16 @@ def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | No
     now = utcnow()
     row = Evaluation(
         id=uuid.uuid4().hex, owner=owner, status=Q, spec_hash=request.spec_hash(),
-        request=request.model_dump(mode="json"), estimator=request.estimator.name,
+        request=request.model_dump(mode="json", exclude={"webhook"}),
+        estimator=request.estimator.name,
         dataset=request.dataset.name, label=request.label, queue=queue,
         job_timeout_s=job_timeout_s, attempts=0, cancel_requested=False, created_at=now,
         updated_at=now, steps_done=0, steps_total=0)
     s.add(row)
     s.flush()
+    s.add_all(LabelRow(evaluation_id=row.id, key=k, value=v) for k, v in request.labels.items())
+    if request.webhook is not None:
+        deliveries.add_webhook(s, row.id, request.webhook.url, request.webhook.secret)
     return row
 
 
@@ -192,6 +199,7 @@ def finish_success(s: Session, evaluation_id: str, attempt: int, result: Evaluat
                                           "per_seed": [_finite(v) for v in x.per_seed]})
               for x in result.ratios)
     s.add_all(DiagnosticRow(result_id=r.id, **d.model_dump()) for d in result.diagnostics)
+    deliveries.on_terminal(s, evaluation_id)
     return True
 
 
@@ -210,23 +218,31 @@ def finish_attempt(s: Session, evaluation_id: str, attempt: int | None, *, statu
         values.update(worker=None, enqueued_at=now, current="retrying")
     else:
         values.update(finished_at=now)
-    return s.execute(update(Evaluation).where(*cond).values(**values)).rowcount == 1
+    done = s.execute(update(Evaluation).where(*cond).values(**values)).rowcount == 1
+    if done and status != Q:
+        deliveries.on_terminal(s, evaluation_id)
+    return done
 
 
 def fail_queued(s: Session, evaluation_id: str, code: str, message: str) -> bool:
     now = utcnow()
-    return s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+    done = s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
                                               Evaluation.status == Q)
                      .values(status=FAILED, error_code=code, error_message=message,
                              finished_at=now, updated_at=now)).rowcount == 1
+    if done:
+        deliveries.on_terminal(s, evaluation_id)
+    return done
 
 
 def request_cancel(s: Session, evaluation_id: str) -> str:
     """queued -> canceled at once; running -> flagged (the worker stops between steps)."""
     now = utcnow()
-    s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
-              .values(status=CANCELED, cancel_requested=True, finished_at=now, updated_at=now,
-                      error_code="canceled", error_message="canceled before it started"))
+    if s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
+                 .values(status=CANCELED, cancel_requested=True, finished_at=now,
+                         updated_at=now, error_code="canceled",
+                         error_message="canceled before it started")).rowcount == 1:
+        deliveries.on_terminal(s, evaluation_id)
     s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == R)
               .values(cancel_requested=True, updated_at=now))
     return s.scalar(select(Evaluation.status).where(Evaluation.id == evaluation_id))
@@ -301,9 +317,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_evaluations(s: Session, *, owner: str | None, estimator: str | None = None,
                      dataset: str | None = None, status: str | None = None, limit: int = 50,
-                     cursor: str | None = None) -> tuple[list[Evaluation], str | None]:
-    """Newest first; ``owner`` None lists every owner's."""
+                     cursor: str | None = None, labels: Sequence[tuple[str, str]] = (),
+                     created_after: datetime | None = None,
+                     created_before: datetime | None = None
+                     ) -> tuple[list[Evaluation], str | None]:
+    """Newest first; ``owner`` None lists every owner's. Every (key, value) in ``labels``
+    must match; the created range is [created_after, created_before)."""
     q = select(Evaluation)
+    for key, value in labels:
+        q = q.where(select(LabelRow.evaluation_id)
+                    .where(LabelRow.evaluation_id == Evaluation.id, LabelRow.key == key,
+                           LabelRow.value == value).exists())
+    if created_after is not None:
+        q = q.where(Evaluation.created_at >= created_after)
+    if created_before is not None:
+        q = q.where(Evaluation.created_at < created_before)
     if owner is not None:
         q = q.where(Evaluation.owner == owner)
     if estimator:

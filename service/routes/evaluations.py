@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -20,9 +21,12 @@ from micheck.service.deps import (
 )
 from micheck.service.limits import check_limits
 from micheck.service.problems import ProblemError
+from micheck.service.routes import exports
+from micheck.service.webhooks import TargetRefused, check_target
 from sqlalchemy.exc import IntegrityError
 
 from micheck.contract import (
+    MAX_LABELS,
     EvaluationPage,
     EvaluationRequest,
     EvaluationResult,
@@ -32,7 +36,7 @@ from micheck.contract import (
 )
 from micheck.definitions import canonical_estimator
 from micheck.queue import job_timeout, submit
-from micheck.storage import store
+from micheck.storage import deliveries, store
 from micheck.storage.models import Evaluation
 
 log = logging.getLogger("micheck.api")
@@ -66,6 +70,12 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
     returned instead (200, deduplicated=true) unless the request sets force."""
     check_limits(body, settings)
+    if body.webhook is not None:
+        try:
+            check_target(body.webhook.url, settings.webhooks_allow_private)
+        except TargetRefused as exc:
+            raise ProblemError(422, f"webhook.url: {exc}",
+                               errors=[{"field": "webhook.url", "message": str(exc)}]) from None
     body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     owner = caller.name or ""
     try:
@@ -82,6 +92,9 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
             if not body.force:
                 dup = store.find_duplicate(s, body.spec_hash(), visible_owner(caller, settings))
                 if dup is not None:
+                    if body.webhook is not None:  # notified when (or since) it ends
+                        deliveries.add_webhook(s, dup.id, body.webhook.url,
+                                               body.webhook.secret)
                     if idempotency_key:
                         store.put_idempotent(s, owner, idempotency_key, body_hash, dup.id)
                     metrics.submissions.labels("deduplicated").inc()
@@ -118,18 +131,43 @@ def list_(db: DBDep, settings: SettingsDep, caller: Reader,
           estimator: str | None = None, dataset: str | None = None,
           status: EvaluationStatus | None = None,
           limit: Annotated[int, Query(ge=1, le=200)] = 50,
-          cursor: Annotated[str | None, Query(max_length=500)] = None) -> EvaluationPage:
-    """Newest first; pass next_cursor back as cursor for the next page."""
+          cursor: Annotated[str | None, Query(max_length=500)] = None,
+          label: Annotated[list[str], Query(max_length=300, description=(
+              "key:value; repeat for several (all must match)"))] = [],  # noqa: B006
+          created_after: datetime | None = None,
+          created_before: datetime | None = None) -> EvaluationPage:
+    """Newest first; pass next_cursor back as cursor for the next page. Filters combine:
+    label (key:value, repeatable), status, estimator, dataset, created_after (inclusive)
+    and created_before (exclusive); times are ISO 8601, UTC when they name no zone."""
     with db.session() as s:
         try:
             rows, nxt = store.list_evaluations(
                 s, owner=visible_owner(caller, settings),
                 estimator=canonical_estimator(estimator.lower()) if estimator else None,
                 dataset=dataset, status=status.value if status else None, limit=limit,
-                cursor=cursor)
+                cursor=cursor, labels=parse_label_filters(label),
+                created_after=_aware(created_after), created_before=_aware(created_before))
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
         return EvaluationPage(items=[store.to_view(r) for r in rows], next_cursor=nxt)
+
+
+def parse_label_filters(items: list[str]) -> list[tuple[str, str]]:
+    """``key:value`` strings as pairs; 422 for one without a colon, or too many."""
+    if len(items) > MAX_LABELS:
+        raise ProblemError(422, f"label: at most {MAX_LABELS} label filters")
+    out = []
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise ProblemError(422, f"label: {item[:80]!r} is not key:value",
+                               errors=[{"field": "label", "message": "key:value"}])
+        out.append((key, value))
+    return out
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 @router.get("/{evaluation_id}", response_model=EvaluationView,
@@ -147,10 +185,14 @@ def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-@router.get("/{evaluation_id}/results", response_model=EvaluationResult, responses=PROBLEMS)
-def results(evaluation_id: str, db: DBDep, settings: SettingsDep,
-            caller: Reader) -> EvaluationResult:
-    """Every estimate and ratio with its CI and verdict, and their provenance."""
+@router.get("/{evaluation_id}/results", response_model=EvaluationResult,
+            responses={200: {"content": {"text/csv": {}}}, **PROBLEMS})
+def results(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
+            caller: Reader) -> EvaluationResult | Response:
+    """Every estimate and ratio with its CI and verdict, and their provenance
+    (``Accept: text/csv``: the rows of results.csv instead)."""
+    if exports.wants_csv(request.headers.get("accept", "")):
+        return exports.csv_response(db, evaluation_id, caller, settings)
     with db.session() as s:
         row = _visible(s.get(Evaluation, evaluation_id), caller, settings)
         if row.status != store.OK:

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from micheck.service.auth import Caller
 from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
 from micheck.service.problems import ProblemError
+from micheck.service.routes.comparisons import comparison_or_none
 
 from micheck.contract import EvaluationResult, EvaluationView, Problem
 from micheck.render import report
@@ -144,7 +145,9 @@ def report_page(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Re
         return HTMLResponse(report.render_status(view), headers=_HTML_HEADERS)
     has_mpl = importlib.util.find_spec("matplotlib") is not None
     images = "embed" if embed else "url" if has_mpl else "none"
-    page = report.render_report(result, view=view, images=images)
+    comparison = (comparison_or_none(db, evaluation_id, visible_owner(caller, settings))
+                  if view.request.baseline else None)
+    page = report.render_report(result, view=view, images=images, comparison=comparison)
     return HTMLResponse(page, headers=_HTML_HEADERS)
 
 

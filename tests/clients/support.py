@@ -1,11 +1,11 @@
 """Helpers for the client tests: recorded real results, the real app in-process, and a
 real server on a loopback port with a worker thread running the real job glue.
 
-The result fixtures were written by ``micheck run`` (the real engine):
-- gaussian_result.json: InfoNCE, 30 steps, Gaussian d=2, I=1 nat: ground_truth FAIL
+The result fixtures were written by the real engine (fixtures/regenerate.py, 3 seeds each):
+- gaussian_result.json: InfoNCE at batch 16 on a 5-nat Gaussian (ceiling log 16): FAIL
 - gaussian_pass_result.json: InfoNCE, 300 steps, tolerance 0.2: ground_truth PASS
-- mnist_result.json: SMILE(tau=5), quarter-width CNN, 20 steps, 512 MNIST images, all
-  four image tests on rows [0, 14, 28]; labelled "<b>tiny</b> & mnist" (escaping)
+- mnist_result.json: SMILE(tau=5), quarter-width CNN, 150 steps, 512 MNIST images, all
+  four image tests; labelled "<b>tiny</b> & mnist" (escaping)
 """
 
 from __future__ import annotations

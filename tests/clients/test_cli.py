@@ -116,3 +116,77 @@ def test_exit_3_for_service_errors_and_timeouts(server, tmp_path, capsys):
     assert "401" in capsys.readouterr().err
     assert main(["status", "x", "--url", f"http://127.0.0.1:{free_port()}"]) == 3
     assert "cannot reach the micheck service" in capsys.readouterr().err
+
+
+def test_submit_labels_and_list_filters(app, live_server, tokens, tmp_path, capsys,
+                                        monkeypatch):
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    spec = _spec(tmp_path, {**GAUSS, "labels": {"pipeline": "p1"}})
+    assert main(["submit", spec, "--label", "branch=main", "--label", "git_sha=abc"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["submit", _spec(tmp_path, {**GAUSS, "seeds": [9]}, "b.json"), "--label",
+                 "branch=dev"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert main(["list", "--label", "branch=main", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == [first]
+    assert rows[0]["request"]["labels"] == {"pipeline": "p1", "branch": "main",
+                                            "git_sha": "abc"}
+    assert main(["list", "--label", "branch:dev", "--since", "2000-01-01"]) == 0
+    out = capsys.readouterr().out
+    assert second in out and first not in out and "branch=dev" in out
+    assert main(["list", "--until", "2000-01-01"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # the header only
+    assert main(["list", "--label", "nolabel"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["list", "--since", "last week"]) == 2
+    assert "not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["submit", spec, "--label", "bad key=v"]) == 2
+    assert "labels" in capsys.readouterr().err
+
+
+def test_submit_against_a_baseline_exits_by_the_regression_verdict(app, live_server, tokens,
+                                                                   tmp_path, capsys,
+                                                                   monkeypatch):
+    """Two runs of one spec: main's, then a branch whose ratios are further from the
+    ideal (still inside the tolerance, so its own verdicts pass)."""
+    from tests.service.test_comparisons import engine_with
+
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    per_branch = {"main": [0.99, 1.0, 1.01], "feature": [0.93, 0.92, 0.94]}
+
+    def engine(request, **kw):
+        return engine_with(per_branch[request.labels["branch"]], True)(request, **kw)
+
+    worker = Worker(app, engine)
+    worker.start()
+    try:
+        spec = _spec(tmp_path, {**GAUSS, "seeds": [0, 1, 2]})
+        common = ["--wait", "--poll", "0.05", "--timeout", "60", "--baseline", "branch=main",
+                  "--fail-on-regression"]
+        # the first run has nothing to compare with: its own verdicts decide
+        assert main(["submit", spec, "--label", "branch=main", *common]) == 0
+        assert "no comparison" in capsys.readouterr().err
+        junit = tmp_path / "feature.xml"
+        code = main(["submit", spec, "--label", "branch=feature", "--force", *common,
+                     "--junit", str(junit)])
+        out = capsys.readouterr().out
+        assert code == 1 and "verdict: PASS" in out and "REGRESSION at 1 point" in out
+        assert "ground_truth" in out and "regressed" in out
+        root = ET.parse(junit).getroot()
+        suites = root.findall("testsuite")
+        assert [s.get("failures") for s in suites] == ["0", "1"]
+        failure = suites[1].find("testcase/failure")
+        assert failure is not None and "-0.070" in failure.get("message")
+        assert root.get("failures") == "1" and root.get("tests") == "2"
+        # without --fail-on-regression the comparison is shown and the verdicts decide
+        assert main(["submit", spec, "--label", "branch=feature", "--force", "--wait",
+                     "--poll", "0.05", "--baseline", "branch=main"]) == 0
+        assert "REGRESSION" in capsys.readouterr().out
+        assert main(["submit", spec, "--baseline", "x=y"]) == 2  # needs --wait
+        assert main(["submit", spec, "--wait", "--baseline", "bad query"]) == 2
+    finally:
+        worker.halt.set()
+        worker.join(30)
