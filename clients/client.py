@@ -9,7 +9,10 @@ Imports neither torch nor FastAPI (a CI job installs only httpx, pydantic and py
         result = c.results(view.id)              # EvaluationResult: estimates, ratios, verdicts
 
 ``AsyncClient`` has the same methods as coroutines (``list`` is an async iterator).
-URL and token default to the environment variables MICHECK_URL and MICHECK_TOKEN.
+URL and token default to the environment variables MICHECK_URL and MICHECK_TOKEN; with
+neither a URL argument nor MICHECK_URL, the client talks to http://127.0.0.1:8000 (a
+service on this machine, as `micheck up` starts it). That default is for local use only:
+`micheck submit` refuses to guess and asks for --url or MICHECK_URL.
 """
 
 from __future__ import annotations

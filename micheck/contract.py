@@ -18,12 +18,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from micheck.definitions import DATASETS, ESTIMATORS, canonical_estimator, definition_versions
+from micheck.definitions import (
+    ALIASES,
+    DATASETS,
+    ESTIMATORS,
+    canonical_estimator,
+    definition_versions,
+)
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
                    "mi_gradient"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
+ESTIMATOR_NAMES = sorted([*ESTIMATORS, *ALIASES])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
@@ -79,7 +86,9 @@ class TrainSpec(_Model):
 
 
 class EstimatorSpec(_Model):
-    name: str
+    # the schema lists the registry's names (a generated client gets an enum); the
+    # validator also accepts other spellings (case, aliases) and names the known ones
+    name: str = Field(json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -585,6 +594,9 @@ class EvaluationView(_Model):
     deduplicated: bool = False
     passed: bool | None = None
     verdict: Verdict | None = None
+    report_link: str | None = Field(
+        None, description="signed, expiring, read-only link to the HTML report: opens in a "
+                          "browser without a token (set by the service)")
 
 
 class EvaluationPage(_Model):
@@ -659,3 +671,35 @@ class Comparison(_Model):
     baseline_query: str | None = None
     regression: bool  # some point regressed
     points: list[PointComparison]
+
+
+# ---- reading what was stored ----------------------------------------------------------------
+
+
+def _construct(model: type[BaseModel], data: Any) -> Any:
+    """`model` built from stored data without validation, nested models included."""
+    if not isinstance(data, dict):
+        return data
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        value, ann = data[name], info.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if sub is not None:
+            fields[name] = _construct(sub, value)
+        elif name == "tests" and isinstance(value, list):
+            fields[name] = [_construct(TestSpec, v) for v in value]
+        else:
+            fields[name] = value
+    return model.model_construct(**fields)
+
+
+def stored_request(data: dict[str, Any]) -> EvaluationRequest:
+    """A request as it was accepted. Requests are validated when written; reading one back
+    must not re-apply today's admission rules (a tightened limit would turn old rows into
+    errors), so a row that no longer validates is taken as stored."""
+    try:
+        return EvaluationRequest.model_validate(data)
+    except ValueError:
+        return _construct(EvaluationRequest, data)

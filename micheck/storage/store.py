@@ -29,6 +29,7 @@ from micheck.contract import (
     Progress,
     Provenance,
     Ratio,
+    stored_request,
 )
 from micheck.storage import deliveries
 from micheck.storage.models import (
@@ -52,7 +53,7 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
              if row.error_code else None)
     return EvaluationView(
         id=row.id, status=EvaluationStatus(row.status), spec_hash=row.spec_hash,
-        request=EvaluationRequest.model_validate(row.request),
+        request=stored_request(row.request),
         progress=Progress(steps_done=row.steps_done, steps_total=row.steps_total,
                           current=row.current),
         attempts=row.attempts, created_at=row.created_at, started_at=row.started_at,
@@ -113,6 +114,24 @@ def put_idempotent(s: Session, owner: str, key: str, body_sha256: str, evaluatio
     s.flush()
 
 
+def replayable(row: Evaluation | None) -> bool:
+    """Whether an Idempotency-Key replay returns this evaluation: a succeeded, queued or
+    running one, yes; a canceled or failed one (or a deleted one), no: a CI retry with the
+    same key then starts a new evaluation."""
+    return row is not None and row.status in (OK, Q, R)
+
+
+def repoint_idempotent(s: Session, owner: str, key: str, old_evaluation_id: str,
+                       new_evaluation_id: str) -> bool:
+    """Move a key from a canceled/failed evaluation to its successor; False when a
+    concurrent retry moved it first (a guarded UPDATE, like the status transitions)."""
+    res = s.execute(update(IdempotencyKey)
+                    .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key,
+                           IdempotencyKey.evaluation_id == old_evaluation_id)
+                    .values(evaluation_id=new_evaluation_id, created_at=utcnow()))
+    return res.rowcount == 1
+
+
 def set_enqueued(s: Session, evaluation_id: str, rq_job_id: str) -> None:
     s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
               .values(rq_job_id=rq_job_id, enqueued_at=utcnow()))
@@ -140,7 +159,7 @@ def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Cla
     row = s.get(Evaluation, evaluation_id, populate_existing=True)
     if res.rowcount != 1 or row is None:
         return None
-    return Claim(EvaluationRequest.model_validate(row.request), row.attempts)
+    return Claim(stored_request(row.request), row.attempts)
 
 
 def heartbeat(s: Session, evaluation_id: str, attempt: int,
@@ -281,7 +300,7 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
         "verdict": r.verdict, "alpha": r.alpha,
         **({"seed_rounds": r.seed_rounds} if r.seed_rounds else {})}
     return EvaluationResult.model_validate({
-        "request": EvaluationRequest.model_validate(row.request), "estimates": estimates,
+        "request": stored_request(row.request), "estimates": estimates,
         "ratios": ratios, "diagnostics": diagnostics, "provenance": prov,
         "passed": r.passed and r.verdict == "pass", **extra})
 

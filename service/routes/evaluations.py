@@ -22,6 +22,7 @@ from micheck.service.deps import (
 from micheck.service.limits import check_limits
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
+from micheck.service.routes.share import with_link
 from micheck.service.webhooks import TargetRefused, check_target
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +37,7 @@ from micheck.contract import (
 )
 from micheck.definitions import canonical_estimator
 from micheck.queue import job_timeout, submit
+from micheck.settings import Settings
 from micheck.storage import deliveries, store
 from micheck.storage.models import Evaluation
 
@@ -45,7 +47,13 @@ PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
             for s in (401, 403, 404, 409, 413, 422, 429)}
 
 
-def _view_response(view: EvaluationView, status: int) -> JSONResponse:
+class _KeyMoved(Exception):
+    """A concurrent retry moved the Idempotency-Key to its new evaluation first."""
+
+
+def _view_response(view: EvaluationView, status: int, request: Request,
+                   settings: Settings) -> JSONResponse:
+    view = with_link(view, request, settings)
     return JSONResponse(view.model_dump(mode="json"), status_code=status,
                         headers={"Location": f"/v1/evaluations/{view.id}"})
 
@@ -59,16 +67,19 @@ def _visible(row: Evaluation | None, caller: Caller, settings) -> Evaluation:
     return row
 
 
-@router.post("", status_code=202, response_model=EvaluationView,
+@router.post("", operation_id="submit_evaluation", status_code=202,
+             response_model=EvaluationView,
              responses={200: {"model": EvaluationView,
                               "description": "an identical evaluation (deduplicated) or an "
                                              "Idempotency-Key replay"}, **PROBLEMS})
-def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsDep,
+def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, settings: SettingsDep,
            caller: Writer, metrics: MetricsDep,
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
            ) -> JSONResponse:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
-    returned instead (200, deduplicated=true) unless the request sets force."""
+    returned instead (200, deduplicated=true) unless the request sets force. A repeated
+    Idempotency-Key returns its evaluation (200) while it is queued, running or succeeded;
+    after a cancel or a failure it starts a new one (a re-run CI job gets a fresh try)."""
     check_limits(body, settings)
     if body.webhook is not None:
         try:
@@ -80,25 +91,39 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
     owner = caller.name or ""
     try:
         with db.session() as s:
+            stale: str | None = None  # the key's canceled or failed evaluation
             if idempotency_key:
                 prior = store.get_idempotent(s, owner, idempotency_key)
                 if prior is not None:
                     if prior.body_sha256 != body_hash:
                         raise ProblemError(409, "this Idempotency-Key was used with a "
                                                 "different request body")
-                    metrics.submissions.labels("idempotent_replay").inc()
-                    return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)),
-                                          200)
+                    row = s.get(Evaluation, prior.evaluation_id)
+                    if store.replayable(row):
+                        metrics.submissions.labels("idempotent_replay").inc()
+                        return _view_response(store.to_view(row), 200,  # type: ignore[arg-type]
+                                              request, settings)
+                    stale = prior.evaluation_id  # a CI retry: run it again
+
+            def remember(evaluation_id: str) -> None:
+                if not idempotency_key:
+                    return
+                if stale is None:
+                    store.put_idempotent(s, owner, idempotency_key, body_hash, evaluation_id)
+                elif not store.repoint_idempotent(s, owner, idempotency_key, stale,
+                                                  evaluation_id):
+                    raise _KeyMoved
+
             if not body.force:
                 dup = store.find_duplicate(s, body.spec_hash(), visible_owner(caller, settings))
                 if dup is not None:
                     if body.webhook is not None:  # notified when (or since) it ends
                         deliveries.add_webhook(s, dup.id, body.webhook.url,
                                                body.webhook.secret)
-                    if idempotency_key:
-                        store.put_idempotent(s, owner, idempotency_key, body_hash, dup.id)
+                    remember(dup.id)
                     metrics.submissions.labels("deduplicated").inc()
-                    return _view_response(store.to_view(dup, deduplicated=True), 200)
+                    return _view_response(store.to_view(dup, deduplicated=True), 200,
+                                          request, settings)
             if store.count_queued(s, caller.name) >= settings.max_queued_per_token:
                 raise ProblemError(429, f"token {caller.name!r} already has "
                                         f"{settings.max_queued_per_token} queued evaluations "
@@ -107,27 +132,28 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
             queue = settings.queue_for(body.dataset.is_image)
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
                                           job_timeout_s=job_timeout(body, settings, queue))
-            if idempotency_key:
-                store.put_idempotent(s, owner, idempotency_key, body_hash, row.id)
+            remember(row.id)
             view = store.to_view(row)
-    except IntegrityError:
+    except (IntegrityError, _KeyMoved):
         # a concurrent request with the same Idempotency-Key won the insert: replay it
         with db.session() as s:
             prior = store.get_idempotent(s, owner, idempotency_key or "")
             if prior is None or prior.body_sha256 != body_hash:
                 raise ProblemError(409, "conflicting concurrent request") from None
-            return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200)
+            return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
+                                  request, settings)
     try:
         submit(db, jq, view.id)
     except Exception as exc:  # the row is durable; the reconciler enqueues it later
         log.warning("evaluation %s stored but not enqueued (%s); the reconciler will retry",
                     view.id, exc)
     metrics.submissions.labels("created").inc()
-    return _view_response(view, 202)
+    return _view_response(view, 202, request, settings)
 
 
-@router.get("", response_model=EvaluationPage, responses=PROBLEMS)
-def list_(db: DBDep, settings: SettingsDep, caller: Reader,
+@router.get("", operation_id="list_evaluations", response_model=EvaluationPage,
+            responses=PROBLEMS)
+def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
           estimator: str | None = None, dataset: str | None = None,
           status: EvaluationStatus | None = None,
           limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -149,7 +175,8 @@ def list_(db: DBDep, settings: SettingsDep, caller: Reader,
                 created_after=_aware(created_after), created_before=_aware(created_before))
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
-        return EvaluationPage(items=[store.to_view(r) for r in rows], next_cursor=nxt)
+        return EvaluationPage(items=[with_link(store.to_view(r), request, settings)
+                                     for r in rows], next_cursor=nxt)
 
 
 def parse_label_filters(items: list[str]) -> list[tuple[str, str]]:
@@ -170,14 +197,15 @@ def _aware(t: datetime | None) -> datetime | None:
     return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-@router.get("/{evaluation_id}", response_model=EvaluationView,
+@router.get("/{evaluation_id}", operation_id="get_evaluation",
+            response_model=EvaluationView,
             responses={304: {"description": "unchanged since the ETag sent"}, **PROBLEMS})
 def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
         caller: Reader) -> Response:
     """Status and progress. Poll with If-None-Match: an unchanged evaluation answers 304."""
     with db.session() as s:
         row = _visible(s.get(Evaluation, evaluation_id), caller, settings)
-        body = store.to_view(row).model_dump_json().encode()
+        body = with_link(store.to_view(row), request, settings).model_dump_json().encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     inm = request.headers.get("if-none-match", "")
     if etag in {t.strip().removeprefix("W/") for t in inm.split(",")} or inm.strip() == "*":
@@ -185,7 +213,8 @@ def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-@router.get("/{evaluation_id}/results", response_model=EvaluationResult,
+@router.get("/{evaluation_id}/results", operation_id="get_results",
+            response_model=EvaluationResult,
             responses={200: {"content": {"text/csv": {}}}, **PROBLEMS})
 def results(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
             caller: Reader) -> EvaluationResult | Response:
@@ -201,9 +230,10 @@ def results(evaluation_id: str, request: Request, db: DBDep, settings: SettingsD
         return store.load_result(s, row)
 
 
-@router.post("/{evaluation_id}/cancel", response_model=EvaluationView, responses=PROBLEMS)
-def cancel(evaluation_id: str, db: DBDep, jq: QueueDep, settings: SettingsDep,
-           caller: Writer) -> EvaluationView:
+@router.post("/{evaluation_id}/cancel", operation_id="cancel_evaluation",
+             response_model=EvaluationView, responses=PROBLEMS)
+def cancel(evaluation_id: str, request: Request, db: DBDep, jq: QueueDep,
+           settings: SettingsDep, caller: Writer) -> EvaluationView:
     """Queued: canceled at once. Running: the worker stops between training steps."""
     with db.session() as s:
         row = s.get(Evaluation, evaluation_id)
@@ -218,4 +248,5 @@ def cancel(evaluation_id: str, db: DBDep, jq: QueueDep, settings: SettingsDep,
     if now == store.CANCELED:
         jq.cancel(job_id)  # a running job is not touched: the worker polls the flag
     with db.session() as s:
-        return store.to_view(s.get(Evaluation, evaluation_id, populate_existing=True))
+        view = store.to_view(s.get(Evaluation, evaluation_id, populate_existing=True))
+    return with_link(view, request, settings)

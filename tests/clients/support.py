@@ -49,8 +49,11 @@ def replay_engine(recorded: EvaluationResult, *, steps: int = 4, delay: float = 
 def with_reports(app):
     """The app with the reports router, unless service/app.py includes it already."""
     from micheck.service.routes import reports
+    from starlette.routing import NoMatchFound
 
-    if not any(getattr(r, "path", "") == "/v1/compare" for r in app.routes):
+    try:  # app.routes may hold included routers whole, so ask by name
+        app.url_path_for("compare_page")
+    except NoMatchFound:
         app.include_router(reports.router)
     return app
 

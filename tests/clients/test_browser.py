@@ -128,3 +128,29 @@ def test_sign_in_list_and_report_in_chromium(tmp_path, app, tokens, live_server,
         assert len(sizes) == 4 and all(w > 0 for w in sizes), sizes
     finally:
         browser.close()
+
+
+def test_share_link_renders_in_chromium_without_a_login(tmp_path, app, tokens, live_server,
+                                                        mnist_result, capsys):
+    """Reads stay closed (no open reads): the signed link alone opens the report, plots
+    included, as a person clicking it in a CI page would see it."""
+    from tests.clients.support import replay_engine, run_queued
+    from tests.clients.test_reports_api import MNIST_SPEC
+
+    assert not app.state.settings.open_reads
+    with Client(live_server, tokens["alice"]) as c:
+        eid = c.submit({**MNIST_SPEC, "tests": mnist_result.request.model_dump(
+            mode="json")["tests"], "label": "shared report"}).id
+        run_queued(app, replay_engine(mnist_result))
+        link = c.get(eid).report_link
+    assert link and link.startswith(f"{live_server}/v1/shared/{eid}/")
+    _check(tmp_path, link, ARTIFACTS / "report-shared.png", plots=4, capsys=capsys)
+
+
+@pytest.mark.parametrize("page", ["docs", "redoc"])
+def test_api_docs_render_offline_in_chromium(tmp_path, live_server, page):
+    """Swagger UI and ReDoc draw the API from the service's own assets (this machine has
+    no route to a CDN, so a page that needed one would stay blank)."""
+    dom = _chromium(tmp_path, f"{live_server}/{page}", "--dump-dom")
+    assert "/v1/evaluations/{evaluation_id}/results" in dom  # an operation, drawn
+    assert "Every error is application/problem+json" in dom  # the description, drawn

@@ -230,3 +230,15 @@ def test_list_filters_by_labels_and_time(app, http, tokens):
     assert list(c.list(created_before=now - hour)) == []
     with pytest.raises(errors.ApiError, match="key:value"):
         list(c.list(labels=[("", "x")]))
+
+
+def test_both_clients_import_from_the_top_level():
+    from micheck.clients import client
+
+    import micheck
+    from micheck import AsyncClient, Client
+
+    assert Client is client.Client and AsyncClient is client.AsyncClient
+    assert {"Client", "AsyncClient"} <= set(micheck.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        micheck.Nope  # noqa: B018

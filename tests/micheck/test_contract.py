@@ -73,6 +73,17 @@ def test_contract_and_client_import_neither_torch_nor_fastapi():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_stored_request_reads_back_even_if_todays_rules_reject_it():
+    from micheck.contract import stored_request
+
+    data = parse_spec(BASE).model_dump(mode="json")
+    data["estimator"]["train"]["steps"] = 10**9  # beyond today's limit: stored long ago
+    req = stored_request(data)
+    assert req.estimator.train.steps == 10**9 and req.estimator.name == "smile"
+    assert req.tests[0].kind == parse_spec(BASE).tests[0].kind
+    assert stored_request(parse_spec(BASE).model_dump(mode="json")) == parse_spec(BASE)
+
+
 GRAD = {"estimator": {"name": "mige"}, "dataset": {"name": "gaussian", "dim": 5},
         "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.5, -0.9]}]}
 
