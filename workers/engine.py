@@ -154,7 +154,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     if request.dataset.pairs is not None:  # same-class pairs: the known MI of the test split
         true_mi = tasks[0].true_mi
     classic, grads = decision_count(request), gradient.decisions(whole)
-    alpha = ALPHA * classic / (classic + grads) if classic + grads else ALPHA
+    alpha = ALPHA * classic / (classic + grads) if grads else ALPHA
     rounds: list[list[int]] = []
     estimates: dict[str, Estimate] = {}
     done = 0
