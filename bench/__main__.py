@@ -1,4 +1,4 @@
-"""python -m bench {staircase,mnist,speed,api,all} [--quick] ...: see docs/benchmarks.md."""
+"""python -m bench {staircase,mnist,speed,api,gradient,images,all} [--quick] ...: see docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -75,6 +75,20 @@ def cmd_api(a: argparse.Namespace) -> None:
     api.run(a)
 
 
+def cmd_gradient(a: argparse.Namespace) -> None:
+    """paper 004 Fig. 1: MI and dI/drho against rho for MINE, MINE-f and MIGE"""
+    from bench import gradient
+
+    gradient.main(a)
+
+
+def cmd_images(a: argparse.Namespace) -> None:
+    """same-class MNIST pairs with known MI: estimate vs m H(C) for k classes, m copies"""
+    from bench import images
+
+    images.main(a)
+
+
 def cmd_all(a: argparse.Namespace) -> None:
     for name, fn in (("staircase", cmd_staircase), ("mnist", cmd_mnist), ("speed", cmd_speed)):
         t0 = time.perf_counter()
@@ -146,6 +160,18 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     api.add_args(sp)
     sp.set_defaults(fn=cmd_api)
+    from bench import gradient  # torch and micheck.workers, already imported above
+
+    sp = sub.add_parser("gradient", help=cmd_gradient.__doc__)
+    common(sp)
+    gradient.add_args(sp)
+    sp.set_defaults(fn=cmd_gradient)
+    from bench import images
+
+    sp = sub.add_parser("images", help=cmd_images.__doc__)
+    common(sp)
+    images.add_args(sp)
+    sp.set_defaults(fn=cmd_images)
     return p
 
 

@@ -69,7 +69,7 @@ def welch(a: Sequence[float], b: Sequence[float]
 
 
 def _key(r: Ratio) -> tuple:
-    return r.test, r.transform, r.t
+    return r.test, r.transform, r.t, r.rho  # rho: mi_gradient rows, one per correlation
 
 
 def compare_point(cur: Ratio, base: Ratio | None) -> PointComparison:

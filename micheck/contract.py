@@ -27,7 +27,8 @@ from micheck.definitions import (
 )
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
-TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
+TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
+                   "mi_gradient"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*ESTIMATORS, *ALIASES])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
@@ -35,6 +36,12 @@ IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 # The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
 # micheck.verdicts with the verdict rule; they are re-exported here for old imports.
 
+
+# mi_gradient: the correlations tested when a request names none (paper 004 Fig. 1 spans (-1, 1))
+DEFAULT_RHO = (-0.9, -0.7, -0.5, -0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
+# estimators that can only run the mi_gradient test (they estimate gradients, not MI)
+GRADIENT_ONLY = ("mige",)
+VECTOR_SETS = ("gaussian", "cubic")
 
 DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
 
@@ -114,6 +121,16 @@ class EstimatorSpec(_Model):
                 raise ValueError(f"{key} must be >= 1")
         if "objective" in params and params["objective"] not in ("js", "direct"):
             raise ValueError("objective must be 'js' or 'direct'")
+        for key, low in (("samples", 4), ("n_eigen", 0), ("projection", 0)):
+            if key in params and (isinstance(params[key], bool)
+                                  or not isinstance(params[key], int) or params[key] < low):
+                raise ValueError(f"{key} must be an integer >= {low}")
+        if "samples" in params and params["samples"] > 5000:
+            raise ValueError("samples must be <= 5000 (SSGE eigendecomposes an M x M matrix)")
+        if "eigen_ratio" in params and not 0.0 < float(params["eigen_ratio"]) <= 1.0:
+            raise ValueError("eigen_ratio must lie in (0, 1]")
+        if "bandwidth_scale" in params and not float(params["bandwidth_scale"]) > 0.0:
+            raise ValueError("bandwidth_scale must be > 0")
         self.params = params
         return self
 
@@ -139,6 +156,35 @@ class DatasetSpec(_Model):
     mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
     data_dir: str | None = Field(None, description="cifar10: directory holding cifar-10-batches-py")
     train_size: int | None = Field(None, ge=2, description="use only the first N training images")
+    pairs: Literal["same_class"] | None = Field(
+        None, description="images: X and Y are two different images of one class, so "
+                          "I(X; Y) = H(C) when the class is recoverable from an image (Lee & "
+                          "Rhee 2024); the ground_truth test then has a known MI")
+    classes: list[int] | None = Field(
+        None, description="pairs: the classes drawn from (default all), at least 2")
+    copies: int = Field(1, ge=1, le=16, description=(
+        "pairs: m independent pairs stacked over channels; I = m H(C)"))
+
+    @model_validator(mode="after")
+    def _pairs(self) -> DatasetSpec:
+        if self.pairs is None:
+            if self.classes is not None or self.copies != 1:
+                raise ValueError("classes and copies apply only with pairs: same_class")
+            return self
+        if not self.is_image:
+            raise ValueError(f"pairs: same_class needs an image data set, not {self.name}")
+        if self.classes is not None:
+            known = DATASETS[self.name].classes
+            bad = [c for c in self.classes if not 0 <= c < known]
+            if bad:
+                raise ValueError(f"unknown class(es) {bad}: {self.name} has classes "
+                                 f"0..{known - 1}")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("classes must be distinct")
+            if len(self.classes) < 2:
+                raise ValueError("pairs need at least 2 classes (one class carries no "
+                                 "information: I = 0)")
+        return self
 
     @model_validator(mode="after")
     def _mi_per_dim(self) -> DatasetSpec:
@@ -168,6 +214,24 @@ class TestSpec(_Model):
         "rows", description="rows = mask all but the top t rows (Sec. 6.2); the others are "
                             "the Table 3 random transforms")
     tolerance: float | None = Field(None, gt=0)
+    rho: list[float] | None = Field(
+        None, description="mi_gradient: correlations at which dI/drho is estimated, each in "
+                          f"(-1, 1) (default {list(DEFAULT_RHO)})")
+
+    @field_validator("rho")
+    @classmethod
+    def _rho(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("rho must not be empty")
+        bad = [r for r in v if not (math.isfinite(r) and -1.0 < r < 1.0)]
+        if bad:
+            raise ValueError(f"rho values {bad} outside (-1, 1): the correlation must satisfy "
+                             "|rho| < 1 (I and dI/drho are infinite at |rho| = 1)")
+        if len(set(v)) != len(v):
+            raise ValueError("rho values must be distinct")
+        return v
 
     @property
     def effective_tolerance(self) -> float:
@@ -293,9 +357,25 @@ class EvaluationRequest(_Model):
         ds = self.dataset
         for i, test in enumerate(self.tests):
             where = f"tests[{i}] ({test.kind})"
-            if ds.is_image and test.kind == "ground_truth":
-                raise ValueError(f"{where}: ground_truth needs a vector data set with known MI "
-                                 "(gaussian or cubic)")
+            if test.rho is not None and test.kind != "mi_gradient":
+                raise ValueError(f"{where}: rho applies only to the mi_gradient test")
+            if test.kind == "mi_gradient":
+                if ds.name not in VECTOR_SETS:
+                    raise ValueError(f"{where}: mi_gradient runs on the correlated Gaussian of "
+                                     "paper 004 (dataset gaussian or cubic, any dim)")
+                if self.estimator.name == "gm":
+                    raise ValueError(f"{where}: gm cannot run mi_gradient (not implemented "
+                                     "for the generative estimator)")
+                continue
+            if self.estimator.name in GRADIENT_ONLY:
+                raise ValueError(f"{where}: {self.estimator.name} estimates MI gradients only; "
+                                 "its one test is mi_gradient")
+            if ds.is_image and test.kind == "ground_truth" and ds.pairs is None:
+                raise ValueError(f"{where}: ground_truth needs a data set with known MI "
+                                 "(gaussian, cubic, or images with pairs: same_class)")
+            if ds.pairs is not None and test.kind != "ground_truth":
+                raise ValueError(f"{where}: same-class pairs have a known MI; only "
+                                 "ground_truth applies")
             if not ds.is_image and test.kind != "ground_truth":
                 raise ValueError(f"{where}: {ds.name} is a vector task; only ground_truth applies")
             if test.rows is not None:
@@ -315,6 +395,21 @@ class EvaluationRequest(_Model):
                              f"{ds.name}; use {want!r}")
         return self
 
+    def generators(self) -> list[str]:
+        """The task generators this request draws from (micheck.definitions
+        GENERATOR_VERSIONS), for provenance and the deduplication key."""
+        ds, out = self.dataset, set()
+        for test in self.tests:
+            if test.kind == "mi_gradient":
+                out.add("mi_gradient")
+            elif ds.pairs is not None:
+                out.add(ds.pairs)
+            elif not ds.is_image:
+                out.add(ds.name)
+            else:
+                out.add("rows" if test.transform == "rows" else "transforms")
+        return sorted(out)
+
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results."""
         return self.model_dump(mode="json",
@@ -323,7 +418,7 @@ class EvaluationRequest(_Model):
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
         payload = {"spec": self.canonical(),
-                   "definitions": definition_versions(self.estimator.name)}
+                   "definitions": definition_versions(self.estimator.name, self.generators())}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -351,6 +446,10 @@ class Estimate(_Model):
     curve: list[tuple[int, float | None]] = Field(default_factory=list)
     converged: bool | None = None
     convergence: str = ""  # one line: what the plateau test saw
+    # mi_gradient only: the correlation, the estimated and the analytic dI/drho
+    rho: float | None = None
+    gradient: float | None = None
+    true_gradient: float | None = None
 
 
 class Ratio(_Model):
@@ -374,6 +473,7 @@ class Ratio(_Model):
     note: str = ""
     kind: Literal["ratio", "step"] = "ratio"  # step: r(t) - r(t_from), baseline monotonicity
     t_from: int | None = None
+    rho: float | None = None  # mi_gradient: the correlation of this row
     verdict: Verdict = "inconclusive"
     band_low: float | None = None
     band_high: float | None = None

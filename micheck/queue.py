@@ -20,7 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from micheck.contract import EvaluationRequest
+from micheck.contract import DEFAULT_RHO, EvaluationRequest
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
@@ -29,7 +29,7 @@ log = logging.getLogger("micheck.queue")
 JOB_FUNC = "micheck.workers.job.run_evaluation"  # by string: the service never imports workers/
 # critics trained per t value (a pair for the tests that compare two estimates)
 _CRITICS_PER_T = {"baseline": 1, "independence": 1, "data_processing": 2, "additivity": 2,
-                  "ground_truth": 1}
+                  "ground_truth": 1, "mi_gradient": 1}
 
 
 @lru_cache(maxsize=8)
@@ -58,7 +58,9 @@ def job_timeout(request: EvaluationRequest, settings: Settings, queue: str | Non
     critics = 0
     for test in request.tests:
         grid = len(test.rows) if test.rows else (
-            1 if test.kind == "ground_truth" else settings.default_rows_estimate)
+            1 if test.kind == "ground_truth" else
+            len(test.rho or DEFAULT_RHO) if test.kind == "mi_gradient" else
+            settings.default_rows_estimate)
         critics += grid * _CRITICS_PER_T[test.kind]
     critics *= len(request.seeds)
     if request.estimator.name == "gm":

@@ -29,3 +29,5 @@ def check_limits(request: EvaluationRequest, settings: Settings) -> None:
     for i, test in enumerate(request.tests):
         if test.rows is not None:
             over(f"tests.{i}.rows", len(test.rows), settings.max_rows, "MAX_ROWS")
+        if test.rho is not None:  # one critic (or MIGE batch) per rho, like one per row
+            over(f"tests.{i}.rho", len(test.rho), settings.max_rows, "MAX_ROWS")

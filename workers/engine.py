@@ -6,6 +6,7 @@ models) for every seed as stacked models in one trainer (workers.trainer), and h
 micheck.scoring turn held-out estimates into ratios, intervals, verdicts and diagnostics.
 While verdicts are inconclusive for want of seeds, it trains more seeds (doubling, up to
 request.seed_cap), only for the measurements those points need, batched together.
+The mi_gradient test (workers.gradient) runs apart, with the same verdict rule.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
+from micheck.workers import gradient
 from micheck.workers import selfconsistency as sc
-from micheck.workers.data import load_images
+from micheck.workers.data import load_images, load_labels
+from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.generative import train_gm
 from micheck.workers.trainer import VECTOR_EVAL_SAMPLES, CriticTask, train_critics
 
 from micheck.contract import (
+    Diagnostic,
     Estimate,
     EvaluationRequest,
     EvaluationResult,
@@ -32,8 +36,8 @@ from micheck.contract import (
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
 from micheck.plan import Measurement, plan, points
-from micheck.scoring import diagnostics, score
-from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS
+from micheck.scoring import decision_count, diagnostics, score
+from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict, overall
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -61,11 +65,20 @@ def build_tasks(request: EvaluationRequest, seeds: list[int] | None = None,
         eval_samples = min(ev, test.shape[0]) if ev else test.shape[0]
     else:
         eval_samples = ev or VECTOR_EVAL_SAMPLES
+    if ds.pairs is not None:  # same-class image pairs: known MI (workers.data.pairs)
+        classes = ds.classes or list(range(DATASETS[ds.name].classes))
+        train_pairs, _ = same_class_sampler(train, load_labels(ds, "train"), classes, ds.copies)
+        test_pairs, pair_mi = same_class_sampler(test, load_labels(ds, "test"), classes,
+                                                 ds.copies)
+        shape = (image_shape[0] * ds.copies, *image_shape[1:])
     for m in measurements:
         for seed in seeds:
             key = m.key(seed)
             by_key[key] = m
-            if ds.is_image:
+            if ds.pairs is not None:  # held out: random pairs of the test split
+                tasks.append(CriticTask(key, seed, train_pairs, test_pairs, shape, shape,
+                                        true_mi=pair_mi, eval_samples=eval_samples))
+            elif ds.is_image:
                 xs, ys = sc.shapes(m, image_shape)
                 tasks.append(CriticTask(key, seed, sc.image_sampler(train, m),
                                         sc.image_sampler(test, m), xs, ys,
@@ -119,11 +132,29 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     reject, Canceled when should_cancel() turns true."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     dev = pick_device(device)
+    whole, request = request, request.model_copy(
+        update={"tests": [t for t in request.tests if t.kind != "mi_gradient"]})
+    grad = gradient.GradientResult([], [], [], [], "inconclusive")
+    if len(request.tests) < len(whole.tests):
+        def grad_report(d: int, t: int) -> None:
+            if progress is not None:
+                progress(Progress(steps_done=d, steps_total=t, current="mi_gradient"))
+        # both parts share one family-wise alpha (Bonferroni over all their decisions)
+        grad = gradient.run(whole, dev, progress=grad_report, should_cancel=should_cancel,
+                            batched=batched, extra_decisions=decision_count(request))
+    if not request.tests:
+        return _result(whole, grad.estimates, grad.ratios, grad.diagnostics, grad.verdict,
+                       grad.rounds, _stop_reason(whole, grad.ratios, grad.seeds,
+                                                 len(grad.rounds)), dev, started, t0)
     est = request.estimator
     train = train_gm if est.name == "gm" else train_critics
     true_mi = request.dataset.mi if not request.dataset.is_image else None
     seeds = list(request.seeds)
     tasks, by_key = build_tasks(request)
+    if request.dataset.pairs is not None:  # same-class pairs: the known MI of the test split
+        true_mi = tasks[0].true_mi
+    classic, grads = decision_count(request), gradient.decisions(whole)
+    alpha = ALPHA * classic / (classic + grads) if grads else ALPHA
     rounds: list[list[int]] = []
     estimates: dict[str, Estimate] = {}
     done = 0
@@ -148,7 +179,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
                 curve=o.curve, converged=o.converged, convergence=o.convergence)
             done += o.steps
         total = max(total, done)
-        ratio_list, verdict = score(request, estimates, seeds, true_mi)
+        ratio_list, verdict = score(request, estimates, seeds, true_mi, alpha=alpha)
         new_seeds, measurements = _next_round(request, ratio_list, estimates, seeds)
         if not new_seeds:
             break
@@ -158,14 +189,27 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
         total = done + len(tasks) * est.train.steps
     stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
+    diags = diagnostics(request, est_list, ratio_list)
+    if grad.ratios:
+        verdict = overall([verdict, grad.verdict])
+    return _result(whole, est_list + grad.estimates, ratio_list + grad.ratios,
+                   diags + grad.diagnostics, verdict, rounds, stop, dev, started, t0,
+                   seeds=sorted(set(seeds) | set(grad.seeds)))
+
+
+def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[Ratio],
+            diags: list[Diagnostic], verdict: Verdict, rounds: list[list[int]],
+            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float,
+            seeds: list[int] | None = None) -> EvaluationResult:
     finished = datetime.now(timezone.utc)
+    all_seeds = sorted(seeds if seeds is not None else {s for r in rounds for s in r})
     return EvaluationResult(
-        request=request, estimates=est_list, ratios=ratio_list,
-        diagnostics=diagnostics(request, est_list, ratio_list),
+        request=request, estimates=estimates, ratios=ratios, diagnostics=diags,
         provenance=Provenance(
-            definition_versions=definition_versions(est.name), code_version=_code_version(),
-            seeds=sorted(seeds), device=_device_name(dev), torch_version=torch.__version__,
-            started_at=started, finished_at=finished,
+            definition_versions=definition_versions(request.estimator.name,
+                                                    request.generators()),
+            code_version=_code_version(), seeds=all_seeds, device=_device_name(dev),
+            torch_version=torch.__version__, started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),
         passed=verdict == "pass", verdict=verdict, alpha=ALPHA,
         seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1]))

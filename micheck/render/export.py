@@ -29,15 +29,16 @@ COLUMNS = ("evaluation_id", "estimator", "dataset", "test", "transform", "t", "s
            "tolerance", "verdict", "note")
 
 
-def _key(test: str, t: int | None, transform: str, seed: int) -> tuple:
-    return test, t, transform, seed
+def _key(test: str, t: int | None, transform: str, seed: int,
+         rho: float | None = None) -> tuple:
+    return test, t, transform, seed, rho  # rho: mi_gradient rows, one per correlation
 
 
 def operands(ratio: Ratio, height: int) -> tuple[tuple[str, int | None, str],
                                                    tuple[str, int | None, str] | None]:
     """(numerator, denominator) as (role, t, transform); denominator None = the true MI."""
     num = (ratio.test, ratio.t, ratio.transform)
-    if ratio.test == "ground_truth":
+    if ratio.test in ("ground_truth", "mi_gradient"):
         return num, None
     if ratio.transform != "rows":
         if ratio.test == "baseline":
@@ -62,7 +63,7 @@ def _cell(x: object) -> object:
 
 def results_csv(result: EvaluationResult, evaluation_id: str = "") -> str:
     req = result.request
-    est: dict[tuple, Estimate] = {_key(e.test, e.t, e.transform, e.seed): e
+    est: dict[tuple, Estimate] = {_key(e.test, e.t, e.transform, e.seed, e.rho): e
                                   for e in result.estimates}
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -70,7 +71,7 @@ def results_csv(result: EvaluationResult, evaluation_id: str = "") -> str:
     for r in result.ratios:
         num_k, den_k = operands(r, req.dataset.height)
         for i, seed in enumerate(req.seeds):
-            num = est.get(_key(*num_k, seed))
+            num = est.get(_key(*num_k, seed, r.rho))
             den = est.get(_key(*den_k, seed)) if den_k else None
             den_mi = (num.true_mi if num else None) if den_k is None else \
                 (den.mi_test if den else None)

@@ -21,6 +21,8 @@ def case_name(r: Ratio) -> str:
         parts.append(f"t={r.t_from}->{r.t}")
     elif r.t is not None:
         parts.append(f"t={r.t}")
+    if r.rho is not None:
+        parts.append(f"rho={r.rho:g}")
     name = r.test + ("_monotone" if r.kind == "step" else "")
     return f"{name}[{', '.join(parts)}]" if parts else name
 

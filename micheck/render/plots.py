@@ -53,7 +53,7 @@ def available(result: EvaluationResult, *, history: History | None = None) -> li
     names = [k for k in ROW_TESTS
              if any(r.test == k and r.transform == "rows" and r.t is not None
                     for r in result.ratios)]
-    if any(r.transform != "rows" for r in result.ratios):
+    if any(_is_transform(r) for r in result.ratios):
         names.append("transforms")
     if any(r.test == "ground_truth" for r in result.ratios):
         names.append("ground_truth")
@@ -203,17 +203,22 @@ def _rows(ax: Any, series: Series, test: str) -> None:
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
 
 
+def _is_transform(r: Ratio) -> bool:
+    """A Table 3 row (mi_gradient rows use transform for gradient/integral: not plotted here)."""
+    return r.transform != "rows" and r.test != "mi_gradient"
+
+
 def _transforms(ax: Any, series: Series) -> None:
     keys = sorted({(r.test, r.transform) for _, res in series for r in res.ratios
-                   if r.transform != "rows" and r.kind == "ratio"})
-    every = [r for _, res in series for r in res.ratios if r.transform != "rows"]
+                   if _is_transform(r) and r.kind == "ratio"})
+    every = [r for _, res in series for r in res.ratios if _is_transform(r)]
     ylim = _ylimits(every)
     width = 0.8 / max(len(series), 1)
     first = {(r.test, r.transform): r for r in (series[0][1].ratios if series else [])}
     if all(k in first for k in keys):
         _bands(ax, list(range(len(keys))), [first[k] for k in keys], ylim, 0.45, "band")
     for i, (label, result) in enumerate(series):
-        by = {(r.test, r.transform): r for r in result.ratios if r.transform != "rows"}
+        by = {(r.test, r.transform): r for r in result.ratios if _is_transform(r)}
         xs, pts = [], []
         for k, key in enumerate(keys):
             r = by.get(key)

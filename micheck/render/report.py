@@ -111,7 +111,8 @@ def _curves(result: EvaluationResult) -> str:
 
 
 def _sort_key(r: Ratio) -> tuple:
-    return (_ORDER.get(r.test, 9), r.test, r.transform, -1 if r.t is None else r.t)
+    return (_ORDER.get(r.test, 9), r.test, r.transform, -1 if r.t is None else r.t,
+            r.rho or 0.0)
 
 
 def verdict_table(result: EvaluationResult) -> str:

@@ -27,6 +27,8 @@ def _band(r: Ratio) -> str:
 def _t(r: Ratio) -> str:
     if r.kind == "step":
         return f"{r.t_from}->{r.t}"
+    if r.rho is not None:
+        return f"rho={r.rho:g}"
     return "-" if r.t is None else str(r.t)
 
 

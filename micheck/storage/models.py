@@ -132,6 +132,9 @@ class EstimateRow(Base):
     curve: Mapped[list | None] = mapped_column(JSON, nullable=True)
     converged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     convergence: Mapped[str] = mapped_column(Text, default="")
+    rho: Mapped[float | None] = mapped_column(Float, nullable=True)  # mi_gradient (0012)
+    gradient: Mapped[float | None] = mapped_column(Float, nullable=True)
+    true_gradient: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RatioRow(Base):
@@ -160,6 +163,7 @@ class RatioRow(Base):
     reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     seeds: Mapped[int] = mapped_column(Integer, default=0)
+    rho: Mapped[float | None] = mapped_column(Float, nullable=True)  # mi_gradient (0012)
 
 
 class DiagnosticRow(Base):

@@ -281,7 +281,8 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
                           mi_test=nan(e.mi_test), true_mi=e.true_mi, steps=e.steps,
                           diverged=e.diverged, transform=e.transform,
                           curve=[tuple(p) for p in e.curve or []], converged=e.converged,
-                          convergence=e.convergence or "")
+                          convergence=e.convergence or "", rho=e.rho, gradient=e.gradient,
+                          true_gradient=e.true_gradient)
                  for e in s.scalars(select(EstimateRow).where(EstimateRow.result_id == r.id)
                                     .order_by(EstimateRow.id))]
     ratios = [Ratio.model_validate(_ratio_fields(x))
@@ -316,7 +317,7 @@ def _ratio_fields(x: RatioRow) -> dict:
     return {**fields, "kind": x.kind, "t_from": x.t_from, "verdict": x.verdict,
             "band_low": x.band_low, "band_high": x.band_high, "ci_level": x.ci_level,
             "ci_method": x.ci_method, "reason_code": x.reason_code, "reason": x.reason,
-            "seeds": x.seeds}
+            "seeds": x.seeds, "rho": x.rho}
 
 
 def encode_cursor(row: Evaluation) -> str:

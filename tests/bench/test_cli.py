@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_help_lists_every_subcommand() -> None:
     out = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
-    for name in ("staircase", "mnist", "speed", "all"):
+    for name in ("staircase", "mnist", "speed", "gradient", "images", "all"):
         assert name in out
 
 
-@pytest.mark.parametrize("name", ["staircase", "mnist", "speed", "all"])
+@pytest.mark.parametrize("name", ["staircase", "mnist", "speed", "gradient", "images", "all"])
 def test_each_subcommand_has_quick(name: str) -> None:
     args = parser().parse_args([name, "--quick"])
     assert args.quick and args.threads == 1

@@ -33,7 +33,7 @@ def test_defaults_are_filled_and_aliases_resolved():
     (with_(estimator={"name": "smile", "params": {"tau": "big"}}), "tau must be a number"),
     (with_(estimator={"name": "alpha", "params": {"alpha": 1.5}}), "alpha must lie in"),
     (with_(estimator={"name": "nwj", "params": {"tau": 1}}), "nwj takes no parameter"),
-    (with_(tests=[{"kind": "ground_truth"}]), "needs a vector data set"),
+    (with_(tests=[{"kind": "ground_truth"}]), "needs a data set with known MI"),
     (with_(dataset={"name": "gaussian"}), "only ground_truth applies"),
     (with_(dataset={"name": "gaussian", "dim": 1, "mi": 50}), "nats per dimension"),
     (with_(seeds=[1, 1]), "seeds must be distinct"),
@@ -82,3 +82,88 @@ def test_a_stored_request_reads_back_even_if_todays_rules_reject_it():
     assert req.estimator.train.steps == 10**9 and req.estimator.name == "smile"
     assert req.tests[0].kind == parse_spec(BASE).tests[0].kind
     assert stored_request(parse_spec(BASE).model_dump(mode="json")) == parse_spec(BASE)
+
+
+GRAD = {"estimator": {"name": "mige"}, "dataset": {"name": "gaussian", "dim": 5},
+        "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.5, -0.9]}]}
+
+
+def grad_with(**changes):
+    spec = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in GRAD.items()}
+    spec.update(changes)
+    return spec
+
+
+def test_mi_gradient_and_mige_are_accepted_with_their_defaults():
+    req = parse_spec(GRAD)
+    assert req.tests[0].rho == [0.0, 0.5, -0.9] and req.tests[0].effective_tolerance == 0.2
+    assert req.estimator.params == {"samples": 1000, "eigen_ratio": 0.99, "n_eigen": 0,
+                                    "bandwidth_scale": 1.0, "projection": 0}
+    assert parse_spec(grad_with(tests=[{"kind": "mi_gradient"}])).tests[0].rho is None
+    both = parse_spec(grad_with(estimator={"name": "mine_f"},
+                                tests=[{"kind": "ground_truth"}, {"kind": "mi_gradient"}]))
+    assert both.estimator.name == "nwj"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [0.5, 1.0]}]), r"\|rho\| < 1"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [-1.5]}]), "outside"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": []}]), "must not be empty"),
+    (grad_with(tests=[{"kind": "mi_gradient", "rho": [0.2, 0.2]}]), "distinct"),
+    (grad_with(tests=[{"kind": "ground_truth", "rho": [0.2]}]), "only to the mi_gradient"),
+    (grad_with(tests=[{"kind": "ground_truth"}]), "its one test is mi_gradient"),
+    (grad_with(dataset={"name": "mnist"}), "correlated Gaussian"),
+    (grad_with(estimator={"name": "gm"}), "gm cannot run mi_gradient"),
+    (grad_with(estimator={"name": "mige", "params": {"samples": 2}}), "samples must be"),
+    (grad_with(estimator={"name": "mige", "params": {"eigen_ratio": 0}}), "eigen_ratio"),
+    (grad_with(estimator={"name": "mige", "params": {"projection": -1}}), "projection"),
+    (grad_with(estimator={"name": "mige", "params": {"tau": 1}}), "mige takes no parameter"),
+])
+def test_mi_gradient_validation_names_the_problem(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_rho_changes_the_spec_hash():
+    a = parse_spec(GRAD)
+    b = parse_spec(grad_with(tests=[{"kind": "mi_gradient", "rho": [0.0, 0.5]}]))
+    assert a.spec_hash() != b.spec_hash()
+
+
+PAIRS = {"estimator": {"name": "infonce"},
+         "dataset": {"name": "mnist", "pairs": "same_class", "classes": [0, 1, 2], "copies": 2},
+         "tests": [{"kind": "ground_truth"}]}
+
+
+def test_same_class_pairs_allow_ground_truth_on_images():
+    req = parse_spec(PAIRS)
+    assert req.dataset.copies == 2 and req.dataset.is_image
+    assert req.generators() == ["same_class"]
+    assert parse_spec(BASE).generators() == ["rows"]
+    assert parse_spec(GRAD).generators() == ["mi_gradient"]
+
+
+@pytest.mark.parametrize(("dataset", "tests", "message"), [
+    ({"classes": [0, 12]}, None, r"unknown class\(es\) \[12\]: mnist has classes 0..9"),
+    ({"copies": 0}, None, "dataset.copies"),
+    ({"classes": [3]}, None, "at least 2 classes"),
+    ({"classes": [3, 3]}, None, "distinct"),
+    ({"pairs": None}, None, "classes and copies apply only"),
+    ({"name": "gaussian", "classes": None, "copies": 1}, None, "needs an image data set"),
+    ({}, [{"kind": "baseline"}], "only ground_truth applies"),
+])
+def test_same_class_validation_names_the_problem(dataset, tests, message):
+    spec = {**PAIRS, "dataset": {**PAIRS["dataset"], **dataset}}
+    if tests is not None:
+        spec["tests"] = tests
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_generator_versions_are_in_the_spec_hash(monkeypatch):
+    from micheck import definitions
+
+    before = parse_spec(PAIRS).spec_hash()
+    monkeypatch.setitem(definitions.GENERATOR_VERSIONS, "same_class", "2")
+    assert parse_spec(PAIRS).spec_hash() != before
+    assert parse_spec(PAIRS).spec_hash() != parse_spec(BASE).spec_hash()

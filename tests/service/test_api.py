@@ -140,6 +140,19 @@ def test_get_etag_results_cancel_and_list(client, tokens):
     assert client.get("/v1/evaluations/nope", headers=tokens["alice"]).status_code == 404
 
 
+def test_mi_gradient_and_mige_over_the_api(client, tokens):
+    mige = {e["name"]: e for e in client.get("/v1/estimators").json()}["mige"]
+    assert mige["family"] == "gradient" and "Stein" in mige["source"]
+    spec = {"estimator": {"name": "mige"}, "dataset": {"name": "gaussian", "dim": 5},
+            "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.5]}]}
+    r = client.post("/v1/evaluations", json=spec, headers=tokens["alice"])
+    assert r.status_code in (200, 201, 202), r.text
+    bad = {**spec, "tests": [{"kind": "mi_gradient", "rho": [0.5, -1.0]}]}
+    r = client.post("/v1/evaluations", json=bad, headers=tokens["alice"])
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "|rho| < 1" in r.json()["detail"] and "Traceback" not in r.text
+
+
 def test_catalog_health_metrics_workers(client, tokens):
     names = {e["name"] for e in client.get("/v1/estimators").json()}
     assert {"infonce", "nwj", "smile", "gm"} <= names

@@ -133,3 +133,25 @@ def test_stale_running_found(db):
         s.get(Evaluation, eid).heartbeat_at = utcnow() - timedelta(minutes=5)
     with db.session() as s:
         assert [r.id for r in store.stale_running(s, timedelta(seconds=60))] == [eid]
+
+
+def test_mi_gradient_rows_round_trip_with_their_rho(db):
+    from micheck.workers.engine import evaluate
+
+    spec = {"estimator": {"name": "mige", "params": {"samples": 60}},
+            "dataset": {"name": "gaussian", "dim": 2},
+            "tests": [{"kind": "mi_gradient", "rho": [0.0, 0.5]}], "seeds": [0, 1, 2],
+            "max_seeds": 3}
+    eid = _new(db, **spec)
+    with db.session() as s:
+        c = store.claim(s, eid, "w1", max_attempts=3)
+    result = evaluate(c.request, device="cpu")
+    with db.session() as s:
+        assert store.finish_success(s, eid, 1, result)
+    with db.session() as s:
+        back = store.load_result(s, s.get(Evaluation, eid))
+    assert back.ratios == result.ratios and {r.rho for r in back.ratios} == {0.0, 0.5}
+    fields = ("seed", "rho", "gradient", "true_gradient", "mi_test", "true_mi")
+    assert [[getattr(e, f) for f in fields] for e in back.estimates] == \
+        [[getattr(e, f) for f in fields] for e in result.estimates]
+    assert all(e.gradient is not None and e.true_gradient is not None for e in back.estimates)

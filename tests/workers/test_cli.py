@@ -28,6 +28,8 @@ BAD = {
                           "dataset: {name: cifar10, data_dir: /nonexistent/cifar}\n"
                           "tests: [{kind: baseline, rows: [0]}]", "/nonexistent/cifar"),
     "not yaml": ("estimator: [unclosed", "not valid YAML"),
+    "|rho| >= 1": ("estimator: {name: mige}\ndataset: {name: gaussian, dim: 5}\n"
+                   "tests: [{kind: mi_gradient, rho: [0.5, 1.0]}]", "|rho| < 1"),
 }
 
 

@@ -111,3 +111,25 @@ def test_training_curve_and_plateau_are_recorded():
     assert steps == sorted(steps) and steps[-1] == e.steps and 80 <= e.steps <= 160
     assert e.converged is not None and e.convergence
     assert len(e.curve) >= 40
+
+
+def test_same_class_pairs_ground_truth_uses_the_known_mi():
+    from micheck.workers.data import load_labels
+    from micheck.workers.data.pairs import class_entropy
+
+    req = _req({"estimator": {"name": "infonce", "critic": {"width": 0.25},
+                              "train": {"batch_size": 16, "steps": 10, "eval_samples": 32}},
+                "dataset": {"name": "mnist", "pairs": "same_class", "classes": [3, 8],
+                            "copies": 2},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+    try:
+        labels = load_labels(req.dataset, "test")
+    except DataNotFound as exc:
+        pytest.skip(str(exc))
+    truth = 2 * class_entropy([int((labels == c).sum()) for c in (3, 8)])  # test split
+    result = evaluate(req, device="cpu")
+    (e,) = result.estimates
+    assert e.true_mi == pytest.approx(truth) and e.mi_test is not None
+    (r,) = result.ratios
+    assert r.test == "ground_truth" and r.per_seed == pytest.approx([e.mi_test / truth])
+    assert result.provenance.definition_versions["generator:same_class"] == "1"
