@@ -37,7 +37,12 @@ class DataSettings(BaseSettings):
 
     cache_dir: Path = Field(Path("~/.cache/micheck"), description="decoded data-set caches")
     data_dir: Path = Field(Path("~/.cache/micheck/data"),
-                           description="CIFAR-10: the cifar-10-batches-py directory or its parent")
+                           description="CIFAR-10: the cifar-10-batches-py directory or its parent "
+                                       "(the default data root)")
+    data_roots: dict[str, Path] = Field(
+        default_factory=dict,
+        description="named data roots a request may pick with dataset.data_root, as JSON: "
+                    'MICHECK_DATA_ROOTS=\'{"cifar-b": "/srv/cifar"}\'. Requests never name a path')
     fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
                                     description="Fashion-MNIST IDX files (Debian's package)")
 

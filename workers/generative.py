@@ -35,6 +35,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from micheck.contract import EstimatorSpec
+from micheck.errors import SpecError
+from micheck.estimators.builtin import GMParams
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -109,6 +111,14 @@ def _joint(x: Tensor, y: Tensor) -> Tensor:
     return torch.cat([x, y], dim=-3 if x.dim() >= 4 else -1)
 
 
+def _params(est: EstimatorSpec) -> GMParams:
+    """GM's typed params (micheck.estimators.builtin.GMParams: defaults stated there)."""
+    params = est.typed_params
+    if not isinstance(params, GMParams):
+        raise SpecError(f"{est.name} is not the GM estimator")
+    return params
+
+
 class _Models:
     """The stacked models of one role ('xy', 'x' or 'y') for a set of tasks."""
 
@@ -116,7 +126,7 @@ class _Models:
                  device: torch.device, batched: bool) -> None:
         self.role = role
         self.image = len(tasks[0].x_shape) == 3
-        self.latent = int(est.params.get("latent_dim", 10))
+        self.latent = _params(est).latent_dim
         mods = []
         for t in tasks:
             torch.manual_seed(task_seed(t.seed, f"{t.key}/{role}"))
@@ -152,7 +162,7 @@ def train_gm(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, 
              ) -> dict[str, TaskOutcome]:
     """Fit p(x, y), p(x), p(y) for every task; report Eq. 9 on train and test batches."""
     steps, n = est.train.steps, est.train.batch_size
-    iw = int(est.params.get("iw_samples", 16))
+    iw = _params(est).iw_samples
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tasks):
         groups.setdefault((t.x_shape, t.y_shape), []).append(i)

@@ -30,7 +30,7 @@ def test_defaults_are_filled_and_aliases_resolved():
 @pytest.mark.parametrize(("spec", "message"), [
     (with_(estimator={"name": "smile", "params": {"tau": "inf"}}), None),
     (with_(estimator={"name": "smile", "params": {"tau": "big"}}), "tau must be a number"),
-    (with_(estimator={"name": "alpha", "params": {"alpha": 1.5}}), "alpha must lie in"),
+    (with_(estimator={"name": "alpha", "params": {"alpha": 1.5}}), r"params.alpha: Input should be less than or equal to 1"),
     (with_(estimator={"name": "nwj", "params": {"tau": 1}}), "nwj takes no parameter"),
     (with_(tests=[{"kind": "ground_truth"}]), "needs a vector data set"),
     (with_(dataset={"name": "gaussian"}), "only ground_truth applies"),
