@@ -248,6 +248,18 @@ class EvaluationRequest(_Request):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class Cost(_Model):
+    """The compute an evaluation is estimated to need (micheck.budget.estimate), before it
+    runs: what the service bounds per request and per token, and the job timeout's base."""
+
+    gmac: float = Field(description="total: 10^9 multiply-accumulates, training + held-out")
+    train_gmac: float
+    eval_gmac: float
+    trainings: int = Field(description="critics (or generative models) trained")
+    critic_steps: int = Field(description="trainings x steps")
+    version: str = Field(description="the version of the cost model (micheck.budget)")
+
+
 # ---- results -----------------------------------------------------------------------------
 
 
@@ -351,6 +363,7 @@ class EvaluationView(_Model):
     heartbeat_at: datetime | None = None
     deduplicated: bool = False
     passed: bool | None = None
+    cost: Cost | None = None  # estimated before acceptance (micheck.budget)
 
 
 class EvaluationPage(_Model):

@@ -1,19 +1,30 @@
-"""This server's limits on a request, beyond what the contract itself accepts."""
+"""This server's limits on a request, beyond what the contract itself accepts.
+
+Everything here runs before anything is stored: a request over a limit is a 422 (or a
+429 for a token's queue), never a late failure.
+"""
 
 from __future__ import annotations
 
-from micheck.contract import EvaluationRequest
+from micheck.contract import Cost, EvaluationRequest
 from micheck.errors import SpecError
-from micheck.settings import Settings
+from micheck.settings import Settings, data_settings
+from micheck.storage.store import TokenLimits
 
 
-def check_limits(request: EvaluationRequest, settings: Settings) -> None:
+def default_limits(settings: Settings) -> TokenLimits:
+    return TokenLimits(settings.max_queued_per_token, settings.max_request_gmac,
+                       settings.max_token_gmac)
+
+
+def check_limits(request: EvaluationRequest, settings: Settings, cost: Cost | None = None,
+                 limits: TokenLimits | None = None) -> None:
     """Raises SpecError naming the first field over a limit (HTTP 422)."""
     train = request.estimator.train
 
-    def over(field: str, value: int, limit: int, env: str) -> None:
+    def over(field: str, value: float, limit: float, env: str) -> None:
         if value > limit:
-            raise SpecError(f"{field}: {value} exceeds this server's limit of {limit} "
+            raise SpecError(f"{field}: {value:g} exceeds this server's limit of {limit:g} "
                             f"(MICHECK_{env})")
 
     over("estimator.train.steps", train.steps, settings.max_steps, "MAX_STEPS")
@@ -26,3 +37,14 @@ def check_limits(request: EvaluationRequest, settings: Settings) -> None:
     for i, test in enumerate(request.tests):
         if test.rows is not None:
             over(f"tests.{i}.rows", len(test.rows), settings.max_rows, "MAX_ROWS")
+    root = request.dataset.data_root
+    if root is not None and root not in data_settings().data_roots:
+        raise SpecError(f"dataset.data_root: {root!r} is not a data root of this server "
+                        f"(configured: {', '.join(sorted(data_settings().data_roots)) or 'none'})")
+    if cost is not None:
+        limit = limits.max_request_gmac if limits else settings.max_request_gmac
+        if cost.gmac > limit:
+            raise SpecError(f"estimated compute {cost.gmac:g} GMAC ({cost.trainings} trainings, "
+                            f"{cost.critic_steps} critic steps) exceeds this server's limit of "
+                            f"{limit:g} GMAC per request (MICHECK_MAX_REQUEST_GMAC): fewer "
+                            "steps, seeds, rows or tests, or a smaller batch or critic")

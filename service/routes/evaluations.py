@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from typing import Annotated
@@ -18,10 +19,11 @@ from micheck.service.deps import (
     Writer,
     visible_owner,
 )
-from micheck.service.limits import check_limits
+from micheck.service.limits import check_limits, default_limits
 from micheck.service.problems import ProblemError
 from sqlalchemy.exc import IntegrityError
 
+from micheck import budget
 from micheck.contract import (
     EvaluationPage,
     EvaluationRequest,
@@ -31,7 +33,7 @@ from micheck.contract import (
     Problem,
 )
 from micheck.definitions import canonical_estimator
-from micheck.queue import job_timeout, submit
+from micheck.queue import dispatch, job_timeout
 from micheck.storage import store
 from micheck.storage.models import Evaluation
 
@@ -64,8 +66,14 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
            ) -> JSONResponse:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
-    returned instead (200, deduplicated=true) unless the request sets force."""
-    check_limits(body, settings)
+    returned instead (200, deduplicated=true) unless the request sets force.
+
+    Everything is checked before anything is stored: the contract (strict, bounded,
+    finite), this server's limits, the estimated compute (micheck.budget) per request and
+    per token, and the token's queue, the latter two atomically (lock_owner). The
+    response body is built inside the transaction, so nothing fails after the commit."""
+    cost = budget.estimate(body)
+    check_limits(body, settings, cost)
     body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     owner = caller.name or ""
     try:
@@ -86,17 +94,28 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
                         store.put_idempotent(s, owner, idempotency_key, body_hash, dup.id)
                     metrics.submissions.labels("deduplicated").inc()
                     return _view_response(store.to_view(dup, deduplicated=True), 200)
-            if store.count_queued(s, caller.name) >= settings.max_queued_per_token:
+            store.lock_owner(s, owner)  # held to the commit: the checks below are atomic
+            limits = store.token_limits(s, owner, default_limits(settings))
+            check_limits(body, settings, cost, limits)
+            queued, gmac = store.owner_load(s, caller.name)
+            if queued >= limits.max_queued:
                 raise ProblemError(429, f"token {caller.name!r} already has "
-                                        f"{settings.max_queued_per_token} queued evaluations "
+                                        f"{limits.max_queued} queued evaluations "
                                         "(MICHECK_MAX_QUEUED_PER_TOKEN)",
+                                   headers={"Retry-After": "60"})
+            if gmac + cost.gmac > limits.max_token_gmac:
+                raise ProblemError(429, f"token {caller.name!r} has {gmac:g} GMAC queued or "
+                                        f"running; this request's {cost.gmac:g} GMAC would "
+                                        f"exceed its budget of {limits.max_token_gmac:g} GMAC "
+                                        "(MICHECK_MAX_TOKEN_GMAC)",
                                    headers={"Retry-After": "60"})
             queue = settings.queue_for(body.dataset.is_image)
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
-                                          job_timeout_s=job_timeout(body, settings, queue))
+                                          job_timeout_s=job_timeout(body, settings, queue, cost),
+                                          cost=cost)
             if idempotency_key:
                 store.put_idempotent(s, owner, idempotency_key, body_hash, row.id)
-            view = store.to_view(row)
+            response = _view_response(store.to_view(row), 202)  # fails here, not after commit
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the insert: replay it
         with db.session() as s:
@@ -105,12 +124,11 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
                 raise ProblemError(409, "conflicting concurrent request") from None
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200)
     try:
-        submit(db, jq, view.id)
+        dispatch(db, jq, caller.name)  # fair scheduling: only the owner's next goes to RQ
     except Exception as exc:  # the row is durable; the reconciler enqueues it later
-        log.warning("evaluation %s stored but not enqueued (%s); the reconciler will retry",
-                    view.id, exc)
+        log.warning("evaluation stored but not enqueued (%s); the reconciler will retry", exc)
     metrics.submissions.labels("created").inc()
-    return _view_response(view, 202)
+    return response
 
 
 @router.get("", response_model=EvaluationPage, responses=PROBLEMS)
@@ -175,5 +193,7 @@ def cancel(evaluation_id: str, db: DBDep, jq: QueueDep, settings: SettingsDep,
         now = store.request_cancel(s, evaluation_id)
     if now == store.CANCELED:
         jq.cancel(job_id)  # a running job is not touched: the worker polls the flag
+        with contextlib.suppress(Exception):  # its turn passes to the owner's next
+            dispatch(db, jq, row.owner)
     with db.session() as s:
         return store.to_view(s.get(Evaluation, evaluation_id, populate_existing=True))

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 from micheck.workers import data
 from micheck.workers.data import cifar
+from pydantic import ValidationError
 
 from micheck.contract import DatasetSpec
 from micheck.errors import DataNotFound, SpecError
