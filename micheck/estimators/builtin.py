@@ -72,7 +72,8 @@ for _entry in [
                    "Song & Ermon 2020 Eq. 17; critic trained as a JS classifier (Sec. 5) "
                    "unless objective='direct'", params_model=SmileParams),
     EstimatorEntry("js", "discriminative", "1",
-                   "JS (Deep InfoMax) critic; MI read with NWJ at T+1 (Poole et al. 2019)"),
+                   "JS (Deep InfoMax) critic; MI read with NWJ at T+1 (Poole et al. 2019 Sec. 2.3; "
+                   "Song & Ermon 2020 Sec. 5)"),
     EstimatorEntry("tuba", "discriminative", "1",
                    "Poole et al. 2019 Eq. 8 (TUBA) with a learned constant baseline"),
     EstimatorEntry("alpha", "discriminative", "1",
