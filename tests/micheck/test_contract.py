@@ -70,3 +70,20 @@ def test_contract_and_client_import_neither_torch_nor_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_yaml_exponent_floats_are_numbers_and_types_are_strict(tmp_path):
+    from micheck.spec import load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("estimator: {name: smile, train: {lr: 1e-4}}\ndataset: {name: mnist}\n"
+                    "tests: [{kind: baseline, tolerance: 2E-1}]\n")
+    req = load_spec(spec)
+    assert req.estimator.train.lr == 1e-4 and req.tests[0].tolerance == 0.2
+    for bad, field in ((with_(seeds=[True]), "seeds.0"),
+                       (with_(estimator={"name": "smile", "train": {"steps": "10"}}),
+                        "estimator.train.steps"),
+                       (with_(estimator={"name": "smile", "train": {"lr": float("nan")}}),
+                        "finite number")):
+        with pytest.raises(SpecError, match=field):
+            parse_spec(bad)
