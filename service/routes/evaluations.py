@@ -73,7 +73,7 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
     per token, and the token's queue, the latter two atomically (lock_owner). The
     response body is built inside the transaction, so nothing fails after the commit."""
     cost = budget.estimate(body)
-    check_limits(body, settings, cost)
+    check_limits(body, settings)  # the compute budget: below, with the token's limits
     body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     owner = caller.name or ""
     try:

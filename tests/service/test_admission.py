@@ -168,6 +168,26 @@ def test_budget_is_reported_and_bounded_per_request_and_per_token(client, tokens
         s.get(store.Token, "alice").max_token_gmac = cost["gmac"] * 10
     assert client.post("/v1/evaluations", json={**IMAGE_SPEC, "seeds": [7, 8]},
                        headers=tokens["alice"]).status_code == 202
+    # a per-token raise of the per-request limit counts too
+    app.state.settings.max_request_gmac = cost["gmac"] / 2
+    with app.state.db.session() as s:
+        s.get(store.Token, "alice").max_request_gmac = cost["gmac"] * 2
+    assert client.post("/v1/evaluations", json={**IMAGE_SPEC, "seeds": [9, 10]},
+                       headers=tokens["alice"]).status_code == 202
+    assert client.post("/v1/evaluations", json={**IMAGE_SPEC, "seeds": [9, 10]},
+                       headers=tokens["bob"]).status_code == 422
+
+
+def test_catalog_publishes_each_entry_with_its_params_schema(client):
+    by_name = {e["name"]: e for e in client.get("/v1/estimators").json()}
+    assert set(by_name) >= {"infonce", "nwj", "dv", "mine", "smile", "js", "tuba", "alpha", "gm"}
+    smile = by_name["smile"]
+    assert "Eq. 17" in smile["definition"] and smile["version"] == "1"
+    assert smile["params"]["properties"]["tau"]["default"] == 5.0
+    assert smile["params"]["additionalProperties"] is False
+    gm = by_name["gm"]["params"]["properties"]
+    assert gm["iw_samples"]["maximum"] == 1024 and gm["iw_samples"]["type"] == "integer"
+    assert by_name["infonce"]["aliases"] == ["cpc"]
 
 
 def _free_port() -> int:

@@ -87,3 +87,18 @@ def test_reconciler_requeues_lost_jobs_and_retries_stale_runs(service_settings):
     assert sorted(j.args[0] for j in jq.queue("cpu").jobs) == sorted([queued, running])
     assert reconcile(db, jq) == {"requeued": 0, "retried": 0, "failed": 0, "dispatched": 0}  # idempotent
     db.dispose()
+
+
+def test_reconciler_dispatches_waiting_work_one_per_token(service_settings):
+    """Rows stored while Redis was unreachable wait in the database; the reconciler puts
+    each token's oldest on RQ (fair dispatch), not the whole backlog."""
+    db, jq = Database(service_settings), JobQueue(service_settings)
+    with db.session() as s:
+        ids = {owner: [store.create_evaluation(s, _req(seeds=[i]), owner=owner, queue="cpu",
+                                               job_timeout_s=600).id for i in range(3)]
+               for owner in ("a", "b")}
+    assert reconcile(db, jq)["dispatched"] == 2
+    assert sorted(j.args[0] for j in jq.queue("cpu").jobs) == sorted([ids["a"][0],
+                                                                       ids["b"][0]])
+    assert reconcile(db, jq)["dispatched"] == 0
+    db.dispose()

@@ -133,3 +133,30 @@ def test_stale_running_found(db):
         s.get(Evaluation, eid).heartbeat_at = utcnow() - timedelta(minutes=5)
     with db.session() as s:
         assert [r.id for r in store.stale_running(s, timedelta(seconds=60))] == [eid]
+
+
+def test_lock_owner_makes_count_then_insert_atomic(db):
+    """60 concurrent admissions with a limit of 50 on each backend: lock_owner serialises
+    one owner's count and insert (PostgreSQL: the token row's lock; SQLite: the write
+    lock), so exactly 50 get in."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from micheck.service.auth import create_token
+
+    create_token(db, "alice")
+
+    def admit(seed: int) -> bool:
+        with db.session() as s:
+            store.lock_owner(s, "alice")
+            queued, _ = store.owner_load(s, "alice")
+            if queued >= 50:
+                return False
+            store.create_evaluation(s, _request(seeds=[seed]), owner="alice", queue="cpu",
+                                    job_timeout_s=600)
+            return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        admitted = list(pool.map(admit, range(60)))
+    assert admitted.count(True) == 50
+    with db.session() as s:
+        assert store.count_queued(s, "alice") == 50
