@@ -2,8 +2,10 @@
 
 Server and token: --url/--token, else MICHECK_URL / MICHECK_TOKEN (default URL
 http://127.0.0.1:8000). Exit codes (``submit --wait`` and ``results``): 0 every verdict
-passes, 1 a test fails its tolerance, 2 usage or input errors (a bad spec, a request the
-server rejects as invalid), 3 service errors, a failed or canceled evaluation, or a timeout.
+passes, 1 some verdict fails (its interval lies wholly outside its band), 2 usage or input
+errors (a bad spec, a request the server rejects as invalid), 3 service errors, a failed or
+canceled evaluation, or a timeout, 4 none fails but some are inconclusive
+(``--inconclusive pass|fail`` maps 4 to 0 or 1).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from micheck.clients.errors import WaitTimeout
 from micheck.contract import EvaluationResult, EvaluationStatus, EvaluationView
 from micheck.errors import SpecError
 from micheck.settings import ClientSettings
+from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
 
 EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
@@ -31,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a spec to the service (CI: --wait --junit)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="evaluation spec, YAML or JSON")
-    p.add_argument("--wait", action="store_true", help="wait for the verdict; exit 0/1/3")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
+    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
+                   help="exit code of an inconclusive verdict: 4 (default), or as a pass or "
+                        "a fail for pipelines that must be binary")
     p.add_argument("--timeout", type=float, default=3600.0,
                    help="seconds to wait (default 3600; exit 3 past it)")
     p.add_argument("--poll", type=float, default=2.0, help="first poll interval, seconds")
@@ -57,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="the full result as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
+                   help="exit code of an inconclusive verdict (default 4)")
     _common(p)
     p.set_defaults(func=results)
 
@@ -122,11 +131,11 @@ def _write(path: Path | None, text: str) -> None:
         _err(f"wrote {path}")
 
 
-def _show_result(result: EvaluationResult, as_json: bool) -> int:
+def _show_result(result: EvaluationResult, as_json: bool, inconclusive: str = "exit4") -> int:
     from micheck.render.table import ratio_table
 
     print(result.model_dump_json(indent=2) if as_json else ratio_table(result), flush=True)
-    return EXIT_OK if result.passed else EXIT_FAILED_VERDICT
+    return exit_code(result.verdict, inconclusive)
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -169,7 +178,7 @@ def submit(args: argparse.Namespace) -> int:
         result = c.results(view.id)
         _write(args.junit, to_junit(result, evaluation_id=view.id,
                                     url=f"{c.base_url}/v1/evaluations/{view.id}/report"))
-        code = _show_result(result, args.json)
+        code = _show_result(result, args.json, args.inconclusive)
         _err(f"report: {c.base_url}/v1/evaluations/{view.id}/report")
         return code
 
@@ -186,8 +195,8 @@ def status(args: argparse.Namespace) -> int:
         line += f"  {p.steps_done}/{p.steps_total} steps ({100 * p.steps_done / p.steps_total:.0f}%)"
     if p.current:
         line += f"  {p.current}"
-    if view.passed is not None:
-        line += f"  verdict {'PASS' if view.passed else 'FAIL'}"
+    if view.verdict is not None:
+        line += f"  verdict {view.verdict.upper()}"
     print(line)
     if view.error:
         print(f"error {view.error.code}: {view.error.message}")
@@ -202,7 +211,7 @@ def results(args: argparse.Namespace) -> int:
     with _client(args) as c:
         result = c.results(args.id)
     _write(args.junit, to_junit(result, evaluation_id=args.id))
-    return _show_result(result, args.json)
+    return _show_result(result, args.json, args.inconclusive)
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -224,7 +233,7 @@ def list_(args: argparse.Namespace) -> int:
             if args.json:
                 print(v.model_dump_json())
                 continue
-            verdict = "-" if v.passed is None else "PASS" if v.passed else "FAIL"
+            verdict = "-" if v.verdict is None else v.verdict.upper()
             rows.append((v.id, v.status.value, v.request.estimator.name, v.request.dataset.name,
                          v.created_at.strftime("%Y-%m-%d %H:%M"), verdict,
                          v.request.label or ""))

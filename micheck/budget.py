@@ -4,7 +4,9 @@
 out: critic trainings x steps x batch x (input size x model size), per test, point and
 seed, as multiply-accumulates (MACs) of the forward passes, times 3 for a training step
 (forward plus backward). The count is deliberately pessimistic: every point trains its
-own numerator and denominator (the engine shares denominators, so it trains fewer).
+own numerator and denominator (the engine shares denominators, so it trains fewer), every
+critic trains to the step cap (``until_converged`` may stop earlier) and every seed the
+adaptive rule may add (``seed_cap``) is counted.
 The service bounds it per request and per token (micheck.settings) and derives the job
 timeout from it (micheck.queue.job_timeout); the 202 response and the results report it.
 
@@ -23,6 +25,8 @@ from micheck.contract import Cost, CriticSpec, EvaluationRequest
 from micheck.definitions import DATASETS
 
 VERSION = "1"
+IMAGE_TEST_SPLIT = 10_000  # MNIST, Fashion-MNIST and CIFAR-10 test splits: the default held-out
+VECTOR_EVAL_SAMPLES = 16_384  # as micheck.workers.trainer.VECTOR_EVAL_SAMPLES
 TRAIN_FACTOR = 3  # a training step: forward + backward (~2x forward)
 # per point of a test: the channel multiplier of each critic it trains (numerator,
 # denominator); data_processing and additivity stack two copies of X and of Y
@@ -102,22 +106,25 @@ def estimate(request: EvaluationRequest) -> Cost:
     train = est.train
     shape = DATASETS[ds.name].shape if ds.is_image else (ds.dim,)
     n = train.batch_size
-    eval_batches = max(1, train.eval_samples // n)
+    steps = train.step_cap  # until_converged may train up to max_steps
+    held_out = train.eval_samples or (IMAGE_TEST_SPLIT if ds.is_image else VECTOR_EVAL_SAMPLES)
+    eval_batches = max(1, held_out // n)
+    seeds = request.seed_cap  # adaptive seeds may add rounds up to max_seeds
     gm = est.entry.family == "generative"
     iw = int(est.params.get("iw_samples", 1)) if gm else 1
     trainings, train_macs, eval_macs = 0, 0.0, 0.0
     for i, test in enumerate(request.tests):
         for mult in _CRITICS[test.kind]:
-            count = points(request, i) * len(request.seeds)
+            count = points(request, i) * seeds
             if gm:
                 fwd = gm_forward_macs(request, shape, mult, n, 1)
                 fwd_eval = gm_forward_macs(request, shape, mult, n, iw)
             else:
                 fwd = fwd_eval = critic_forward_macs(est.critic, shape, mult, n)
             trainings += count * (3 if gm else 1)
-            train_macs += count * TRAIN_FACTOR * train.steps * fwd
+            train_macs += count * TRAIN_FACTOR * steps * fwd
             eval_macs += count * eval_batches * fwd_eval
-    critic_steps = trainings * train.steps
+    critic_steps = trainings * steps
     return Cost(trainings=trainings, critic_steps=critic_steps,
                 train_gmac=_round(train_macs / 1e9), eval_gmac=_round(eval_macs / 1e9),
                 gmac=_round((train_macs + eval_macs) / 1e9), version=VERSION)

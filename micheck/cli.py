@@ -7,7 +7,8 @@
 
 A part whose extra is not installed (e.g. the client-only install has no torch)
 still lists its commands, which then say what to install. Errors print one line:
-exit 2 for bad input, 3 for service errors or timeouts, 1 for a failed verdict.
+exit 2 for bad input, 3 for service errors or timeouts, 1 for a failed verdict, 4 for an
+inconclusive one (micheck.verdicts.exit_code).
 """
 
 from __future__ import annotations

@@ -18,28 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from micheck import estimators
 from micheck.definitions import DATASETS, definition_versions
+from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
-# Default pass/fail tolerances on a ratio, per test: |ratio - ideal| <= tolerance.
-# baseline: each ratio may fall at most this much below the previous t (monotone)
-# and must be within it of 0 at t=0. ground_truth: relative error of estimate/true MI.
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "baseline": 0.1,
-    "independence": 0.05,
-    "data_processing": 0.15,
-    "additivity": 0.3,
-    "ground_truth": 0.1,
-}
-IDEAL: dict[str, float | None] = {
-    "baseline": None,  # 0 at t=0, 1 at full height, non-decreasing in between
-    "independence": 0.0,
-    "data_processing": 1.0,
-    "additivity": 2.0,
-    "ground_truth": 1.0,
-}
+# The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
+# micheck.verdicts with the verdict rule; they are re-exported here for old imports.
+
+
+DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
 
 
 class _Model(BaseModel):
@@ -76,9 +65,22 @@ class TrainSpec(_Request):
     batch_size: int = Field(64, ge=2, le=4096)
     steps: int = Field(1000, ge=1, le=10_000_000)
     lr: float = Field(1e-4, gt=0, le=1.0)
-    eval_samples: int = Field(
-        2048, ge=2, le=1_000_000,
-        description="held-out samples (test split) used for the reported estimate")
+    eval_samples: int | None = Field(
+        None, ge=2, le=1_000_000, description=(
+            "held-out samples for the reported estimate; default: the whole test split for "
+            "images (one pass, in batches of batch_size), 16384 fresh samples for vectors"))
+    until_converged: bool = Field(
+        False, description="keep training past `steps`, up to `max_steps`, until every "
+                           "critic's held-out estimate has reached a plateau")
+    max_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="until_converged: the most steps (default 4x steps)")
+
+    @property
+    def step_cap(self) -> int:
+        """The most steps a critic may train."""
+        if not self.until_converged:
+            return self.steps
+        return max(self.steps, self.max_steps or 4 * self.steps)
 
 
 class EstimatorSpec(_Request):
@@ -186,7 +188,12 @@ class EvaluationRequest(_Request):
     estimator: EstimatorSpec
     dataset: DatasetSpec
     tests: list[TestSpec] = Field(min_length=1, max_length=256)
-    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=64)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=64)
+    max_seeds: int | None = Field(
+        None, ge=1, le=64, description=(
+            "adaptive seeds: while a verdict is inconclusive for want of seeds, train more "
+            f"(batched), up to this many; default max({DEFAULT_MAX_SEEDS}, len(seeds)); set it "
+            "to len(seeds) to run exactly the seeds given"))
     force: bool = Field(False, description="re-run even if an identical evaluation finished")
     label: str | None = Field(None, max_length=200)
 
@@ -196,6 +203,12 @@ class EvaluationRequest(_Request):
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
         return v
+
+    @property
+    def seed_cap(self) -> int:
+        """The most seeds the adaptive rule may run."""
+        return max(len(self.seeds), self.max_seeds if self.max_seeds is not None
+                   else DEFAULT_MAX_SEEDS)
 
     @model_validator(mode="after")
     def _tests_fit_dataset(self) -> EvaluationRequest:
@@ -264,7 +277,12 @@ class Cost(_Model):
 
 
 class Estimate(_Model):
-    """One trained critic (or generative model triple): an MI estimate in nats."""
+    """One trained critic (or generative model triple): an MI estimate in nats.
+
+    `curve`: the held-out estimate at checkpoints during training, as (step, nats) pairs,
+    on the same fixed held-out batches each time; `converged` is the plateau test's answer
+    on it (micheck.convergence), None for rows stored before curves existed.
+    """
 
     test: str  # the role: baseline, independence, data_processing, additivity, ground_truth
     t: int | None  # rows kept; None for transforms and vector tasks
@@ -275,30 +293,70 @@ class Estimate(_Model):
     steps: int
     diverged: bool = False
     transform: str = "rows"
+    curve: list[tuple[int, float | None]] = Field(default_factory=list)
+    converged: bool | None = None
+    convergence: str = ""  # one line: what the plateau test saw
 
 
 class Ratio(_Model):
+    """One decided point: a ratio (or, for baseline monotonicity, a step between two t).
+
+    The verdict follows from `ci_low`/`ci_high` against `band_low`/`band_high` by the rule
+    in micheck.verdicts: pass inside, fail wholly outside, inconclusive otherwise (with
+    `reason_code` and a one-line `reason`).
+    """
+
     test: str
     t: int | None
     value: float | None  # mean over seeds
-    ci_low: float | None  # 95% Student-t interval over seeds; None with one seed
+    ci_low: float | None  # the interval the verdict was decided on; None with < 2 seeds
     ci_high: float | None
     ideal: float | None
-    passed: bool
+    passed: bool  # verdict == "pass" (kept for clients of API v1)
     tolerance: float
     per_seed: list[float | None]
     transform: str = "rows"
     note: str = ""
+    kind: Literal["ratio", "step"] = "ratio"  # step: r(t) - r(t_from), baseline monotonicity
+    t_from: int | None = None
+    verdict: Verdict = "inconclusive"
+    band_low: float | None = None
+    band_high: float | None = None
+    ci_level: float | None = None  # e.g. 0.9975 for 20 decisions at alpha 0.05
+    ci_method: str | None = None
+    reason_code: ReasonCode | Literal["legacy"] | None = None
+    reason: str = ""
+    seeds: int = 0  # seeds that contributed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        # rows stored before verdicts were three-valued carry only `passed` (mean within
+        # tolerance, interval ignored): they are shown as inconclusive, never as pass
+        if isinstance(data, dict) and "verdict" not in data and "passed" in data:
+            data = {**data, "verdict": "inconclusive", "passed": False, "reason_code": "legacy",
+                    "reason": "stored before verdicts were decided on intervals"}
+        return data
 
 
 class Diagnostic(_Model):
     code: Literal["cpc_ceiling", "diverged", "train_test_gap", "non_monotone",
-                  "nonzero_independence", "info"]
+                  "nonzero_independence", "not_converged", "info"]
     severity: Literal["info", "warning", "error"]
     message: str
     test: str | None = None
     t: int | None = None
     seed: int | None = None
+
+
+class SeedRounds(_Model):
+    """What the adaptive seed rule did."""
+
+    rounds: list[list[int]] = Field(default_factory=list)  # seeds trained in each round
+    cap: int = 0
+    stop: Literal["conclusive", "cap_reached", "not_resolvable_by_seeds", "single_round"] = \
+        "single_round"
+    note: str = ""
 
 
 class Provenance(_Model):
@@ -315,10 +373,27 @@ class Provenance(_Model):
 class EvaluationResult(_Model):
     request: EvaluationRequest
     estimates: list[Estimate]
-    ratios: list[Ratio]
+    ratios: list[Ratio]  # points and baseline monotonicity steps (kind="step")
     diagnostics: list[Diagnostic]
     provenance: Provenance
-    passed: bool
+    passed: bool  # verdict == "pass"
+    verdict: Verdict = "inconclusive"
+    alpha: float | None = None  # family-wise error rate of the verdicts
+    seed_rounds: SeedRounds = Field(default_factory=SeedRounds)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "verdict" not in data:
+            data = {**data, "verdict": "inconclusive", "passed": False}
+        return data
+
+    def counts(self) -> dict[str, int]:
+        """How many points passed, failed and were inconclusive."""
+        out = {"pass": 0, "fail": 0, "inconclusive": 0}
+        for r in self.ratios:
+            out[r.verdict] += 1
+        return out
 
 
 # ---- service views (the REST API's resources) --------------------------------------------
@@ -363,6 +438,7 @@ class EvaluationView(_Model):
     heartbeat_at: datetime | None = None
     deduplicated: bool = False
     passed: bool | None = None
+    verdict: Verdict | None = None
     cost: Cost | None = None  # estimated before acceptance (micheck.budget)
 
 

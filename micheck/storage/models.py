@@ -92,6 +92,7 @@ class Evaluation(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
     cost_gmac: Mapped[float | None] = mapped_column(Float, nullable=True)  # micheck.budget
     cost: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
@@ -114,6 +115,9 @@ class Result(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     wall_seconds: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL: legacy
+    alpha: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seed_rounds: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     __table_args__ = (UniqueConstraint("evaluation_id", "attempt"),)
 
 
@@ -131,6 +135,9 @@ class EstimateRow(Base):
     steps: Mapped[int] = mapped_column(Integer)
     diverged: Mapped[bool] = mapped_column(Boolean, default=False)
     transform: Mapped[str] = mapped_column(String(32), default="rows")
+    curve: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    converged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    convergence: Mapped[str] = mapped_column(Text, default="")
 
 
 class RatioRow(Base):
@@ -149,6 +156,16 @@ class RatioRow(Base):
     per_seed: Mapped[list] = mapped_column(JSON)
     transform: Mapped[str] = mapped_column(String(32), default="rows")
     note: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default="ratio")
+    t_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL: legacy
+    band_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    band_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_level: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    seeds: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DiagnosticRow(Base):

@@ -56,7 +56,10 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
                           current=row.current),
         attempts=row.attempts, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, error=error, worker=row.worker,
-        heartbeat_at=row.heartbeat_at, deduplicated=deduplicated, passed=row.passed,
+        heartbeat_at=row.heartbeat_at, deduplicated=deduplicated,
+        # a legacy row (verdict NULL) compared means, not intervals: never a pass now
+        passed=(row.verdict == "pass") if row.verdict else (None if row.passed is None else False),
+        verdict=row.verdict or (None if row.passed is None else "inconclusive"),
         cost=Cost.model_validate(row.cost) if row.cost else None)
 
 
@@ -237,7 +240,8 @@ def finish_success(s: Session, evaluation_id: str, attempt: int, result: Evaluat
                                              Evaluation.status == R,
                                              Evaluation.attempts == attempt)
                     .values(status=OK, finished_at=now, updated_at=now, heartbeat_at=now,
-                            result_attempt=attempt, passed=result.passed, error_code=None,
+                            result_attempt=attempt, passed=result.passed,
+                            verdict=result.verdict, error_code=None,
                             error_message=None, current="done",
                             steps_done=Evaluation.steps_total))
     if res.rowcount != 1:
@@ -246,15 +250,20 @@ def finish_success(s: Session, evaluation_id: str, attempt: int, result: Evaluat
     r = Result(evaluation_id=evaluation_id, attempt=attempt, passed=result.passed,
                definition_versions=p.definition_versions, code_version=p.code_version,
                seeds=p.seeds, device=p.device, torch_version=p.torch_version,
-               started_at=p.started_at, finished_at=p.finished_at, wall_seconds=p.wall_seconds)
+               started_at=p.started_at, finished_at=p.finished_at, wall_seconds=p.wall_seconds,
+               verdict=result.verdict, alpha=result.alpha,
+               seed_rounds=result.seed_rounds.model_dump(mode="json"))
     s.add(r)
     s.flush()
     s.add_all(EstimateRow(result_id=r.id, **{**e.model_dump(), "mi_train": _finite(e.mi_train),
-                                             "mi_test": _finite(e.mi_test)})
+                                             "mi_test": _finite(e.mi_test),
+                                             "curve": [[st, _finite(v)] for st, v in e.curve]})
               for e in result.estimates)
     s.add_all(RatioRow(result_id=r.id, **{**x.model_dump(), "value": _finite(x.value),
                                           "ci_low": _finite(x.ci_low),
                                           "ci_high": _finite(x.ci_high),
+                                          "band_low": _finite(x.band_low),
+                                          "band_high": _finite(x.band_high),
                                           "per_seed": [_finite(v) for v in x.per_seed]})
               for x in result.ratios)
     s.add_all(DiagnosticRow(result_id=r.id, **d.model_dump()) for d in result.diagnostics)
@@ -310,12 +319,12 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
 
     estimates = [Estimate(test=e.test, t=e.t, seed=e.seed, mi_train=nan(e.mi_train),
                           mi_test=nan(e.mi_test), true_mi=e.true_mi, steps=e.steps,
-                          diverged=e.diverged, transform=e.transform)
+                          diverged=e.diverged, transform=e.transform,
+                          curve=[tuple(p) for p in e.curve or []], converged=e.converged,
+                          convergence=e.convergence or "")
                  for e in s.scalars(select(EstimateRow).where(EstimateRow.result_id == r.id)
                                     .order_by(EstimateRow.id))]
-    ratios = [Ratio(test=x.test, t=x.t, value=x.value, ci_low=x.ci_low, ci_high=x.ci_high,
-                    ideal=x.ideal, passed=x.passed, tolerance=x.tolerance, per_seed=x.per_seed,
-                    transform=x.transform, note=x.note)
+    ratios = [Ratio.model_validate(_ratio_fields(x))
               for x in s.scalars(select(RatioRow).where(RatioRow.result_id == r.id)
                                  .order_by(RatioRow.id))]
     diagnostics = [Diagnostic(code=d.code, severity=d.severity, message=d.message, test=d.test,
@@ -326,9 +335,28 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
                       seeds=r.seeds, device=r.device, torch_version=r.torch_version,
                       started_at=r.started_at, finished_at=r.finished_at,
                       wall_seconds=r.wall_seconds)
-    return EvaluationResult(request=EvaluationRequest.model_validate(row.request),
-                            estimates=estimates, ratios=ratios, diagnostics=diagnostics,
-                            provenance=prov, passed=r.passed)
+    extra = {} if r.verdict is None else {
+        "verdict": r.verdict, "alpha": r.alpha,
+        **({"seed_rounds": r.seed_rounds} if r.seed_rounds else {})}
+    return EvaluationResult.model_validate({
+        "request": EvaluationRequest.model_validate(row.request), "estimates": estimates,
+        "ratios": ratios, "diagnostics": diagnostics, "provenance": prov,
+        "passed": r.passed and r.verdict == "pass", **extra})
+
+
+def _ratio_fields(x: RatioRow) -> dict:
+    """A stored ratio row as the model's fields; a legacy row (verdict NULL) leaves the
+    verdict out, so the model reads it as inconclusive (legacy)."""
+    fields = {"test": x.test, "t": x.t, "value": x.value, "ci_low": x.ci_low,
+              "ci_high": x.ci_high, "ideal": x.ideal, "passed": x.passed,
+              "tolerance": x.tolerance, "per_seed": x.per_seed, "transform": x.transform,
+              "note": x.note}
+    if x.verdict is None:
+        return fields
+    return {**fields, "kind": x.kind, "t_from": x.t_from, "verdict": x.verdict,
+            "band_low": x.band_low, "band_high": x.band_high, "ci_level": x.ci_level,
+            "ci_method": x.ci_method, "reason_code": x.reason_code, "reason": x.reason,
+            "seeds": x.seeds}
 
 
 def encode_cursor(row: Evaluation) -> str:

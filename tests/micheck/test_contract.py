@@ -24,7 +24,7 @@ def test_defaults_are_filled_and_aliases_resolved():
     assert req.estimator.name == "infonce"
     req = parse_spec(BASE)
     assert req.estimator.params == {"tau": 5.0, "objective": "js"}
-    assert req.seeds == [0] and req.estimator.critic.kind == "separable"
+    assert req.seeds == [0, 1, 2] and req.estimator.critic.kind == "separable"
 
 
 @pytest.mark.parametrize(("spec", "message"), [

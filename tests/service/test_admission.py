@@ -34,7 +34,7 @@ IMAGE_SPEC = {"estimator": {"name": "smile", "params": {"tau": 5.0},
                                       "eval_samples": 64}},
               "dataset": {"name": "mnist", "dim": 20, "mi": 2.0, "train_size": 100},
               "tests": [{"kind": "data_processing", "rows": [14], "offset": 3,
-                         "tolerance": 0.2}], "seeds": [0, 1]}
+                         "tolerance": 0.2}], "seeds": [0, 1], "max_seeds": 2}
 GM_SPEC = {"estimator": {"name": "gm", "params": {"iw_samples": 4, "latent_dim": 4},
                          "train": {"batch_size": 16, "steps": 10}},
            "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
@@ -43,7 +43,7 @@ MINE_SPEC = {**TINY_SPEC, "estimator": {"name": "mine", "params": {"ema_rate": 0
                                         "train": {"batch_size": 16, "steps": 5}}}
 ALPHA_SPEC = {**TINY_SPEC, "estimator": {"name": "alpha", "params": {"alpha": 0.5},
                                          "train": {"batch_size": 16, "steps": 5}}}
-NULLABLE = {"train_size", "tolerance"}
+NULLABLE = {"train_size", "tolerance", "eval_samples", "max_steps", "max_seeds"}
 BAD_NUMBERS: list[Any] = [float("inf"), float("-inf"), float("nan"), 2**63, 2**80, -(2**70),
                           True, "0.5", None, {}, [1]]
 
