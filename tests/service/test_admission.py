@@ -36,7 +36,8 @@ IMAGE_SPEC = {"estimator": {"name": "smile", "params": {"tau": 5.0},
               "tests": [{"kind": "data_processing", "rows": [14], "offset": 3,
                          "tolerance": 0.2}], "seeds": [0, 1], "max_seeds": 2}
 GM_SPEC = {"estimator": {"name": "gm", "params": {"iw_samples": 4, "latent_dim": 4},
-                         "train": {"batch_size": 16, "steps": 10}},
+                         "train": {"batch_size": 16, "steps": 10, "until_converged": True,
+                                   "max_steps": 20, "eval_samples": 64}},
            "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
            "tests": [{"kind": "ground_truth", "tolerance": 0.5}], "seeds": [3]}
 MINE_SPEC = {**TINY_SPEC, "estimator": {"name": "mine", "params": {"ema_rate": 0.5},
