@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # no
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
+ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
@@ -88,7 +90,9 @@ class EstimatorSpec(_Request):
     typed params model (micheck.estimators); ``params`` holds the result with every
     default filled in (``typed_params`` gives the model itself)."""
 
-    name: str = Field(max_length=64)
+    # the schema lists the registry's names (a generated client gets an enum); the
+    # validator also accepts other spellings (case, aliases) and names the known ones
+    name: str = Field(max_length=64, json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -182,6 +186,61 @@ class TestSpec(_Request):
         return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.kind]
 
 
+MAX_LABELS = 16
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
+
+
+_EVAL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def parse_baseline(text: str) -> str | dict[str, str]:
+    """An evaluation id (32 hex digits) as is, or a label query 'k:v,k2:v2' as a mapping;
+    ValueError for anything else."""
+    text = text.strip()
+    if _EVAL_ID.fullmatch(text):
+        return text
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition(":")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise ValueError(f"baseline {text[:80]!r}: an evaluation id or labels "
+                             "'key:value,key2:value2'")
+        out[key] = value
+    if len(out) > MAX_LABELS:
+        raise ValueError(f"baseline: at most {MAX_LABELS} labels")
+    return out
+
+
+class WebhookSpec(_Model):
+    """Where to POST the evaluation's summary when it ends (succeeded, failed, canceled).
+
+    With a secret, each delivery carries ``X-Micheck-Signature: sha256=<hex HMAC-SHA256 of
+    the raw body keyed with the secret>``. Neither the URL nor the secret is stored in the
+    request the API shows back, and neither changes the deduplication key.
+    """
+
+    url: str = Field(max_length=2000, description="http(s) URL; private and loopback "
+                     "targets are refused unless MICHECK_WEBHOOKS_ALLOW_PRIVATE=1")
+    secret: str | None = Field(None, min_length=8, max_length=200,
+                               description="HMAC-SHA256 key of X-Micheck-Signature")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry user:password (use the secret)")
+        return v
+
+
 class EvaluationRequest(_Request):
     """One estimator, one data set, a list of tests, a list of seeds."""
 
@@ -196,6 +255,35 @@ class EvaluationRequest(_Request):
             "to len(seeds) to run exactly the seeds given"))
     force: bool = Field(False, description="re-run even if an identical evaluation finished")
     label: str | None = Field(None, max_length=200)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description=f"up to {MAX_LABELS} key/value tags (keys: letters, "
+        "digits, _ . - /, up to 63 characters; values up to 200) to filter listings by; "
+        "they do not change the deduplication key")
+    webhook: WebhookSpec | None = Field(None, description="notified on every terminal state")
+    baseline: str | None = Field(None, max_length=1000, description=(
+        "compare with: an evaluation id, or a label query 'k:v,k2:v2' meaning the latest "
+        "succeeded evaluation of the same spec with those labels "
+        "(GET /v1/evaluations/{id}/comparison)"))
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_baseline(v)
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels, got {len(v)}")
+        for key, value in v.items():
+            if not _LABEL_KEY.fullmatch(key):
+                raise ValueError(f"label key {key[:70]!r}: 1-63 letters, digits, '_', '.', "
+                                 "'-' or '/', starting with a letter or digit")
+            if len(value) > 200:
+                raise ValueError(f"label {key!r}: value longer than 200 characters")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -246,7 +334,8 @@ class EvaluationRequest(_Request):
         Shaped as before data roots existed (``dataset.data_dir: null``, no ``data_root``
         unless one is named), so the deduplication keys of unchanged specs stay the same.
         """
-        out = self.model_dump(mode="json", exclude={"force", "label"})
+        out = self.model_dump(mode="json",
+                              exclude={"force", "label", "labels", "webhook", "baseline"})
         root = out["dataset"].pop("data_root", None)
         out["dataset"]["data_dir"] = None
         if root is not None:
@@ -440,6 +529,9 @@ class EvaluationView(_Model):
     passed: bool | None = None
     verdict: Verdict | None = None
     cost: Cost | None = None  # estimated before acceptance (micheck.budget)
+    report_link: str | None = Field(
+        None, description="signed, expiring, read-only link to the HTML report: opens in a "
+                          "browser without a token (set by the service)")
 
 
 class EvaluationPage(_Model):
@@ -464,3 +556,85 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+
+
+class DeliveryAttempt(_Model):
+    """One try at a webhook delivery: the receiver's status code, or why there was none."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class DeliveryView(_Model):
+    """A webhook delivery of one terminal state, with its log of tries."""
+
+    id: str
+    evaluation_id: str
+    event: str  # evaluation.succeeded | evaluation.failed | evaluation.canceled
+    url: str  # scheme, host and path only: a query string may hold a credential
+    state: Literal["pending", "delivered", "gave_up"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    log: list[DeliveryAttempt] = Field(default_factory=list)
+
+
+class PointComparison(_Model):
+    """One test point against the baseline's: the difference of mean ratios with a 95%
+    Welch interval over the two runs' seeds, and whether the point regressed."""
+
+    test: str
+    transform: str = "rows"
+    t: int | None
+    ratio: float | None
+    baseline_ratio: float | None
+    difference: float | None  # ratio - baseline_ratio
+    ci_low: float | None  # None with fewer than two finite seeds on either side
+    ci_high: float | None
+    verdict: str  # this run's: pass | fail (| inconclusive where verdicts are three-valued)
+    baseline_verdict: str | None  # None: the baseline has no such point
+    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new"]
+    note: str = ""
+
+
+class Comparison(_Model):
+    evaluation_id: str
+    baseline_id: str
+    baseline_query: str | None = None
+    regression: bool  # some point regressed
+    points: list[PointComparison]
+
+
+# ---- reading what was stored ----------------------------------------------------------------
+
+
+def _construct(model: type[BaseModel], data: Any) -> Any:
+    """`model` built from stored data without validation, nested models included."""
+    if not isinstance(data, dict):
+        return data
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        value, ann = data[name], info.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if sub is not None:
+            fields[name] = _construct(sub, value)
+        elif name == "tests" and isinstance(value, list):
+            fields[name] = [_construct(TestSpec, v) for v in value]
+        else:
+            fields[name] = value
+    return model.model_construct(**fields)
+
+
+def stored_request(data: dict[str, Any]) -> EvaluationRequest:
+    """A request as it was accepted. Requests are validated when written; reading one back
+    must not re-apply today's admission rules (a tightened limit would turn old rows into
+    errors), so a row that no longer validates is taken as stored."""
+    try:
+        return EvaluationRequest.model_validate(data)
+    except ValueError:
+        return _construct(EvaluationRequest, data)

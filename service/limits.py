@@ -36,6 +36,7 @@ def check_limits(request: EvaluationRequest, settings: Settings, cost: Cost | No
     over("estimator.train.max_steps", train.step_cap, settings.max_steps, "MAX_STEPS")
     over("max_seeds", request.seed_cap, settings.max_seeds, "MAX_SEEDS")
     over("seeds", len(request.seeds), settings.max_seeds, "MAX_SEEDS")
+    over("max_seeds", request.seed_cap, settings.max_seeds, "MAX_SEEDS")
     over("tests", len(request.tests), settings.max_tests, "MAX_TESTS")
     for i, test in enumerate(request.tests):
         if test.rows is not None:

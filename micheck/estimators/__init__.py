@@ -136,4 +136,8 @@ def names() -> list[str]:
     return list(_ENTRIES)
 
 
+def aliases() -> list[str]:
+    return list(_ALIASES)
+
+
 from micheck.estimators import builtin as _builtin  # noqa: E402, F401  (registers the paper's)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import micheck
-from micheck.contract import EvaluationResult, EvaluationView, Ratio
+from micheck.contract import Comparison, EvaluationResult, EvaluationView, Ratio
 from micheck.render.junit import case_name, expectation, miss
 
 Images = Literal["embed", "url", "none"]
@@ -256,11 +256,21 @@ def title_of(item: EvaluationResult | EvaluationView) -> str:
     return item.request.label or f"{series_label(item)} on {item.request.dataset.name}"
 
 
+def _comparison(c: Comparison | None) -> str:
+    if c is None:
+        return ""
+    from micheck.render.comparison import comparison_html
+
+    return f"<h2>Against the baseline</h2>{comparison_html(c)}"
+
+
 def render_report(result: EvaluationResult, *, view: EvaluationView | None = None,
                   images: Images = "embed", plot_url: PlotUrl | None = None,
-                  history: Sequence[tuple[int, float, float]] | None = None) -> str:
+                  history: Sequence[tuple[int, float, float]] | None = None,
+                  comparison: Comparison | None = None) -> str:
     """The HTML page for one evaluation. ``images="url"`` needs ``plot_url``; by default
-    the plot URLs are relative (``plots/NAME.png``), right for the served page."""
+    the plot URLs are relative (``plots/NAME.png``), right for the served page. With a
+    ``comparison``, a section shows every point against the baseline's."""
     started = time.perf_counter()
     plot_url = plot_url or (lambda name, fmt: f"plots/{name}.{fmt}")
     names, why = _plot_names(result, images)
@@ -285,6 +295,7 @@ def render_report(result: EvaluationResult, *, view: EvaluationView | None = Non
     body = (f"<h1>{e(title)}{_verdict_badge(result.verdict)}</h1><p class=sub>{sub}</p>"
             f"<h2>Verdicts</h2>{verdict_table(result)}"
             f"<h2>Training curves</h2>{_curves(result)}"
+            f"{_comparison(comparison)}"
             f"<h2>Plots</h2>{why or _plots(names, images, render, plot_url)}"
             f"<h2>Diagnostics</h2>{_diagnostics(result)}"
             f"<h2>Estimates</h2>{_estimates(result)}"

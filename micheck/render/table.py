@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from micheck.contract import EvaluationResult, Ratio
+from micheck.render.junit import case_name
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -50,7 +51,7 @@ def ratio_table(result: EvaluationResult) -> str:
                     f"device {prov.device}, {prov.wall_seconds:.1f} s")
     for r in result.ratios:
         if r.verdict != "pass" and r.reason:
-            lines.append(f"{r.verdict.upper():12} {r.test}[{_t(r)}] {r.reason_code}: {r.reason}")
+            lines.append(f"{r.verdict.upper():12} {case_name(r)} {r.reason_code}: {r.reason}")
     for d in result.diagnostics:
         where = " ".join(f"{k}={v}" for k, v in (("test", d.test), ("t", d.t), ("seed", d.seed))
                          if v is not None)
@@ -74,9 +75,19 @@ class ProgressLine:
         self.stream, self.every = stream, every
         self.tty = stream.isatty()
         self._last, self._t0 = 0.0, time.monotonic()
+        self._state: str | None = None
 
     def update(self, done: int, total: int, label: str = "") -> None:
+        """One progress report; with no step count yet (queued, starting) the label alone,
+        once per change: never "0/0 steps"."""
         now = time.monotonic()
+        if total <= 0:
+            text = label.rstrip(": ") or "waiting"
+            if text != self._state:
+                self._state = text
+                self.stream.write(("\r" if self.tty else "") + text + "\n")
+                self.stream.flush()
+            return
         if not self.tty and now - self._last < self.every and done < total:
             return
         self._last = now

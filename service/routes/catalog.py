@@ -13,7 +13,7 @@ from micheck.definitions import DATASETS, ENGINE_VERSION
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
-@router.get("/estimators")
+@router.get("/estimators", operation_id="list_estimators")
 def estimators() -> list[dict[str, Any]]:
     """Every registered estimator: its definition (the equation it implements), version
     and the JSON schema of its params, generated from the entry's params model."""
@@ -23,13 +23,13 @@ def estimators() -> list[dict[str, Any]]:
             for e in registry.entries()]
 
 
-@router.get("/datasets")
+@router.get("/datasets", operation_id="list_datasets")
 def datasets() -> list[dict[str, Any]]:
     schema = DatasetSpec.model_json_schema()
     return [{"name": d.name, "kind": d.kind, "shape": list(d.shape), "source": d.source,
              "params": schema} for d in DATASETS.values()]
 
 
-@router.get("/schema/evaluation-request")
+@router.get("/schema/evaluation-request", operation_id="get_request_schema")
 def request_schema() -> dict[str, Any]:
     return EvaluationRequest.model_json_schema()

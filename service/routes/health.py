@@ -11,12 +11,12 @@ from sqlalchemy import text
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", operation_id="readyz")
 def readyz(db: DBDep, jq: QueueDep) -> dict[str, str]:
     checks = {}
     try:
@@ -33,6 +33,6 @@ def readyz(db: DBDep, jq: QueueDep) -> dict[str, str]:
     return {"status": "ready", **checks}
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", operation_id="get_metrics", response_class=Response)
 def metrics(request: Request, m: MetricsDep) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

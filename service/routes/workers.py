@@ -14,7 +14,7 @@ from micheck.storage.models import WorkerRow, utcnow
 router = APIRouter(prefix="/v1", tags=["workers"])
 
 
-@router.get("/workers")
+@router.get("/workers", operation_id="list_workers")
 def workers(db: DBDep, settings: SettingsDep, _caller: Reader) -> list[WorkerView]:
     now = utcnow()
     cutoff = now - timedelta(seconds=settings.worker_forget_after_s)

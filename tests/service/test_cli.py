@@ -21,7 +21,7 @@ def test_token_create_and_revoke(var, capsys):
     assert main(["db", "upgrade"]) == 0
     from micheck.storage.migrations import head_revision
 
-    assert f"revision {head_revision()}" in capsys.readouterr().out
+    assert f"revision {head_revision()} (head" in capsys.readouterr().out
     assert main(["token", "create", "alice", "--admin"]) == 0
     token = capsys.readouterr().out.strip()
     db = Database(Settings())

@@ -19,36 +19,44 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-RATIO_COLUMNS = [
-    sa.Column("kind", sa.String(length=16), nullable=False, server_default="ratio"),
-    sa.Column("t_from", sa.Integer(), nullable=True),
-    sa.Column("verdict", sa.String(length=16), nullable=True),
-    sa.Column("band_low", sa.Float(), nullable=True),
-    sa.Column("band_high", sa.Float(), nullable=True),
-    sa.Column("ci_level", sa.Float(), nullable=True),
-    sa.Column("ci_method", sa.String(length=100), nullable=True),
-    sa.Column("reason_code", sa.String(length=32), nullable=True),
-    sa.Column("reason", sa.Text(), nullable=False, server_default=""),
-    sa.Column("seeds", sa.Integer(), nullable=False, server_default="0"),
-]
-ESTIMATE_COLUMNS = [
-    sa.Column("curve", sa.JSON(), nullable=True),
-    sa.Column("converged", sa.Boolean(), nullable=True),
-    sa.Column("convergence", sa.Text(), nullable=False, server_default=""),
-]
-RESULT_COLUMNS = [
-    sa.Column("verdict", sa.String(length=16), nullable=True),
-    sa.Column("alpha", sa.Float(), nullable=True),
-    sa.Column("seed_rounds", sa.JSON(), nullable=True),
-]
+
+def ratio_columns() -> list[sa.Column]:
+    return [
+        sa.Column("kind", sa.String(length=16), nullable=False, server_default="ratio"),
+        sa.Column("t_from", sa.Integer(), nullable=True),
+        sa.Column("verdict", sa.String(length=16), nullable=True),
+        sa.Column("band_low", sa.Float(), nullable=True),
+        sa.Column("band_high", sa.Float(), nullable=True),
+        sa.Column("ci_level", sa.Float(), nullable=True),
+        sa.Column("ci_method", sa.String(length=100), nullable=True),
+        sa.Column("reason_code", sa.String(length=32), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False, server_default=""),
+        sa.Column("seeds", sa.Integer(), nullable=False, server_default="0"),
+    ]
+
+
+def estimate_columns() -> list[sa.Column]:
+    return [
+        sa.Column("curve", sa.JSON(), nullable=True),
+        sa.Column("converged", sa.Boolean(), nullable=True),
+        sa.Column("convergence", sa.Text(), nullable=False, server_default=""),
+    ]
+
+
+def result_columns() -> list[sa.Column]:
+    return [
+        sa.Column("verdict", sa.String(length=16), nullable=True),
+        sa.Column("alpha", sa.Float(), nullable=True),
+        sa.Column("seed_rounds", sa.JSON(), nullable=True),
+    ]
 
 
 def upgrade() -> None:
-    for table, columns in (("ratios", RATIO_COLUMNS), ("estimates", ESTIMATE_COLUMNS),
-                           ("results", RESULT_COLUMNS)):
+    for table, columns in (("ratios", ratio_columns()), ("estimates", estimate_columns()),
+                           ("results", result_columns())):
         with op.batch_alter_table(table) as batch:
             for column in columns:
-                batch.add_column(column.copy())
+                batch.add_column(column)
     with op.batch_alter_table("evaluations") as batch:
         batch.add_column(sa.Column("verdict", sa.String(length=16), nullable=True))
 
@@ -56,8 +64,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("evaluations") as batch:
         batch.drop_column("verdict")
-    for table, columns in (("ratios", RATIO_COLUMNS), ("estimates", ESTIMATE_COLUMNS),
-                           ("results", RESULT_COLUMNS)):
+    for table, columns in (("ratios", ratio_columns()), ("estimates", estimate_columns()),
+                           ("results", result_columns())):
         with op.batch_alter_table(table) as batch:
             for column in columns:
                 batch.drop_column(column.name)

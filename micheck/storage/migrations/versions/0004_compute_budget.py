@@ -1,7 +1,7 @@
 """compute budget: each evaluation's estimated cost, per-token budget overrides
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"  # main's 0002 (verdicts) came first; re-chain at merge
+down_revision = "0006"  # after main's 0002 and 0006; re-chain at merge
 branch_labels = None
 depends_on = None
 
