@@ -14,23 +14,18 @@ import math
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from micheck.definitions import (
-    ALIASES,
-    DATASETS,
-    ESTIMATORS,
-    canonical_estimator,
-    definition_versions,
-)
+from micheck import estimators
+from micheck.definitions import DATASETS, definition_versions
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
                    "mi_gradient"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
-ESTIMATOR_NAMES = sorted([*ESTIMATORS, *ALIASES])
+ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
@@ -50,7 +45,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CriticSpec(_Model):
+class _Request(_Model):
+    """Base of the request models: validation complete at the door. Strict types (a bool
+    is not a number, a string is not a number), non-finite floats refused, every number
+    bounded, so everything accepted can run and be stored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+MAX_SEED = 2**31 - 1  # fits every database's integer column and every RNG seed
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Row = Annotated[int, Field(ge=0, le=4096)]
+
+
+class CriticSpec(_Request):
     """The network T(x, y). App. B.2 (CNN) for images, App. B.1 (MLP) for vectors."""
 
     kind: Literal["joint", "separable"] = "separable"
@@ -63,12 +71,12 @@ class CriticSpec(_Model):
         "w=0.25 is ~15x cheaper, for CPU demos)"))
 
 
-class TrainSpec(_Model):
+class TrainSpec(_Request):
     batch_size: int = Field(64, ge=2, le=4096)
     steps: int = Field(1000, ge=1, le=10_000_000)
     lr: float = Field(1e-4, gt=0, le=1.0)
     eval_samples: int | None = Field(
-        None, ge=2, description=(
+        None, ge=2, le=1_000_000, description=(
             "held-out samples for the reported estimate; default: the whole test split for "
             "images (one pass, in batches of batch_size), 16384 fresh samples for vectors"))
     until_converged: bool = Field(
@@ -85,10 +93,14 @@ class TrainSpec(_Model):
         return max(self.steps, self.max_steps or 4 * self.steps)
 
 
-class EstimatorSpec(_Model):
+class EstimatorSpec(_Request):
+    """An estimator by name (or alias) and its params, validated by the registry entry's
+    typed params model (micheck.estimators); ``params`` holds the result with every
+    default filled in (``typed_params`` gives the model itself)."""
+
     # the schema lists the registry's names (a generated client gets an enum); the
     # validator also accepts other spellings (case, aliases) and names the known ones
-    name: str = Field(json_schema_extra={"enum": ESTIMATOR_NAMES})
+    name: str = Field(max_length=64, json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -96,66 +108,40 @@ class EstimatorSpec(_Model):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        name = canonical_estimator(v.lower())
-        if name not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {v!r}; known: {', '.join(sorted(ESTIMATORS))}")
-        return name
+        try:
+            return estimators.get(v).name
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
 
     @model_validator(mode="after")
     def _params(self) -> EstimatorSpec:
-        schema = ESTIMATORS[self.name].params
-        unknown = set(self.params) - set(schema)
-        if unknown:
-            raise ValueError(f"{self.name} takes no parameter(s) {sorted(unknown)}; "
-                             f"it takes {sorted(schema) or 'none'}")
-        params = {k: s["default"] for k, s in schema.items() if "default" in s}
-        params.update(self.params)
-        if "tau" in params:
-            params["tau"] = _parse_tau(params["tau"])
-        if "alpha" in params and not 0.0 <= float(params["alpha"]) <= 1.0:
-            raise ValueError("alpha must lie in [0, 1]")
-        if "ema_rate" in params and not 0.0 < float(params["ema_rate"]) <= 1.0:
-            raise ValueError("ema_rate must lie in (0, 1]")
-        for key in ("iw_samples", "latent_dim"):
-            if key in params and int(params[key]) < 1:
-                raise ValueError(f"{key} must be >= 1")
-        if "objective" in params and params["objective"] not in ("js", "direct"):
-            raise ValueError("objective must be 'js' or 'direct'")
-        for key, low in (("samples", 4), ("n_eigen", 0), ("projection", 0)):
-            if key in params and (isinstance(params[key], bool)
-                                  or not isinstance(params[key], int) or params[key] < low):
-                raise ValueError(f"{key} must be an integer >= {low}")
-        if "samples" in params and params["samples"] > 5000:
-            raise ValueError("samples must be <= 5000 (SSGE eigendecomposes an M x M matrix)")
-        if "eigen_ratio" in params and not 0.0 < float(params["eigen_ratio"]) <= 1.0:
-            raise ValueError("eigen_ratio must lie in (0, 1]")
-        if "bandwidth_scale" in params and not float(params["bandwidth_scale"]) > 0.0:
-            raise ValueError("bandwidth_scale must be > 0")
-        self.params = params
+        entry = estimators.get(self.name)
+        self.params = entry.parse_params(self.params).model_dump(mode="json")
         return self
 
+    @property
+    def entry(self) -> estimators.EstimatorEntry:
+        return estimators.get(self.name)
 
-def _parse_tau(v: Any) -> float | str:
-    if isinstance(v, str):
-        if v.strip().lower() in ("inf", "infinity", "+inf"):
-            return "inf"
-        try:
-            v = float(v)
-        except ValueError:
-            raise ValueError(f"tau must be a number >= 0 or 'inf', got {v!r}") from None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"tau must be a number >= 0 or 'inf', got {v!r}")
-    if math.isnan(v) or v < 0:
-        raise ValueError(f"tau must be >= 0, got {v}")
-    return "inf" if math.isinf(v) else float(v)
+    @property
+    def typed_params(self) -> estimators.Params:
+        return self.entry.parse_params(self.params)
 
 
-class DatasetSpec(_Model):
+DATA_ROOT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class DatasetSpec(_Request):
     name: Literal["mnist", "fashion_mnist", "cifar10", "gaussian", "cubic"]
     dim: int = Field(20, ge=1, le=4096, description="vector tasks: dimension d of x and y")
     mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
-    data_dir: str | None = Field(None, description="cifar10: directory holding cifar-10-batches-py")
-    train_size: int | None = Field(None, ge=2, description="use only the first N training images")
+    data_root: str | None = Field(
+        None, pattern=DATA_ROOT_PATTERN,
+        description="cifar10: the name of a data root the operator configured "
+                    "(MICHECK_DATA_ROOTS); default: the server's MICHECK_DATA_DIR. Data "
+                    "locations are the operator's: a request never names a server path")
+    train_size: int | None = Field(None, ge=2, le=10_000_000,
+                                   description="use only the first N training images")
     pairs: Literal["same_class"] | None = Field(
         None, description="images: X and Y are two different images of one class, so "
                           "I(X; Y) = H(C) when the class is recoverable from an image (Lee & "
@@ -164,6 +150,18 @@ class DatasetSpec(_Model):
         None, description="pairs: the classes drawn from (default all), at least 2")
     copies: int = Field(1, ge=1, le=16, description=(
         "pairs: m independent pairs stacked over channels; I = m H(C)"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_server_paths(cls, data: Any) -> Any:
+        # data_dir (a server path) was accepted once; stored requests carry data_dir: null
+        if isinstance(data, dict) and "data_dir" in data:
+            data = dict(data)
+            if data.pop("data_dir") is not None:
+                raise ValueError("data_dir is not accepted: data locations are the "
+                                 "operator's configuration; name a configured root with "
+                                 "data_root (or leave it out for the server's default)")
+        return data
 
     @model_validator(mode="after")
     def _pairs(self) -> DatasetSpec:
@@ -192,6 +190,8 @@ class DatasetSpec(_Model):
         if not self.is_image and self.mi / self.dim > 12:
             raise ValueError(f"mi/dim = {self.mi / self.dim:.1f} nats per dimension is above 12; "
                              "raise dim or lower mi")
+        if self.is_image and self.data_root is not None and self.name != "cifar10":
+            raise ValueError(f"data_root applies to cifar10 only, not {self.name}")
         return self
 
     @property
@@ -203,17 +203,20 @@ class DatasetSpec(_Model):
         return DATASETS[self.name].shape[1] if self.is_image else 0
 
 
-class TestSpec(_Model):
+class TestSpec(_Request):
     __test__ = False  # not a pytest class
 
     kind: TestKind
-    rows: list[int] | None = Field(
-        None, description="t values: top rows kept in Y (default: a grid over the height)")
-    offset: int = Field(3, ge=1, description="data_processing: h(Y) keeps t - offset rows")
+    rows: list[Row] | None = Field(
+        None, max_length=256,
+        description="t values: top rows kept in Y (default: a grid over the height)")
+    offset: int = Field(3, ge=1, le=4096, description=(
+        "data_processing: h(Y) keeps t - offset rows (Sec. 6.2 uses 3; fewer than 0 rows "
+        "means none); must be below the image height"))
     transform: Transform = Field(
         "rows", description="rows = mask all but the top t rows (Sec. 6.2); the others are "
                             "the Table 3 random transforms")
-    tolerance: float | None = Field(None, gt=0)
+    tolerance: float | None = Field(None, gt=0, le=100)
     rho: list[float] | None = Field(
         None, description="mi_gradient: correlations at which dI/drho is estimated, each in "
                           f"(-1, 1) (default {list(DEFAULT_RHO)})")
@@ -293,13 +296,13 @@ class WebhookSpec(_Model):
         return v
 
 
-class EvaluationRequest(_Model):
+class EvaluationRequest(_Request):
     """One estimator, one data set, a list of tests, a list of seeds."""
 
     estimator: EstimatorSpec
     dataset: DatasetSpec
-    tests: list[TestSpec] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=64)
+    tests: list[TestSpec] = Field(min_length=1, max_length=256)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=64)
     max_seeds: int | None = Field(
         None, ge=1, le=64, description=(
             "adaptive seeds: while a verdict is inconclusive for want of seeds, train more "
@@ -342,8 +345,6 @@ class EvaluationRequest(_Model):
     def _distinct(cls, v: list[int]) -> list[int]:
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
-        if any(s < 0 for s in v):
-            raise ValueError("seeds must be >= 0")
         return v
 
     @property
@@ -387,6 +388,9 @@ class EvaluationRequest(_Model):
                                      f"(image height of {ds.name})")
                 if not test.rows:
                     raise ValueError(f"{where}: rows must not be empty")
+            if test.kind == "data_processing" and ds.is_image and test.offset >= ds.height:
+                raise ValueError(f"{where}: offset {test.offset} must be below the image "
+                                 f"height {ds.height} of {ds.name}")
             if test.kind == "independence" and test.transform != "rows":
                 raise ValueError(f"{where}: independence uses row masking only")
         if (self.estimator.critic.arch == "cnn") != ds.is_image and self.estimator.critic.arch:
@@ -411,9 +415,18 @@ class EvaluationRequest(_Model):
         return sorted(out)
 
     def canonical(self) -> dict[str, Any]:
-        """The spec with every default filled in, minus fields that do not change results."""
-        return self.model_dump(mode="json",
-                               exclude={"force", "label", "labels", "webhook", "baseline"})
+        """The spec with every default filled in, minus fields that do not change results.
+
+        Shaped as before data roots existed (``dataset.data_dir: null``, no ``data_root``
+        unless one is named), so the deduplication keys of unchanged specs stay the same.
+        """
+        out = self.model_dump(mode="json",
+                              exclude={"force", "label", "labels", "webhook", "baseline"})
+        root = out["dataset"].pop("data_root", None)
+        out["dataset"]["data_dir"] = None
+        if root is not None:
+            out["dataset"]["data_root"] = root
+        return out
 
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
@@ -421,6 +434,18 @@ class EvaluationRequest(_Model):
                    "definitions": definition_versions(self.estimator.name, self.generators())}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Cost(_Model):
+    """The compute an evaluation is estimated to need (micheck.budget.estimate), before it
+    runs: what the service bounds per request and per token, and the job timeout's base."""
+
+    gmac: float = Field(description="total: 10^9 multiply-accumulates, training + held-out")
+    train_gmac: float
+    eval_gmac: float
+    trainings: int = Field(description="critics (or generative models) trained")
+    critic_steps: int = Field(description="trainings x steps")
+    version: str = Field(description="the version of the cost model (micheck.budget)")
 
 
 # ---- results -----------------------------------------------------------------------------
@@ -594,6 +619,7 @@ class EvaluationView(_Model):
     deduplicated: bool = False
     passed: bool | None = None
     verdict: Verdict | None = None
+    cost: Cost | None = None  # estimated before acceptance (micheck.budget)
     report_link: str | None = Field(
         None, description="signed, expiring, read-only link to the HTML report: opens in a "
                           "browser without a token (set by the service)")

@@ -1,6 +1,8 @@
 """What micheck knows how to evaluate, and the version of each definition.
 
-Pure data: the service (which has no torch) publishes it at /v1/estimators and
+The estimators are entries of the registry in ``micheck.estimators`` (name, typed
+params, definition text and version); this module holds the data sets and the
+versions a result depends on. Pure data: the service (which has no torch) publishes it at /v1/estimators and
 /v1/datasets and hashes it into deduplication keys; the engine reads the same
 table. Bump an entry's ``version`` whenever a change would move a stored number
 (formula, default, training signal): a stored result records the version it was
@@ -9,88 +11,14 @@ computed under, so old numbers never silently change meaning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from micheck import estimators
 
 # the test protocol (planning, masking, ratio and interval definitions, verdict rule).
 # v2: verdicts decided on simultaneous intervals against bands (micheck.verdicts), held-out
 # estimates over the whole test split, training curves and the plateau test.
 ENGINE_VERSION = "2"
-
-
-@dataclass(frozen=True)
-class EstimatorDef:
-    name: str
-    family: str  # "discriminative", "generative" or "gradient" (estimates dI/dparam only)
-    version: str
-    source: str  # the equation it implements
-    params: dict[str, dict] = field(default_factory=dict)  # JSON-schema fragments
-    aliases: tuple[str, ...] = ()
-
-
-_TAU = {"type": ["number", "string"], "minimum": 0, "default": 5.0,
-        "description": "clip of the log density ratio in the partition term; 'inf' disables it"}
-
-ESTIMATORS: dict[str, EstimatorDef] = {
-    d.name: d
-    for d in [
-        EstimatorDef("infonce", "discriminative", "1",
-                     "Song & Ermon 2020 Eq. 5 (CPC / InfoNCE); value <= log(batch)",
-                     aliases=("cpc",)),
-        EstimatorDef("nwj", "discriminative", "1",
-                     "Song & Ermon 2020 Lemma 3 / Eq. 4 (NWJ, MINE-f)", aliases=("mine_f",)),
-        EstimatorDef("dv", "discriminative", "1",
-                     "Song & Ermon 2020 Lemma 2 / Eq. 3 (Donsker-Varadhan), plain minibatch gradient"),
-        EstimatorDef("mine", "discriminative", "1",
-                     "Belghazi et al. 2018 Sec. 3.2: DV bound trained with the moving-average "
-                     "corrected gradient",
-                     params={"ema_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                                          "default": 0.01}}),
-        EstimatorDef("smile", "discriminative", "1",
-                     "Song & Ermon 2020 Eq. 17; critic trained as a JS classifier (Sec. 5) "
-                     "unless objective='direct'",
-                     params={"tau": _TAU,
-                             "objective": {"enum": ["js", "direct"], "default": "js"}}),
-        EstimatorDef("js", "discriminative", "1",
-                     "JS (Deep InfoMax) critic; MI read with NWJ at T+1 (Poole et al. 2019)"),
-        EstimatorDef("tuba", "discriminative", "1",
-                     "Poole et al. 2019 Eq. 8 (TUBA) with a learned constant baseline"),
-        EstimatorDef("alpha", "discriminative", "1",
-                     "Poole et al. 2019 Eq. 11 (interpolated InfoNCE/TUBA bound)",
-                     params={"alpha": {"type": "number", "minimum": 0, "maximum": 1,
-                                       "default": 0.5}}),
-        # v2: RealNVP coupling masks alternate parity and half splits (v1's parity-only
-        # masks never coupled x_i with y_i for even d, so the joint flow read I = 0)
-        EstimatorDef("gm", "generative", "2",
-                     "Song & Ermon 2020 Eq. 9: three maximum-likelihood models; VAE with an "
-                     "importance-weighted bound for images, RealNVP flow for vectors",
-                     params={"iw_samples": {"type": "integer", "minimum": 1, "default": 16},
-                             "latent_dim": {"type": "integer", "minimum": 1, "default": 10}}),
-        EstimatorDef("mige", "gradient", "1",
-                     "Wen et al. 2020 (MIGE) Eq. 10-11: grad I = grad H(Y) - grad H(X, Y), "
-                     "scores by the Spectral Stein Gradient Estimator (Eq. 4-7, Shi et al. "
-                     "2018; RBF kernel, median bandwidth, Nystrom eigenfunctions), Scalable "
-                     "SSGE with a random projection (Eq. 8); estimates dI/drho only "
-                     "(test mi_gradient)",
-                     params={"samples": {"type": "integer", "minimum": 4, "maximum": 5000,
-                                         "default": 1000,
-                                         "description": "M, samples per score estimate"},
-                             "eigen_ratio": {"type": "number", "exclusiveMinimum": 0,
-                                             "maximum": 1, "default": 0.99,
-                                             "description": "keep the J largest eigenvalues "
-                                                            "holding this share of the trace"},
-                             "n_eigen": {"type": "integer", "minimum": 0, "default": 0,
-                                         "description": "J fixed (0: use eigen_ratio)"},
-                             "bandwidth_scale": {"type": "number", "exclusiveMinimum": 0,
-                                                 "default": 1.0,
-                                                 "description": "RBF sigma = scale x median "
-                                                                "pairwise distance"},
-                             "projection": {"type": "integer", "minimum": 0, "default": 0,
-                                            "description": "Scalable SSGE: random projection "
-                                                           "to k dimensions (0: none)"}}),
-    ]
-}
-
-ALIASES: dict[str, str] = {a: d.name for d in ESTIMATORS.values() for a in d.aliases}
 
 
 @dataclass(frozen=True)
@@ -110,8 +38,8 @@ DATASETS: dict[str, DatasetDef] = {
         DatasetDef("fashion_mnist", "image", (1, 28, 28),
                    "Debian dataset-fashion-mnist, IDX files", classes=10),
         DatasetDef("cifar10", "image", (3, 32, 32),
-                   "cifar-10-batches-py from a configured directory (MICHECK_DATA_DIR)",
-                   classes=10),
+                   "cifar-10-batches-py from the operator's data root (MICHECK_DATA_DIR or a "
+                   "named root of MICHECK_DATA_ROOTS)", classes=10),
         DatasetDef("gaussian", "vector", (20,), "Song & Ermon 2020 App. B.1, Eq. 55"),
         DatasetDef("cubic", "vector", (20,), "Song & Ermon 2020 App. B.1 (y -> y^3)"),
     ]
@@ -132,14 +60,15 @@ GENERATOR_VERSIONS: dict[str, str] = {
 
 
 def canonical_estimator(name: str) -> str:
-    return ALIASES.get(name, name)
+    """The registered name of an estimator name or alias (micheck.estimators)."""
+    return estimators.canonical_name(name)
 
 
 def definition_versions(estimator: str, generators: tuple[str, ...] | list[str] = ()
                         ) -> dict[str, str]:
     """The versions a result depends on: its estimator's, the test protocol's and those of
     the task generators it draws from (keys "generator:<name>")."""
-    out = {"engine": ENGINE_VERSION, estimator: ESTIMATORS[canonical_estimator(estimator)].version}
+    out = {"engine": ENGINE_VERSION, estimator: estimators.get(estimator).version}
     out.update({f"generator:{g}": GENERATOR_VERSIONS[g] for g in sorted(set(generators))})
     return out
 

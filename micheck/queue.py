@@ -15,21 +15,20 @@ from functools import lru_cache
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from micheck.contract import DEFAULT_RHO, EvaluationRequest
+from micheck import budget
+from micheck.contract import Cost, EvaluationRequest
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
 
 log = logging.getLogger("micheck.queue")
 JOB_FUNC = "micheck.workers.job.run_evaluation"  # by string: the service never imports workers/
-# critics trained per t value (a pair for the tests that compare two estimates)
-_CRITICS_PER_T = {"baseline": 1, "independence": 1, "data_processing": 2, "additivity": 2,
-                  "ground_truth": 1, "mi_gradient": 1}
+AFTER_JOB = "micheck.queue.after_job"
 
 
 @lru_cache(maxsize=8)
@@ -52,26 +51,19 @@ def redis_connection(settings: Settings) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def job_timeout(request: EvaluationRequest, settings: Settings, queue: str | None = None) -> int:
-    """A pessimistic bound on the run time: steps x critics x a per-step cost, with a floor.
-    The cost depends on where it runs (the CPU queue is ~10x slower) and on the data."""
-    critics = 0
-    for test in request.tests:
-        grid = len(test.rows) if test.rows else (
-            1 if test.kind == "ground_truth" else
-            len(test.rho or DEFAULT_RHO) if test.kind == "mi_gradient" else
-            settings.default_rows_estimate)
-        critics += grid * _CRITICS_PER_T[test.kind]
-    critics *= len(request.seeds)
-    if request.estimator.name == "gm":
-        critics *= 3  # three likelihood models per estimate
+def job_timeout(request: EvaluationRequest, settings: Settings, queue: str | None = None,
+                cost: Cost | None = None) -> int:
+    """The job timeout, from the budget estimate (micheck.budget), with a floor and a cap:
+    overhead + safety x (critic steps x per-step overhead + GMAC / throughput), where the
+    throughput depends on where it runs (the CPU queue is ~100x slower)."""
+    cost = cost or budget.estimate(request)
     queue = queue or settings.queue_for(request.dataset.is_image)
-    cost = settings.job_step_cost_cpu_s if queue == settings.cpu_queue else \
-        settings.job_step_cost_gpu_s
-    if not request.dataset.is_image:
-        cost *= settings.vector_cost_factor
-    bound = request.estimator.train.steps * critics * cost
-    return int(max(settings.job_timeout_floor_s, settings.job_timeout_overhead_s + bound))
+    cpu = queue == settings.cpu_queue
+    per_step = settings.job_step_overhead_cpu_s if cpu else settings.job_step_overhead_gpu_s
+    rate = settings.job_gmac_per_s_cpu if cpu else settings.job_gmac_per_s_gpu
+    seconds = settings.job_timeout_overhead_s + settings.job_timeout_safety * (
+        cost.critic_steps * per_step + cost.gmac / rate)
+    return int(min(settings.job_timeout_cap_s, max(settings.job_timeout_floor_s, seconds)))
 
 
 class JobQueue:
@@ -85,8 +77,10 @@ class JobQueue:
 
     def enqueue(self, evaluation_id: str, queue: str, timeout_s: int) -> str:
         retries = self.settings.max_attempts - 1
+        turn = Callback(AFTER_JOB)
         job = self.queue(queue).enqueue(
-            JOB_FUNC, evaluation_id, job_timeout=timeout_s,
+            JOB_FUNC, evaluation_id, job_timeout=timeout_s, on_success=turn,
+            on_failure=turn, on_stopped=turn,
             result_ttl=self.settings.result_ttl_s, failure_ttl=7 * 24 * 3600,
             retry=Retry(max=retries) if retries else None,
             description=f"micheck evaluation {evaluation_id}")
@@ -114,6 +108,45 @@ class JobQueue:
     def lengths(self) -> dict[str, int]:
         names = {self.settings.gpu_queue, self.settings.cpu_queue}
         return {n: len(self.queue(n)) for n in names}
+
+
+def dispatch(db: Database, jq: JobQueue, owner: str | None = None, *,
+             all_owners: bool = False) -> list[str]:
+    """Fair scheduling: put an owner's next queued evaluations on RQ while it has fewer
+    than ``dispatch_per_token`` there per queue (every owner's with ``all_owners``).
+
+    RQ runs a queue in order; as each owner holds at most that many places in it, a
+    burst of one token waits in the database and the owners take turns (round-robin).
+    Called after a submission, a cancel, each finished job (RQ callbacks) and by the
+    reconciler. Returns the evaluation ids enqueued."""
+    with db.session() as s:
+        picked = [r.id for r in store.to_dispatch(s, jq.settings.dispatch_per_token, owner,
+                                                  all_owners)]
+    done = []
+    for eid in picked:
+        try:
+            submit(db, jq, eid)
+            done.append(eid)
+        except Exception as exc:  # the reconciler enqueues it again (placeholder job id)
+            log.warning("evaluation %s dispatched but not enqueued (%s)", eid, exc)
+    return done
+
+
+def after_job(job: Job, connection: Redis, *args: object) -> None:
+    """RQ callback (success, failure, stopped): the owner's next evaluation gets its turn."""
+    try:
+        settings = Settings()
+        db = Database(settings, migrate=False)
+        try:
+            with db.session() as s:
+                row = s.get(store.Evaluation, job.args[0]) if job.args else None
+                owner = row.owner if row is not None else None
+            if row is not None:
+                dispatch(db, JobQueue(settings, connection), owner)
+        finally:
+            db.dispose()
+    except Exception as exc:  # the reconciler dispatches it later
+        log.warning("dispatch after job %s failed: %s", job.id, exc)
 
 
 def submit(db: Database, jq: JobQueue, evaluation_id: str) -> None:
@@ -160,4 +193,5 @@ def reconcile(db: Database, jq: JobQueue) -> dict[str, int]:
             log.warning("evaluation %s is queued but Redis has no live job: re-enqueueing", eid)
             submit(db, jq, eid)
             done["requeued"] += 1
+    done["dispatched"] = len(dispatch(db, jq, all_owners=True))
     return done

@@ -37,7 +37,12 @@ class DataSettings(BaseSettings):
 
     cache_dir: Path = Field(Path("~/.cache/micheck"), description="decoded data-set caches")
     data_dir: Path = Field(Path("~/.cache/micheck/data"),
-                           description="CIFAR-10: the cifar-10-batches-py directory or its parent")
+                           description="CIFAR-10: the cifar-10-batches-py directory or its parent "
+                                       "(the default data root)")
+    data_roots: dict[str, Path] = Field(
+        default_factory=dict,
+        description="named data roots a request may pick with dataset.data_root, as JSON: "
+                    'MICHECK_DATA_ROOTS=\'{"cifar-b": "/srv/cifar"}\'. Requests never name a path')
     fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
                                     description="Fashion-MNIST IDX files (Debian's package)")
     mnist_file: Path = Field(Path("~/.cache/micheck/data/mnist.pkl.gz"),
@@ -81,7 +86,16 @@ class Settings(BaseSettings):
     max_seeds: int = Field(16, ge=1)
     max_tests: int = Field(16, ge=1)
     max_payload_bytes: int = Field(64 * 1024, ge=256)
-    max_queued_per_token: int = Field(50, ge=1)
+    max_queued_per_token: int = Field(50, ge=1, description="queued evaluations per token "
+                                      "(enforced atomically: a burst never gets more)")
+    # The compute budget (micheck.budget.estimate, in GMAC = 10^9 multiply-accumulates).
+    # Defaults suit a shared box: the CI gate spec (examples) is ~0.7 PMAC.
+    max_request_gmac: float = Field(5e6, gt=0, description="estimated compute of one request")
+    max_token_gmac: float = Field(2e7, gt=0, description="estimated compute of one token's "
+                                  "queued and running evaluations together")
+    # Fair scheduling: each token has at most this many evaluations per queue in RQ
+    # (waiting there or running); the rest wait in the database, dispatched in turn.
+    dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
     open_reads: bool = Field(False, description="GET endpoints need no token")
 
@@ -92,15 +106,18 @@ class Settings(BaseSettings):
     share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
                                                           "(rounded up to a whole hour)")
 
-    # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
-    # default 180 s would kill real training. The bounds are deliberately pessimistic
-    # (measured: ~0.2 s per CNN critic-step on a busy 2-core CPU, ~0.04 s for a vector MLP).
+    # Job timeout, from the budget estimate: min(cap, max(floor, overhead + safety x
+    # (critic steps x per-step overhead + GMAC / throughput))). RQ's default 180 s would
+    # kill real training. Measured on a busy 2-core CPU: ~0.2 s per MNIST CNN critic-step
+    # (~6.5 GMAC: ~30 GMAC/s), ~0.04 s per small vector MLP step (overhead-bound).
     job_timeout_floor_s: int = Field(600, ge=1)
     job_timeout_overhead_s: int = Field(300, ge=0)
-    job_step_cost_gpu_s: float = Field(0.05, gt=0, description="image critic-step on a GPU")
-    job_step_cost_cpu_s: float = Field(0.5, gt=0, description="image critic-step on a CPU")
-    vector_cost_factor: float = Field(0.2, gt=0, description="vector tasks cost this fraction")
-    default_rows_estimate: int = Field(10, ge=1, description="rows grid length assumed when unset")
+    job_timeout_cap_s: int = Field(2 * 24 * 3600, ge=1, description="no job runs longer")
+    job_timeout_safety: float = Field(3.0, ge=1)
+    job_gmac_per_s_gpu: float = Field(2000.0, gt=0, description="pessimistic GPU throughput")
+    job_gmac_per_s_cpu: float = Field(20.0, gt=0, description="pessimistic CPU throughput")
+    job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="fixed cost of a step")
+    job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="fixed cost of a step")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
                                "torch's default. 1 suits a CPU worker sharing a small box: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,16 @@ from pydantic import ValidationError
 
 from micheck.contract import EvaluationRequest
 from micheck.errors import SpecError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; the contract is strict (no string
+    to number), so read exponent floats as numbers, as YAML 1.2 and JSON do."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -38,7 +49,7 @@ def load_spec(path: str | Path) -> EvaluationRequest:
         raise SpecError(f"spec file not found: {p}")
     text = p.read_text()
     try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix == ".json" else yaml.load(text, Loader=_Loader)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{p}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:

@@ -54,6 +54,30 @@ def revoke_token(db: Database, name: str) -> None:
         row.revoked_at = utcnow()
 
 
+def set_limits(db: Database, name: str, *, max_queued: int | None = None,
+               max_request_gmac: float | None = None, max_token_gmac: float | None = None,
+               reset: bool = False) -> dict[str, float | None]:
+    """An admin's per-token limits (None keeps a value; reset returns all to the settings');
+    returns the token's limits, None meaning the settings' value."""
+    import math
+
+    given = {"max_queued": max_queued, "max_request_gmac": max_request_gmac,
+             "max_token_gmac": max_token_gmac}
+    for key, value in given.items():
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise MicheckError(f"{key} must be a positive finite number, got {value}")
+    with db.session() as s:
+        row = s.get(Token, name)
+        if row is None or row.revoked_at is not None:
+            raise MicheckError(f"no active token named {name!r}")
+        for key, value in given.items():
+            if reset:
+                setattr(row, key, None)
+            elif value is not None:
+                setattr(row, key, value)
+        return {key: getattr(row, key) for key in given}
+
+
 def lookup(db: Database, token: str) -> Caller | None:
     """The caller a presented token stands for; None if it is unknown or revoked."""
     with db.session() as s:

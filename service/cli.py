@@ -44,6 +44,12 @@ def token(args: argparse.Namespace) -> int:
         elif args.action == "revoke":
             auth.revoke_token(db, args.name)
             print(f"revoked {args.name}")
+        elif args.action == "limits":
+            limits = auth.set_limits(db, args.name, max_queued=args.queued,
+                                     max_request_gmac=args.request_gmac,
+                                     max_token_gmac=args.token_gmac, reset=args.reset)
+            print(f"{args.name}: " + ", ".join(
+                f"{k}={'default' if v is None else f'{v:g}'}" for k, v in limits.items()))
     finally:
         db.dispose()
     return 0
@@ -85,6 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--admin", action="store_true", help="sees and cancels every evaluation")
     r = tsub.add_parser("revoke", help="revoke a token by name")
     r.add_argument("name")
+    lim = tsub.add_parser("limits", help="raise (or lower) one token's limits; without "
+                                         "options, show them (default = the settings')")
+    lim.add_argument("name")
+    lim.add_argument("--queued", type=int, help="queued evaluations (MAX_QUEUED_PER_TOKEN)")
+    lim.add_argument("--request-gmac", type=float, help="one request (MAX_REQUEST_GMAC)")
+    lim.add_argument("--token-gmac", type=float,
+                     help="queued and running together (MAX_TOKEN_GMAC)")
+    lim.add_argument("--reset", action="store_true", help="back to the settings' values")
     p.set_defaults(func=token)
 
     p = sub.add_parser("db", help="database schema")

@@ -147,7 +147,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
                        grad.rounds, _stop_reason(whole, grad.ratios, grad.seeds,
                                                  len(grad.rounds)), dev, started, t0)
     est = request.estimator
-    train = train_gm if est.name == "gm" else train_critics
+    train = train_gm if est.entry.family == "generative" else train_critics
     true_mi = request.dataset.mi if not request.dataset.is_image else None
     seeds = list(request.seeds)
     tasks, by_key = build_tasks(request)

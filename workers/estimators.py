@@ -10,17 +10,26 @@ function says otherwise; Poole et al. 2019 is "On Variational Bounds of MI".
 Each estimator has a *training objective* (maximised by the trainer) and a *value*
 (what is reported). They coincide except for MINE (bias-corrected gradient), SMILE
 (the paper trains its critic as a JS classifier, Sec. 5) and JS.
+
+Each bound is registered by its estimator's name with ``register_bound`` next to its
+math (the protocol entry, with the typed params, lives in ``micheck.estimators``);
+``make_bound`` looks it up, so there is no if-chain to extend.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.functional import softplus
+
+from micheck import estimators as registry
+from micheck.estimators import Params
+from micheck.estimators.builtin import AlphaParams, MineParams, SmileParams
 
 
 def _offdiag_mask(scores: Tensor) -> Tensor:
@@ -153,7 +162,29 @@ class Bound:
     state: MineState = field(default_factory=MineState)
 
 
-def training_key(name: str, params: dict) -> str:
+BaselineFn = Callable[[], Tensor]
+BoundFactory = Callable[[Params, "BaselineFn | None"], Bound]
+_BOUNDS: dict[str, BoundFactory] = {}
+
+
+def register_bound(name: str, *, replace: bool = False
+                   ) -> Callable[[BoundFactory], BoundFactory]:
+    """Register the Bound of the registry entry ``name`` (micheck.estimators).
+
+    The decorated factory takes the entry's typed params and the learned log baseline
+    (a function returning the current one per stacked critic, or None) and returns a
+    Bound. Public: a module outside this repository registers its bound the same way.
+    """
+    def deco(factory: BoundFactory) -> BoundFactory:
+        entry = registry.get(name)  # KeyError: register the protocol entry first
+        if entry.name in _BOUNDS and not replace:
+            raise ValueError(f"a bound for {entry.name!r} is already registered")
+        _BOUNDS[entry.name] = factory
+        return factory
+    return deco
+
+
+def training_key(name: str, params: Mapping[str, Any]) -> str:
     """Estimators with equal keys train a critic identically (same objective, same
     optimiser state): given the same seed and data, one critic serves them all.
     SMILE at any tau and JS all train the JS classifier (Sec. 5)."""
@@ -163,39 +194,70 @@ def training_key(name: str, params: dict) -> str:
     return f"{name}({rest})" if rest else name
 
 
-def make_bound(name: str, params: dict,
-               log_baseline: Tensor | Callable[[], Tensor] | None = None) -> Bound:
-    """The Bound for a contract estimator name (see micheck.definitions.ESTIMATORS).
+def make_bound(name: str, params: Mapping[str, Any] | Params,
+               log_baseline: Tensor | BaselineFn | None = None) -> Bound:
+    """The Bound of a registered estimator, built by the factory registered for it.
 
+    ``params`` are validated by the entry's params model (defaults filled in).
     ``log_baseline`` is the learned constant b of TUBA / I_alpha, one per stacked critic:
     a tensor, or a function returning the current one (read at every call).
     """
-    if name == "infonce":
-        return Bound(name, infonce, infonce)
-    if name == "nwj":
-        return Bound(name, nwj, nwj)
-    if name == "dv":
-        return Bound(name, dv, dv)
-    if name == "mine":
-        bound = Bound(name, dv, dv)
-        rate = float(params.get("ema_rate", 0.01))
-        bound.objective = lambda s: mine_surrogate(s, bound.state, rate)
-        return bound
-    if name == "smile":
-        tau = math.inf if params.get("tau", 5.0) == "inf" else float(params.get("tau", 5.0))
-        value = lambda s: smile(s, tau)  # noqa: E731
-        return Bound(name, js_objective if params.get("objective", "js") == "js" else value,
-                     value)
-    if name == "js":
-        return Bound(name, js_objective, js_mi)
-    if name in ("tuba", "alpha"):
-        if log_baseline is None:
-            raise ValueError(f"{name} needs a learned log_baseline tensor")
-        lb = log_baseline if callable(log_baseline) else (lambda: log_baseline)
-        if name == "tuba":
-            fn = lambda s: tuba(s, lb())  # noqa: E731
-        else:
-            a = float(params.get("alpha", 0.5))
-            fn = lambda s: alpha_bound(s, lb(), a)  # noqa: E731
-        return Bound(name, fn, fn, uses_baseline=True)
-    raise ValueError(f"no discriminative bound named {name!r}")
+    entry = registry.get(name)
+    factory = _BOUNDS.get(entry.name)
+    if factory is None:
+        raise ValueError(f"no discriminative bound registered for {entry.name!r} "
+                         f"({entry.family}); registered: {', '.join(sorted(_BOUNDS))}")
+    lb = log_baseline if log_baseline is None or callable(log_baseline) else (
+        lambda: log_baseline)
+    return factory(entry.parse_params(params), lb)
+
+
+def _fixed(name: str, objective: Callable[[Tensor], Tensor],
+           value: Callable[[Tensor], Tensor]) -> None:
+    register_bound(name)(lambda _params, _lb: Bound(name, objective, value))
+
+
+_fixed("infonce", infonce, infonce)  # Eq. 5
+_fixed("nwj", nwj, nwj)  # Lemma 3 / Eq. 4
+_fixed("dv", dv, dv)  # Lemma 2 / Eq. 3
+_fixed("js", js_objective, js_mi)  # JS critic, read with NWJ at T + 1
+
+
+@register_bound("mine")
+def _mine(params: Params, _lb: BaselineFn | None) -> Bound:
+    """DV's value, trained with MINE's moving-average corrected gradient."""
+    assert isinstance(params, MineParams)
+    bound = Bound("mine", dv, dv)
+    rate = params.ema_rate
+    bound.objective = lambda s: mine_surrogate(s, bound.state, rate)
+    return bound
+
+
+@register_bound("smile")
+def _smile(params: Params, _lb: BaselineFn | None) -> Bound:
+    """Eq. 17's value; the critic trains as a JS classifier unless objective='direct'."""
+    assert isinstance(params, SmileParams)
+    tau = math.inf if params.tau == "inf" else float(params.tau)
+    value = lambda s: smile(s, tau)  # noqa: E731
+    return Bound("smile", js_objective if params.objective == "js" else value, value)
+
+
+def _need_baseline(name: str, lb: BaselineFn | None) -> BaselineFn:
+    if lb is None:
+        raise ValueError(f"{name} needs a learned log_baseline tensor")
+    return lb
+
+
+@register_bound("tuba")
+def _tuba(params: Params, lb: BaselineFn | None) -> Bound:
+    base = _need_baseline("tuba", lb)
+    fn = lambda s: tuba(s, base())  # noqa: E731
+    return Bound("tuba", fn, fn, uses_baseline=True)
+
+
+@register_bound("alpha")
+def _alpha(params: Params, lb: BaselineFn | None) -> Bound:
+    assert isinstance(params, AlphaParams)
+    base, a = _need_baseline("alpha", lb), params.alpha
+    fn = lambda s: alpha_bound(s, base(), a)  # noqa: E731
+    return Bound("alpha", fn, fn, uses_baseline=True)

@@ -34,6 +34,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from micheck.contract import EstimatorSpec
+from micheck.errors import SpecError
+from micheck.estimators.builtin import GMParams
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -108,6 +110,14 @@ def _joint(x: Tensor, y: Tensor) -> Tensor:
     return torch.cat([x, y], dim=-3 if x.dim() >= 4 else -1)
 
 
+def _params(est: EstimatorSpec) -> GMParams:
+    """GM's typed params (micheck.estimators.builtin.GMParams: defaults stated there)."""
+    params = est.typed_params
+    if not isinstance(params, GMParams):
+        raise SpecError(f"{est.name} is not the GM estimator")
+    return params
+
+
 class _Models:
     """The stacked models of one role ('xy', 'x' or 'y') for a set of tasks."""
 
@@ -115,7 +125,7 @@ class _Models:
                  device: torch.device, batched: bool) -> None:
         self.role = role
         self.image = len(tasks[0].x_shape) == 3
-        self.latent = int(est.params.get("latent_dim", 10))
+        self.latent = _params(est).latent_dim
         mods = []
         for t in tasks:
             torch.manual_seed(task_seed(t.seed, f"{t.key}/{role}"))
@@ -153,7 +163,7 @@ class GMLearner(Learner):
                  batched: bool) -> None:
         self.tasks, self.k = tasks, len(tasks)
         self.roles = [_Models(r, tasks, est, device, batched) for r in ("xy", "x", "y")]
-        self.iw = int(est.params.get("iw_samples", 16))
+        self.iw = _params(est).iw_samples
 
     def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
                    ) -> tuple[Tensor, Tensor]:

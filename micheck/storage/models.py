@@ -57,6 +57,10 @@ class Token(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # an admin's per-token raise of the settings' limits (None: the settings' value)
+    max_queued: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_request_gmac: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_token_gmac: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Evaluation(Base):
@@ -89,6 +93,8 @@ class Evaluation(Base):
     result_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    cost_gmac: Mapped[float | None] = mapped_column(Float, nullable=True)  # micheck.budget
+    cost: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_evaluations_created_id", "created_at", "id"),)
 

@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from micheck.contract import (
+    Cost,
     Diagnostic,
     ErrorInfo,
     Estimate,
@@ -40,6 +41,7 @@ from micheck.storage.models import (
     LabelRow,
     RatioRow,
     Result,
+    Token,
     utcnow,
 )
 
@@ -61,16 +63,19 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
         heartbeat_at=row.heartbeat_at, deduplicated=deduplicated,
         # a legacy row (verdict NULL) compared means, not intervals: never a pass now
         passed=(row.verdict == "pass") if row.verdict else (None if row.passed is None else False),
-        verdict=row.verdict or (None if row.passed is None else "inconclusive"))
+        verdict=row.verdict or (None if row.passed is None else "inconclusive"),
+        cost=Cost.model_validate(row.cost) if row.cost else None)
 
 
 # ---- submission ---------------------------------------------------------------------------
 
 
 def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | None, queue: str,
-                      job_timeout_s: int) -> Evaluation:
+                      job_timeout_s: int, cost: Cost | None = None) -> Evaluation:
     now = utcnow()
     row = Evaluation(
+        cost_gmac=cost.gmac if cost else None,
+        cost=cost.model_dump(mode="json") if cost else None,
         id=uuid.uuid4().hex, owner=owner, status=Q, spec_hash=request.spec_hash(),
         request=request.model_dump(mode="json", exclude={"webhook"}),
         estimator=request.estimator.name,
@@ -102,6 +107,76 @@ def find_duplicate(s: Session, spec_hash: str, owner: str | None) -> Evaluation 
 def count_queued(s: Session, owner: str | None) -> int:
     return s.scalar(select(func.count()).select_from(Evaluation)
                     .where(Evaluation.owner == owner, Evaluation.status == Q)) or 0
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """A token's limits: the settings' values unless an admin raised them for it."""
+
+    max_queued: int
+    max_request_gmac: float
+    max_token_gmac: float
+
+
+def token_limits(s: Session, owner: str, defaults: TokenLimits) -> TokenLimits:
+    row = s.get(Token, owner)
+    if row is None:
+        return defaults
+    return TokenLimits(
+        row.max_queued if row.max_queued is not None else defaults.max_queued,
+        row.max_request_gmac if row.max_request_gmac is not None else defaults.max_request_gmac,
+        row.max_token_gmac if row.max_token_gmac is not None else defaults.max_token_gmac)
+
+
+def lock_owner(s: Session, owner: str) -> None:
+    """Serialise this owner's admissions until the transaction ends.
+
+    A write to the owner's token row: on PostgreSQL it takes that row's lock (the other
+    transactions of the same owner wait; other owners do not), on SQLite the database's
+    write lock. Counting after it sees every admission committed before, so a limit
+    checked after it holds under any concurrency (no check-then-insert race)."""
+    s.execute(update(Token).where(Token.name == owner).values(name=Token.name))
+
+
+def owner_load(s: Session, owner: str | None) -> tuple[int, float]:
+    """(queued evaluations, estimated GMAC of queued and running ones) of an owner."""
+    queued = count_queued(s, owner)
+    gmac = s.scalar(select(func.coalesce(func.sum(Evaluation.cost_gmac), 0.0))
+                    .where(Evaluation.owner == owner, Evaluation.status.in_([Q, R]))) or 0.0
+    return queued, float(gmac)
+
+
+def to_dispatch(s: Session, per_owner: int, owner: str | None = None,
+                all_owners: bool = False) -> list[Evaluation]:
+    """Fair scheduling: the queued evaluations to put on RQ now, at most ``per_owner``
+    per (owner, queue) in RQ at a time (waiting there or running), oldest first.
+
+    Marks each one dispatched (``rq_job_id`` = a placeholder until the job id is known),
+    so a concurrent call does not pick it again; a placeholder whose enqueue failed
+    looks like a lost job to the reconciler, which enqueues it again."""
+    waiting = select(Evaluation.owner, Evaluation.queue).where(
+        Evaluation.status == Q, Evaluation.rq_job_id.is_(None)).distinct()
+    if not all_owners:
+        waiting = waiting.where(Evaluation.owner == owner)
+    out: list[Evaluation] = []
+    for who, queue in s.execute(waiting).all():
+        mine = and_(Evaluation.owner == who if who is not None else Evaluation.owner.is_(None),
+                    Evaluation.queue == queue)
+        in_rq = s.scalar(select(func.count()).select_from(Evaluation).where(
+            mine, or_(Evaluation.status == R,
+                      and_(Evaluation.status == Q, Evaluation.rq_job_id.is_not(None))))) or 0
+        free = per_owner - in_rq
+        if free <= 0:
+            continue
+        rows = list(s.scalars(select(Evaluation).where(
+            mine, Evaluation.status == Q, Evaluation.rq_job_id.is_(None))
+            .order_by(Evaluation.created_at, Evaluation.id).limit(free)))
+        for row in rows:
+            if s.execute(update(Evaluation).where(Evaluation.id == row.id,
+                                                  Evaluation.rq_job_id.is_(None))
+                         .values(rq_job_id=f"dispatching:{row.id}"[:64])).rowcount == 1:
+                out.append(row)
+    return out
 
 
 def get_idempotent(s: Session, owner: str, key: str) -> IdempotencyKey | None:
@@ -330,7 +405,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, eid = json.loads(raw)
-        return datetime.fromisoformat(created), str(eid)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(eid, str) or len(eid) > 32:
+            raise ValueError("not an issued cursor")  # naive times cannot be compared
+        return when, eid
     except Exception as exc:  # any garbage is the same client error
         raise ValueError("cursor is not one this service issued") from exc
 
@@ -381,8 +459,10 @@ def stale_running(s: Session, older_than: timedelta) -> list[Evaluation]:
 
 
 def queued_before(s: Session, older_than: timedelta) -> list[Evaluation]:
+    """Dispatched (put on RQ) queued evaluations older than the grace period; those not
+    yet dispatched wait for their turn (to_dispatch)."""
     cutoff = utcnow() - older_than
     return list(s.scalars(select(Evaluation).where(
-        Evaluation.status == Q,
+        Evaluation.status == Q, Evaluation.rq_job_id.is_not(None),
         or_(Evaluation.enqueued_at.is_(None), Evaluation.enqueued_at < cutoff),
         Evaluation.updated_at < cutoff)))

@@ -6,18 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from micheck import estimators as registry
 from micheck.contract import DatasetSpec, EvaluationRequest
-from micheck.definitions import DATASETS, ENGINE_VERSION, ESTIMATORS
+from micheck.definitions import DATASETS, ENGINE_VERSION
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
 @router.get("/estimators", operation_id="list_estimators")
 def estimators() -> list[dict[str, Any]]:
-    return [{"name": d.name, "family": d.family, "version": d.version, "source": d.source,
-             "aliases": list(d.aliases), "engine_version": ENGINE_VERSION,
-             "params": {"type": "object", "properties": d.params, "additionalProperties": False}}
-            for d in ESTIMATORS.values()]
+    """Every registered estimator: its definition (the equation it implements), version
+    and the JSON schema of its params, generated from the entry's params model."""
+    return [{"name": e.name, "family": e.family, "version": e.version, "source": e.definition,
+             "definition": e.definition, "aliases": list(e.aliases),
+             "engine_version": ENGINE_VERSION, "params": e.params_schema()}
+            for e in registry.entries()]
 
 
 @router.get("/datasets", operation_id="list_datasets")

@@ -21,8 +21,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse
 from micheck.service.problems import TITLES, ProblemError
 
+from micheck import estimators
 from micheck.contract import Problem
-from micheck.definitions import ALIASES, DATASETS, ESTIMATORS
+from micheck.definitions import DATASETS
 
 router = APIRouter(include_in_schema=False)
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
@@ -30,7 +31,8 @@ ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 BODIES = {"text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
           "application": {"type": "string", "format": "binary"}}  # non-JSON bodies
-ENUMS = {"estimator": sorted([*ESTIMATORS, *ALIASES]), "dataset": sorted(DATASETS)}
+ENUMS = {"estimator": sorted([*estimators.names(), *estimators.aliases()]),
+         "dataset": sorted(DATASETS)}
 
 
 def _assets() -> Path:

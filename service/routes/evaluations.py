@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from datetime import datetime, timezone
@@ -19,13 +20,14 @@ from micheck.service.deps import (
     Writer,
     visible_owner,
 )
-from micheck.service.limits import check_limits
+from micheck.service.limits import check_limits, default_limits
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
 from micheck.service.routes.share import with_link
 from micheck.service.webhooks import TargetRefused, check_target
 from sqlalchemy.exc import IntegrityError
 
+from micheck import budget
 from micheck.contract import (
     MAX_LABELS,
     EvaluationPage,
@@ -36,7 +38,7 @@ from micheck.contract import (
     Problem,
 )
 from micheck.definitions import canonical_estimator
-from micheck.queue import job_timeout, submit
+from micheck.queue import dispatch, job_timeout
 from micheck.settings import Settings
 from micheck.storage import deliveries, store
 from micheck.storage.models import Evaluation
@@ -79,8 +81,14 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
     returned instead (200, deduplicated=true) unless the request sets force. A repeated
     Idempotency-Key returns its evaluation (200) while it is queued, running or succeeded;
-    after a cancel or a failure it starts a new one (a re-run CI job gets a fresh try)."""
-    check_limits(body, settings)
+    after a cancel or a failure it starts a new one (a re-run CI job gets a fresh try).
+
+    Everything is checked before anything is stored: the contract (strict, bounded,
+    finite), this server's limits, the estimated compute (micheck.budget) per request and
+    per token, and the token's queue, the latter two atomically (lock_owner). The
+    response body is built inside the transaction, so nothing fails after the commit."""
+    cost = budget.estimate(body)
+    check_limits(body, settings)  # the compute budget: below, with the token's limits
     if body.webhook is not None:
         try:
             check_target(body.webhook.url, settings.webhooks_allow_private)
@@ -124,16 +132,29 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
                     metrics.submissions.labels("deduplicated").inc()
                     return _view_response(store.to_view(dup, deduplicated=True), 200,
                                           request, settings)
-            if store.count_queued(s, caller.name) >= settings.max_queued_per_token:
+            store.lock_owner(s, owner)  # held to the commit: the checks below are atomic
+            limits = store.token_limits(s, owner, default_limits(settings))
+            check_limits(body, settings, cost, limits)
+            queued, gmac = store.owner_load(s, caller.name)
+            if queued >= limits.max_queued:
                 raise ProblemError(429, f"token {caller.name!r} already has "
-                                        f"{settings.max_queued_per_token} queued evaluations "
+                                        f"{limits.max_queued} queued evaluations "
                                         "(MICHECK_MAX_QUEUED_PER_TOKEN)",
+                                   headers={"Retry-After": "60"})
+            if gmac + cost.gmac > limits.max_token_gmac:
+                raise ProblemError(429, f"token {caller.name!r} has {gmac:g} GMAC queued or "
+                                        f"running; this request's {cost.gmac:g} GMAC would "
+                                        f"exceed its budget of {limits.max_token_gmac:g} GMAC "
+                                        "(MICHECK_MAX_TOKEN_GMAC)",
                                    headers={"Retry-After": "60"})
             queue = settings.queue_for(body.dataset.is_image)
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
-                                          job_timeout_s=job_timeout(body, settings, queue))
+                                          job_timeout_s=job_timeout(body, settings, queue, cost),
+                                          cost=cost)
             remember(row.id)
-            view = store.to_view(row)
+            # built here, inside the transaction: a failure rolls back instead of a 5xx
+            # after the commit
+            response = _view_response(store.to_view(row), 202, request, settings)
     except (IntegrityError, _KeyMoved):
         # a concurrent request with the same Idempotency-Key won the insert: replay it
         with db.session() as s:
@@ -143,12 +164,11 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
                                   request, settings)
     try:
-        submit(db, jq, view.id)
+        dispatch(db, jq, caller.name)  # fair scheduling: only the owner's next goes to RQ
     except Exception as exc:  # the row is durable; the reconciler enqueues it later
-        log.warning("evaluation %s stored but not enqueued (%s); the reconciler will retry",
-                    view.id, exc)
+        log.warning("evaluation stored but not enqueued (%s); the reconciler will retry", exc)
     metrics.submissions.labels("created").inc()
-    return _view_response(view, 202, request, settings)
+    return response
 
 
 @router.get("", operation_id="list_evaluations", response_model=EvaluationPage,
@@ -247,6 +267,8 @@ def cancel(evaluation_id: str, request: Request, db: DBDep, jq: QueueDep,
         now = store.request_cancel(s, evaluation_id)
     if now == store.CANCELED:
         jq.cancel(job_id)  # a running job is not touched: the worker polls the flag
+        with contextlib.suppress(Exception):  # its turn passes to the owner's next
+            dispatch(db, jq, row.owner)
     with db.session() as s:
         view = store.to_view(s.get(Evaluation, evaluation_id, populate_existing=True))
     return with_link(view, request, settings)

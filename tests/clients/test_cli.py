@@ -24,7 +24,7 @@ LOOSE = {**GAUSS, "estimator": {"name": "infonce", "train": {
     "tests": [{"kind": "ground_truth", "tolerance": 0.5}]}
 TWO_SEEDS = {**LOOSE, "seeds": [0, 1], "max_seeds": 2}
 NO_DATA = {"estimator": {"name": "infonce", "train": {"batch_size": 16, "steps": 5}},
-           "dataset": {"name": "cifar10", "data_dir": "/nonexistent/cifar"},
+           "dataset": {"name": "cifar10"},
            "tests": [{"kind": "additivity", "rows": [16]}], "seeds": [0]}
 
 
@@ -119,13 +119,15 @@ def test_exit_2_for_usage_and_input_errors(server, tmp_path, capsys):
     assert exc.value.code == 2
 
 
-def test_exit_3_for_service_errors_and_timeouts(server, tmp_path, capsys):
+def test_exit_3_for_service_errors_and_timeouts(server, tmp_path, capsys, monkeypatch):
     junit = tmp_path / "report.xml"
+    monkeypatch.setenv("MICHECK_DATA_DIR", str(tmp_path / "nowhere"))
     # the engine fails (no CIFAR-10 directory): failed evaluation, JUnit says why
     assert main(["submit", _spec(tmp_path, NO_DATA), "--wait", "--timeout", "60", "--poll",
                  "0.1", "--junit", str(junit)]) == 3
     err = ET.parse(junit).getroot().find("testsuite/testcase/error")
-    assert "failed" in err.get("message") and "/nonexistent/cifar" in err.get("message")
+    assert "failed" in err.get("message") and "default data root" in err.get("message")
+    assert str(tmp_path) not in err.get("message")  # never a server path
     capsys.readouterr()
     # no worker picks it up in time
     server.halt.set()

@@ -62,7 +62,7 @@ def _imports(path: Path, module: str) -> set[str]:
 def _home(module: str) -> str:
     """The layer a module belongs to: a part, a shared home, the protocol or an entry point."""
     for prefix in ("micheck.service", "micheck.workers", "micheck.clients", "micheck.storage",
-                   "micheck.render"):
+                   "micheck.render", "micheck.estimators"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     return module

@@ -35,6 +35,29 @@ def test_token_create_and_revoke(var, capsys):
     db.dispose()
 
 
+def test_token_limits_an_admin_raises_per_token(var, capsys):
+    from micheck.service.limits import default_limits
+
+    from micheck.storage import store
+
+    assert main(["token", "create", "carol"]) == 0
+    capsys.readouterr()
+    assert main(["token", "limits", "carol", "--queued", "80", "--token-gmac", "1e8"]) == 0
+    assert "max_queued=80" in capsys.readouterr().out
+    settings = Settings()
+    db = Database(settings)
+    with db.session() as s:
+        limits = store.token_limits(s, "carol", default_limits(settings))
+    assert (limits.max_queued, limits.max_token_gmac) == (80, 1e8)
+    assert limits.max_request_gmac == settings.max_request_gmac
+    assert main(["token", "limits", "carol", "--queued", "-1"]) == 3
+    assert "positive" in capsys.readouterr().err
+    assert main(["token", "limits", "carol", "--reset"]) == 0
+    assert "max_queued=default" in capsys.readouterr().out
+    assert main(["token", "limits", "nobody", "--queued", "5"]) == 3
+    db.dispose()
+
+
 def test_bad_worker_device_and_database(var, capsys, monkeypatch):
     assert main(["worker", "--device", "gpu7"]) == 2
     assert "--device" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from redis import Redis
 
+from micheck.budget import estimate
 from micheck.contract import EvaluationRequest
 from micheck.queue import JobQueue, job_timeout, reconcile, submit
 from micheck.settings import Settings
@@ -19,19 +20,26 @@ def _req(**over) -> EvaluationRequest:
     return EvaluationRequest.model_validate({**TINY_SPEC, **over})
 
 
-def test_job_timeout_has_a_floor_and_scales_with_work():
+def test_job_timeout_follows_the_budget_with_a_floor_and_a_cap():
     s = Settings()
     assert job_timeout(_req(), s) == s.job_timeout_floor_s
     big = _req(estimator={"name": "infonce", "train": {"steps": 100_000}}, seeds=[0, 1, 2])
-    vector_cost = s.job_step_cost_cpu_s * s.vector_cost_factor  # vector tasks: CPU queue
-    assert job_timeout(big, s) == int(s.job_timeout_overhead_s + 100_000 * 3 * vector_cost)
+    cost = estimate(big)
+    assert cost.critic_steps == 100_000 * big.seed_cap  # one critic per seed it may train
+    assert job_timeout(big, s) == int(s.job_timeout_overhead_s + s.job_timeout_safety * (
+        cost.critic_steps * s.job_step_overhead_cpu_s + cost.gmac / s.job_gmac_per_s_cpu))
     image = EvaluationRequest.model_validate({
         "estimator": {"name": "gm", "train": {"steps": 10_000}}, "dataset": {"name": "mnist"},
         "tests": [{"kind": "additivity", "rows": [7, 14]}], "seeds": [0]})
-    assert job_timeout(image, s) == int(s.job_timeout_overhead_s + 10_000 * 2 * 2 * 3
-                                        * s.job_step_cost_gpu_s)
-    assert job_timeout(image, s, s.cpu_queue) == int(
-        s.job_timeout_overhead_s + 10_000 * 2 * 2 * 3 * s.job_step_cost_cpu_s)
+    on_gpu, on_cpu = job_timeout(image, s, s.gpu_queue), job_timeout(image, s, s.cpu_queue)
+    assert s.job_timeout_floor_s < on_gpu < on_cpu <= s.job_timeout_cap_s
+    # the issue's 156-year request: capped
+    huge = EvaluationRequest.model_validate({
+        "estimator": {"name": "gm", "params": {"iw_samples": 1024, "latent_dim": 1024},
+                      "critic": {"width": 4}, "train": {"steps": 200_000, "batch_size": 1024}},
+        "dataset": {"name": "cifar10"}, "tests": [{"kind": "additivity"}] * 16,
+        "seeds": list(range(16))})
+    assert job_timeout(huge, s) == s.job_timeout_cap_s
 
 
 def test_embedded_redis_starts_under_var_dir(tmp_path):
@@ -66,16 +74,31 @@ def test_reconciler_requeues_lost_jobs_and_retries_stale_runs(service_settings):
             s.get(Evaluation, eid).heartbeat_at = utcnow() - timedelta(minutes=5)
         for row in s.query(Evaluation):
             row.updated_at = row.enqueued_at = utcnow() - timedelta(minutes=5)
-    assert reconcile(db, jq) == {"requeued": 0, "retried": 1, "failed": 1}
+    assert reconcile(db, jq) == {"requeued": 0, "retried": 1, "failed": 1, "dispatched": 0}
     Redis.from_url(service_settings.redis_url).flushall()  # Redis loses every job
     with db.session() as s:
         for row in s.query(Evaluation):
             row.updated_at = row.enqueued_at = utcnow() - timedelta(minutes=5)
-    assert reconcile(db, jq) == {"requeued": 2, "retried": 0, "failed": 0}
+    assert reconcile(db, jq) == {"requeued": 2, "retried": 0, "failed": 0, "dispatched": 0}
     with db.session() as s:
         rows = {r.id: r for r in s.query(Evaluation)}
         assert rows[last].status == "failed" and rows[last].error_code == "worker_lost"
         assert rows[running].status == "queued" and rows[running].error_code == "worker_lost"
     assert sorted(j.args[0] for j in jq.queue("cpu").jobs) == sorted([queued, running])
-    assert reconcile(db, jq) == {"requeued": 0, "retried": 0, "failed": 0}  # idempotent
+    assert reconcile(db, jq) == {"requeued": 0, "retried": 0, "failed": 0, "dispatched": 0}  # idempotent
+    db.dispose()
+
+
+def test_reconciler_dispatches_waiting_work_one_per_token(service_settings):
+    """Rows stored while Redis was unreachable wait in the database; the reconciler puts
+    each token's oldest on RQ (fair dispatch), not the whole backlog."""
+    db, jq = Database(service_settings), JobQueue(service_settings)
+    with db.session() as s:
+        ids = {owner: [store.create_evaluation(s, _req(seeds=[i]), owner=owner, queue="cpu",
+                                               job_timeout_s=600).id for i in range(3)]
+               for owner in ("a", "b")}
+    assert reconcile(db, jq)["dispatched"] == 2
+    assert sorted(j.args[0] for j in jq.queue("cpu").jobs) == sorted([ids["a"][0],
+                                                                       ids["b"][0]])
+    assert reconcile(db, jq)["dispatched"] == 0
     db.dispose()

@@ -155,3 +155,30 @@ def test_mi_gradient_rows_round_trip_with_their_rho(db):
     assert [[getattr(e, f) for f in fields] for e in back.estimates] == \
         [[getattr(e, f) for f in fields] for e in result.estimates]
     assert all(e.gradient is not None and e.true_gradient is not None for e in back.estimates)
+
+
+def test_lock_owner_makes_count_then_insert_atomic(db):
+    """60 concurrent admissions with a limit of 50 on each backend: lock_owner serialises
+    one owner's count and insert (PostgreSQL: the token row's lock; SQLite: the write
+    lock), so exactly 50 get in."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from micheck.service.auth import create_token
+
+    create_token(db, "alice")
+
+    def admit(seed: int) -> bool:
+        with db.session() as s:
+            store.lock_owner(s, "alice")
+            queued, _ = store.owner_load(s, "alice")
+            if queued >= 50:
+                return False
+            store.create_evaluation(s, _request(seeds=[seed]), owner="alice", queue="cpu",
+                                    job_timeout_s=600)
+            return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        admitted = list(pool.map(admit, range(60)))
+    assert admitted.count(True) == 50
+    with db.session() as s:
+        assert store.count_queued(s, "alice") == 50

@@ -23,10 +23,13 @@ BAD = {
     "negative steps": ("estimator: {name: nwj, train: {steps: -5}}\ndataset: {name: gaussian}\n"
                        "tests: [{kind: ground_truth}]", "estimator.train.steps"),
     "tau < 0": ("estimator: {name: smile, params: {tau: -1}}\ndataset: {name: mnist}\n"
-                "tests: [{kind: baseline}]", "tau must be >= 0"),
-    "missing CIFAR dir": ("estimator: {name: smile}\n"
-                          "dataset: {name: cifar10, data_dir: /nonexistent/cifar}\n"
-                          "tests: [{kind: baseline, rows: [0]}]", "/nonexistent/cifar"),
+                "tests: [{kind: baseline}]", "tau must lie in"),
+    "unknown data root": ("estimator: {name: smile}\n"
+                          "dataset: {name: cifar10, data_root: nonexistent}\n"
+                          "tests: [{kind: baseline, rows: [0]}]", "'nonexistent' is not configured"),
+    "a server path": ("estimator: {name: smile}\n"
+                      "dataset: {name: cifar10, data_dir: /etc}\n"
+                      "tests: [{kind: baseline, rows: [0]}]", "data_dir is not accepted"),
     "not yaml": ("estimator: [unclosed", "not valid YAML"),
     "|rho| >= 1": ("estimator: {name: mige}\ndataset: {name: gaussian, dim: 5}\n"
                    "tests: [{kind: mi_gradient, rho: [0.5, 1.0]}]", "|rho| < 1"),

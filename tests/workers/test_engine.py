@@ -62,12 +62,14 @@ def test_cancel_is_honoured():
         evaluate(req, should_cancel=lambda: True)
 
 
-def test_missing_cifar_directory_is_a_clear_error(tmp_path):
+def test_missing_cifar_directory_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICHECK_DATA_ROOTS", f'{{"nowhere": "{tmp_path / "nowhere"}"}}')
     req = _req({"estimator": {"name": "smile"},
-                "dataset": {"name": "cifar10", "data_dir": str(tmp_path / "nowhere")},
+                "dataset": {"name": "cifar10", "data_root": "nowhere"},
                 "tests": [{"kind": "baseline", "rows": [0]}]})
-    with pytest.raises(DataNotFound, match="nowhere"):
+    with pytest.raises(DataNotFound, match="data root 'nowhere'") as err:
         evaluate(req)
+    assert str(tmp_path) not in str(err.value)
 
 
 def test_adaptive_seeds_add_rounds_until_the_cap():

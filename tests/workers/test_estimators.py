@@ -81,3 +81,35 @@ def test_mine_surrogate_has_the_bias_corrected_gradient():
     mask = ~torch.eye(10, dtype=torch.bool)
     expected = torch.eye(10) / 10 - mask * torch.exp(s.detach()) / (90 * 2.0)
     assert torch.allclose(s.grad, expected, atol=1e-6)
+
+
+def test_every_registered_discriminative_estimator_has_a_bound():
+    from micheck import estimators as registry
+
+    scores = torch.randn(2, 8, 8)
+    for entry in registry.entries():
+        if entry.family != "discriminative":
+            continue
+        bound = E.make_bound(entry.name, {}, torch.zeros(2))
+        assert bound.value(scores).shape == (2,)
+
+
+def test_a_bound_is_registered_by_name_without_an_if_chain():
+    from micheck.workers import estimators as bounds
+
+    from micheck import estimators as registry
+    from micheck.estimators import EstimatorEntry
+
+    registry.register(EstimatorEntry("test_half_dv", "discriminative", "1", "0.5 x Eq. 3"))
+    try:
+        @bounds.register_bound("test_half_dv")
+        def _half(params, lb):
+            return bounds.Bound("test_half_dv", bounds.dv, lambda s: 0.5 * bounds.dv(s))
+
+        s = torch.randn(8, 8)
+        torch.testing.assert_close(E.make_bound("test_half_dv", {}).value(s), 0.5 * E.dv(s))
+        with pytest.raises(ValueError, match="already registered"):
+            bounds.register_bound("test_half_dv")(_half)
+    finally:
+        bounds._BOUNDS.pop("test_half_dv")
+        registry._ENTRIES.pop("test_half_dv")

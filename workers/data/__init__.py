@@ -41,25 +41,27 @@ Split = Literal["train", "test"]
 IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")
 
 
-def _source(name: str, data_dir: str | None) -> str | None:
+def _source(name: str, root: str | None) -> str | None:
     """What identifies the files behind a data set, for the memo key."""
     if name == "cifar10":
-        return str(cifar.configured_dir(data_dir))
+        return str(cifar.configured_dir(root))
     if name == "fashion_mnist":
         return str(fashion.data_dir())
     return None  # mnist: the installed package and the cache dir are fixed per process
 
 
 @functools.lru_cache(maxsize=6)
-def _load_uint8(name: str, split: Split, source: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as uint8 (N, C, H, W) and labels as int64 (N,)."""
+def _load_uint8(name: str, split: Split, root: str | None, source: str | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 (N, C, H, W) and labels as int64 (N,); ``source`` (the resolved
+    location of ``root``) is part of the memo key only."""
     if name == "mnist":
         arrays = mnist.load_arrays()
         images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
     elif name == "fashion_mnist":
         images, labels = fashion.load_split(split)
     else:
-        images, labels = cifar.load_split(split, source)
+        images, labels = cifar.load_split(split, root)
     if images.ndim == 3:
         images = images[:, None]  # grey images get their channel axis
     return (torch.from_numpy(np.ascontiguousarray(images)),
@@ -72,7 +74,8 @@ def _select(spec: DatasetSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if spec.name not in IMAGE_SETS:
         raise SpecError(f"{spec.name!r} is not an image data set (known: {', '.join(IMAGE_SETS)});"
                         " vector tasks are sampled with sample_vectors")
-    images, labels = _load_uint8(spec.name, split, _source(spec.name, spec.data_dir))
+    images, labels = _load_uint8(spec.name, split, spec.data_root,
+                                 _source(spec.name, spec.data_root))
     if split == "train" and spec.train_size is not None:
         if spec.train_size > images.shape[0]:
             raise SpecError(f"dataset.train_size = {spec.train_size} exceeds the "

@@ -2,9 +2,11 @@
 
 Each batch file is a pickle of a dict with b"data" (uint8 ndarray [N, 3072]: the
 1024 red values of a 32x32 image row by row, then green, then blue) and b"labels"
-(a list of ints). Nothing ships the data set, so the directory is configured: the
-spec's data_dir, else $MICHECK_DATA_DIR, else ~/.cache/micheck/data. Either the
-batches directory itself or its parent may be given.
+(a list of ints). Nothing ships the data set, so the directory is the operator's
+configuration: a named root of $MICHECK_DATA_ROOTS picked by the spec's data_root,
+else $MICHECK_DATA_DIR, else ~/.cache/micheck/data. Either the batches directory
+itself or its parent may be configured. A request never names a server path, and
+errors name the root, never the path (no existence oracle for callers).
 """
 
 from __future__ import annotations
@@ -25,14 +27,28 @@ FILES = {
 }
 
 
-def configured_dir(data_dir: str | None = None) -> Path:
-    """The directory named by the spec or the settings (not yet checked)."""
-    return Path(data_dir or data_settings().data_dir).expanduser().resolve()
+def configured_dir(root: str | None = None) -> Path:
+    """The directory of a named data root, or of the default one (not yet checked)."""
+    settings = data_settings()
+    if root is None:
+        return Path(settings.data_dir).expanduser().resolve()
+    if root not in settings.data_roots:
+        known = ", ".join(sorted(settings.data_roots)) or "none"
+        raise SpecError(f"dataset.data_root {root!r} is not configured on this server "
+                        f"(configured: {known})")
+    return Path(settings.data_roots[root]).expanduser().resolve()
 
 
-def batches_dir(data_dir: str | None = None) -> Path:
-    """The directory that holds the batch files; DataNotFound when there is none."""
-    base = configured_dir(data_dir)
+def _root_name(root: str | None) -> str:
+    return f"data root {root!r} (MICHECK_DATA_ROOTS)" if root else \
+        "the default data root (MICHECK_DATA_DIR)"
+
+
+def batches_dir(root: str | None = None) -> Path:
+    """The directory that holds the batch files; DataNotFound when there is none.
+
+    The message names the root and the files, not the server path."""
+    base = configured_dir(root)
     for candidate in (base, base / SUBDIR):
         if all((candidate / name).is_file() for split in FILES.values() for name in split):
             return candidate
@@ -40,9 +56,9 @@ def batches_dir(data_dir: str | None = None) -> Path:
     wanted = [n for split in FILES.values() for n in split]
     missing = [n for n in wanted if not (candidate / n).is_file()]
     raise DataNotFound(
-        f"CIFAR-10 not found: expected the files {', '.join(wanted)} in {base} or in "
-        f"{base / SUBDIR} (missing from {candidate}: {', '.join(missing)}). Unpack "
-        "cifar-10-python.tar.gz there, or set the spec's data_dir or MICHECK_DATA_DIR")
+        f"CIFAR-10 not found in {_root_name(root)}: expected the files {', '.join(wanted)} "
+        f"in it or in its {SUBDIR} folder (missing: {', '.join(missing)}). The operator "
+        "unpacks cifar-10-python.tar.gz there")
 
 
 def _field(batch: dict[Any, Any], key: str) -> Any:
@@ -57,7 +73,7 @@ def _field(batch: dict[Any, Any], key: str) -> Any:
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file as uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
     with open(path, "rb") as f:
-        batch = safe_load(f, source=str(path))
+        batch = safe_load(f, source=path.name)
     try:
         if not isinstance(batch, dict):
             raise TypeError(f"a {type(batch).__name__}, not a dict")
@@ -71,14 +87,14 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if labels.size and (labels.min() < 0 or labels.max() > 9):
             raise TypeError("labels outside 0..9")
     except (KeyError, TypeError, ValueError) as exc:
-        raise SpecError(f"{path} is not a CIFAR-10 batch: {exc}") from None
+        raise SpecError(f"{path.name} is not a CIFAR-10 batch: {exc}") from None
     # Row-major [N, 3072] = [N, channel, row, column]: a reshape, no transpose.
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def load_split(split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_split(split: str, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 3, 32, 32) and int64 labels of one split, batches concatenated."""
-    directory = batches_dir(data_dir)
+    directory = batches_dir(root)
     parts = [read_batch(directory / name) for name in FILES[split]]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])

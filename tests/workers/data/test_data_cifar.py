@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from micheck.workers import data
 from micheck.workers.data import cifar
+from pydantic import ValidationError
 
 from micheck.contract import DatasetSpec
 from micheck.errors import DataNotFound, SpecError
@@ -51,11 +53,17 @@ def _fresh_memo():
     data.clear_cache()
 
 
+def _roots(monkeypatch: pytest.MonkeyPatch, **roots: Path) -> None:
+    """Configure named data roots the way an operator does (MICHECK_DATA_ROOTS)."""
+    monkeypatch.setenv("MICHECK_DATA_ROOTS", json.dumps({k: str(v) for k, v in roots.items()}))
+
+
 @pytest.mark.parametrize("give_parent", [True, False])
-def test_round_trip(tmp_path: Path, give_parent: bool) -> None:
+def test_round_trip(tmp_path: Path, give_parent: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     batches = tmp_path / "cifar-10-batches-py"
     written = write_cifar(batches)
-    spec = DatasetSpec(name="cifar10", data_dir=str(tmp_path if give_parent else batches))
+    _roots(monkeypatch, lab=tmp_path if give_parent else batches)
+    spec = DatasetSpec(name="cifar10", data_root="lab")
     train, test = data.load_images(spec, "train"), data.load_images(spec, "test")
     assert train.shape == (5 * PER_BATCH, 3, 32, 32) and test.shape == (PER_BATCH, 3, 32, 32)
     expected = np.concatenate([written[n] for n in cifar.FILES["train"]])
@@ -69,9 +77,10 @@ def test_round_trip(tmp_path: Path, give_parent: bool) -> None:
     torch.testing.assert_close(small, train[:6])
 
 
-def test_python2_style_str_keys(tmp_path: Path) -> None:
+def test_python2_style_str_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = write_cifar(tmp_path, str_keys=True)
-    images, labels = cifar.load_split("test", str(tmp_path))
+    _roots(monkeypatch, old=tmp_path)
+    images, labels = cifar.load_split("test", "old")
     np.testing.assert_array_equal(images, written["test_batch"])
     assert labels.tolist() == [5, 6, 7, 8]
 
@@ -85,18 +94,35 @@ def test_env_and_default_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert cifar.configured_dir() == (tmp_path / "home" / ".cache" / "micheck" / "data")
 
 
-def test_missing_data_names_dir_and_files(tmp_path: Path) -> None:
-    spec = DatasetSpec(name="cifar10", data_dir=str(tmp_path / "nope"))
+def test_missing_data_names_root_and_files_never_the_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _roots(monkeypatch, nope=tmp_path / "nope", partial=tmp_path / "partial")
+    spec = DatasetSpec(name="cifar10", data_root="nope")
     with pytest.raises(DataNotFound) as err:
         data.load_images(spec, "train")
     message = str(err.value)
-    assert str(tmp_path / "nope") in message
+    assert "data root 'nope'" in message and str(tmp_path) not in message
     assert "data_batch_1" in message and "test_batch" in message
     # One file missing: the message says which.
     write_cifar(tmp_path / "partial")
     (tmp_path / "partial" / "data_batch_3").unlink()
-    with pytest.raises(DataNotFound, match="missing from .*partial: data_batch_3"):
-        cifar.batches_dir(str(tmp_path / "partial"))
+    with pytest.raises(DataNotFound, match="missing: data_batch_3") as err:
+        cifar.batches_dir("partial")
+    assert str(tmp_path) not in str(err.value)
+    monkeypatch.setenv("MICHECK_DATA_DIR", str(tmp_path / "default"))
+    with pytest.raises(DataNotFound, match="default data root") as err:
+        cifar.batches_dir()
+    assert str(tmp_path) not in str(err.value)
+
+
+def test_unknown_root_and_server_paths_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _roots(monkeypatch)
+    with pytest.raises(SpecError, match="'elsewhere' is not configured"):
+        data.load_images(DatasetSpec(name="cifar10", data_root="elsewhere"), "train")
+    for bad in ({"data_dir": "/etc"}, {"data_root": "/etc"}, {"data_root": "../x"},
+                {"data_root": "a\x00b"}, {"data_root": "x" * 60_000}):
+        with pytest.raises(ValidationError):
+            DatasetSpec.model_validate({"name": "cifar10", **bad})
 
 
 def test_malformed_batches(tmp_path: Path) -> None:
@@ -120,8 +146,9 @@ class _Evil:
         return (subprocess.call, (["true"],))
 
 
-def test_tampered_batch_is_refused(tmp_path: Path) -> None:
+def test_tampered_batch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_cifar(tmp_path)
+    _roots(monkeypatch, t=tmp_path)
     (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": _Evil()}, protocol=2))
     with pytest.raises(SpecError, match=r"refusing to load global (subprocess|commands)\.call"):
-        data.load_images(DatasetSpec(name="cifar10", data_dir=str(tmp_path)), "train")
+        data.load_images(DatasetSpec(name="cifar10", data_root="t"), "train")

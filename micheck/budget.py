@@ -1,0 +1,136 @@
+"""The compute budget of a request: one torch-free estimate, made before it is accepted.
+
+``estimate(request)`` counts what an evaluation trains and evaluates and multiplies it
+out: critic trainings x steps x batch x (input size x model size), per test, point and
+seed, as multiply-accumulates (MACs) of the forward passes, times 3 for a training step
+(forward plus backward). The count is deliberately pessimistic: every point trains its
+own numerator and denominator (the engine shares denominators, so it trains fewer), every
+critic trains to the step cap (``until_converged`` may stop earlier) and every seed the
+adaptive rule may add (``seed_cap``) is counted.
+The service bounds it per request and per token (micheck.settings) and derives the job
+timeout from it (micheck.queue.job_timeout); the 202 response and the results report it.
+
+Model sizes follow the architectures of paper 002: App. B.1 (MLP, 2 x 256, ReLU;
+separable embeddings of 32), App. B.2 (conv 64 k5 s2, conv 128 k5 s2, fc 1024, scaled
+by the critic's width), and for GM (Eq. 9) three likelihood models per estimate: a
+RealNVP of 5 coupling layers with 2 x 100 MLPs for vectors, a VAE (the CNN encoder, a
+2 x 400 MLP decoder) for images whose held-out bound costs ``iw_samples`` decoder passes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from micheck.contract import DEFAULT_RHO, Cost, CriticSpec, EvaluationRequest
+from micheck.definitions import DATASETS
+
+VERSION = "1"
+IMAGE_TEST_SPLIT = 10_000  # MNIST, Fashion-MNIST and CIFAR-10 test splits: the default held-out
+VECTOR_EVAL_SAMPLES = 16_384  # as micheck.workers.trainer.VECTOR_EVAL_SAMPLES
+TRAIN_FACTOR = 3  # a training step: forward + backward (~2x forward)
+# per point of a test: the channel multiplier of each critic it trains (numerator,
+# denominator); data_processing and additivity stack two copies of X and of Y
+_CRITICS: dict[str, tuple[int, ...]] = {"baseline": (1, 1), "independence": (1, 1),
+                                        "data_processing": (2, 1), "additivity": (2, 1),
+                                        "ground_truth": (1,), "mi_gradient": (1,)}
+
+
+def _conv_out(size: int) -> int:
+    for _ in range(2):
+        size = (size + 2 * 2 - 5) // 2 + 1
+    return size
+
+
+def _cnn(channels: int, h: int, w: int, out: int, scale: float) -> tuple[float, float]:
+    """(conv1 MACs, MACs after conv1) of App. B.2's encoder for one sample."""
+    c1, c2, fc = (max(1, round(k * scale)) for k in (64, 128, 1024))
+    h1, w1 = (h + 4 - 5) // 2 + 1, (w + 4 - 5) // 2 + 1
+    h2, w2 = _conv_out(h), _conv_out(w)
+    first = h1 * w1 * c1 * channels * 25
+    rest = h2 * w2 * c2 * c1 * 25 + c2 * h2 * w2 * fc + fc * out
+    return float(first), float(rest)
+
+
+def _mlp(inp: int, hidden: int, out: int) -> float:
+    return float(inp * hidden + hidden * hidden + hidden * out)
+
+
+def critic_forward_macs(critic: CriticSpec, shape: tuple[int, ...], mult: int, n: int
+                        ) -> float:
+    """MACs of one forward pass of a critic on a batch of n pairs (n^2 scores)."""
+    if len(shape) == 3:
+        c, h, w = shape
+        c *= mult
+        if critic.kind == "joint":
+            first, rest = _cnn(2 * c, h, w, 1, critic.width)
+            return n * first + n * n * rest  # conv1 split over x and y, the rest per pair
+        first, rest = _cnn(c, h, w, critic.embed_dim, critic.width)
+        return 2 * n * (first + rest) + n * n * critic.embed_dim
+    d = shape[0] * mult
+    if critic.kind == "joint":
+        return 2 * n * d * critic.hidden + n * n * (critic.hidden ** 2 + critic.hidden)
+    return 2 * n * _mlp(d, critic.hidden, critic.embed_dim) + n * n * critic.embed_dim
+
+
+def gm_forward_macs(request: EvaluationRequest, shape: tuple[int, ...], mult: int, n: int,
+                    samples: int) -> float:
+    """MACs of one forward pass of GM's three models (p(x, y), p(x), p(y)) on n pairs."""
+    params = request.estimator.params
+    total = 0.0
+    for k in (2, 1, 1):  # the joint model sees both variables
+        if len(shape) == 3:
+            c, h, w = shape
+            c *= mult * k
+            latent = int(params.get("latent_dim", 10))
+            first, rest = _cnn(c, h, w, 2 * latent, request.estimator.critic.width)
+            total += n * (first + rest + samples * _mlp(latent, 400, c * h * w))
+        else:
+            d = shape[0] * mult * k
+            total += n * 5 * _mlp(d, 100, 2 * d)
+    return total
+
+
+def points(request: EvaluationRequest, test_index: int) -> int:
+    """How many ratios a test reports (its t grid, or 1)."""
+    test = request.tests[test_index]
+    if test.kind == "mi_gradient":  # one critic (or one MIGE estimate) per rho
+        return len(test.rho or DEFAULT_RHO)
+    if test.kind == "ground_truth" or test.transform != "rows":
+        return 1
+    if test.rows:
+        return len(set(test.rows))
+    return 5 if test.kind in ("baseline", "independence") else 4  # selfconsistency.default_rows
+
+
+def estimate(request: EvaluationRequest) -> Cost:
+    """The pessimistic compute of an evaluation, in GMAC (10^9 multiply-accumulates)."""
+    est, ds = request.estimator, request.dataset
+    train = est.train
+    shape = DATASETS[ds.name].shape if ds.is_image else (ds.dim,)
+    n = train.batch_size
+    steps = train.step_cap  # until_converged may train up to max_steps
+    held_out = train.eval_samples or (IMAGE_TEST_SPLIT if ds.is_image else VECTOR_EVAL_SAMPLES)
+    eval_batches = max(1, held_out // n)
+    seeds = request.seed_cap  # adaptive seeds may add rounds up to max_seeds
+    gm = est.entry.family == "generative"
+    iw = int(est.params.get("iw_samples", 1)) if gm else 1
+    trainings, train_macs, eval_macs = 0, 0.0, 0.0
+    for i, test in enumerate(request.tests):
+        for mult in _CRITICS[test.kind]:
+            count = points(request, i) * seeds
+            if gm:
+                fwd = gm_forward_macs(request, shape, mult, n, 1)
+                fwd_eval = gm_forward_macs(request, shape, mult, n, iw)
+            else:
+                fwd = fwd_eval = critic_forward_macs(est.critic, shape, mult, n)
+            trainings += count * (3 if gm else 1)
+            train_macs += count * TRAIN_FACTOR * steps * fwd
+            eval_macs += count * eval_batches * fwd_eval
+    critic_steps = trainings * steps
+    return Cost(trainings=trainings, critic_steps=critic_steps,
+                train_gmac=_round(train_macs / 1e9), eval_gmac=_round(eval_macs / 1e9),
+                gmac=_round((train_macs + eval_macs) / 1e9), version=VERSION)
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.4g}") if x and math.isfinite(x) else x
