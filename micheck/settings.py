@@ -57,6 +57,18 @@ def set_worker_device(device: str) -> None:
     os.environ["MICHECK_DEVICE"] = device
 
 
+def set_worker_pid(pid: int) -> None:
+    """Tell the job processes a worker spawns who their parent is (Settings.worker_pid):
+    a job whose worker is gone stops at once instead of training on alone."""
+    os.environ["MICHECK_WORKER_PID"] = str(pid)
+
+
+def set_redis_url(url: str) -> None:
+    """`micheck serve` with an embedded Redis: the app factory (and --workers processes)
+    read the socket of the server it started."""
+    os.environ["MICHECK_REDIS_URL"] = url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MICHECK_", extra="ignore")
 
@@ -80,7 +92,10 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(64 * 1024, ge=256)
     max_queued_per_token: int = Field(50, ge=1)
 
-    open_reads: bool = Field(False, description="GET endpoints need no token")
+    open_reads: bool = Field(False, description="GET endpoints need no token and every "
+                             "caller reads every owner's evaluations: an operator's explicit "
+                             "choice for a closed network (logged as a warning at start); "
+                             "share one report with a signed link instead")
 
     # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
     # default 180 s would kill real training. The bounds are deliberately pessimistic
@@ -105,12 +120,18 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(15.0, ge=0, description="queued rows younger than this "
                                                             "are never re-enqueued")
     reconcile_interval_s: float = Field(30.0, gt=0)
-    worker_forget_after_s: float = Field(3600.0, gt=0, description="/v1/workers hides older ones")
+    worker_forget_after_s: float = Field(3600.0, gt=0, description="a starting worker deletes "
+                                         "rows that have not beaten for this long")
 
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = Field("INFO", description="logging level of serve and worker processes")
     device: str | None = Field(None, description="a job process's torch device (set by its worker)")
+    worker_pid: int | None = Field(None, description="a job process's worker (set by it): "
+                                   "the job exits when that process is gone")
+    instance_id: str | None = Field(None, description="set by `micheck up` for the API it "
+                                    "starts; /healthz echoes it, so `up` knows the API that "
+                                    "answers is its own")
     worker_id: str | None = Field(None, validation_alias="RQ_WORKER_ID",
                                   description="RQ's name for the worker running this job")
 

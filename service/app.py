@@ -68,6 +68,10 @@ class _BodyLimit:
 
 def create_app(settings: Settings | None = None, *, run_reconciler: bool = True) -> FastAPI:
     settings = settings or Settings()
+    if settings.open_reads:
+        log.warning("MICHECK_OPEN_READS is on: anyone who reaches this API reads every "
+                    "owner's evaluations without a token. Share single reports with signed "
+                    "links instead unless this network is closed.")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
