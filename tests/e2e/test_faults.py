@@ -108,10 +108,12 @@ class Up:
             assert self.proc.poll() is None, self.text()
             return re.search(r"micheck is up: API (\S+) ", self.text())
         self.url = wait_for(parsed, timeout=timeout, every=0.1).group(1)
-        m = re.search(r"export MICHECK_URL=(\S+) MICHECK_TOKEN=(\S+)", self.text())
-        assert m and m.group(1) == self.url, self.text()
-        self.token = m.group(2)
+        self.token = (self.var_dir / "token").read_text().strip()
         return self
+
+    def export_line(self) -> str | None:
+        m = re.search(r"^export MICHECK_URL=(\S+) MICHECK_TOKEN=(\S+)$", self.text(), re.M)
+        return m and f"{m.group(1)} {m.group(2)}"
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30,
@@ -302,6 +304,8 @@ def test_killed_up_leaves_nothing_and_its_successor_finishes_the_work(var_dir: P
         assert v["status"] == "succeeded" and v["attempts"] == 2, v
     after = set(stack_processes(var_dir))
     assert not (after & before)
+    # #9 item 10: the line a user pastes to point the client at this stack
+    assert third.export_line() == f"{third.url} {third.token}"
     os.killpg(third.proc.pid, signal.SIGINT)  # Ctrl-C in a terminal
     assert third.wait() == 0, third.text()
     assert gone(after) and stack_processes(var_dir) == {}
