@@ -47,8 +47,9 @@ def spec(seed: int, steps: int = 600) -> dict:
 
 
 def stack_processes(var_dir: Path) -> dict[int, str]:
-    """pid -> command line of every live process whose environment (or, for redis-server,
-    which writes its title over its environment, whose command line) names this var dir."""
+    """pid -> command line of every live process whose environment names this var dir (or,
+    for redis-server, which writes its title over its environment, whose working directory
+    or command line does)."""
     mark = f"MICHECK_VAR_DIR={var_dir}".encode() + b"\0"
     found = {}
     for d in Path("/proc").glob("[0-9]*"):
@@ -57,7 +58,8 @@ def stack_processes(var_dir: Path) -> dict[int, str]:
             continue
         try:
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if mark not in (d / "environ").read_bytes() + b"\0" and f"{var_dir}/" not in cmd:
+            if mark not in (d / "environ").read_bytes() + b"\0" and f"{var_dir}/" not in cmd \
+                    and os.readlink(d / "cwd") != str(var_dir):
                 continue
             if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
