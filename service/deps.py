@@ -14,23 +14,24 @@ from micheck.queue import JobQueue
 from micheck.settings import Settings
 from micheck.storage.db import Database
 
+# the trivial dependencies are `async def`: a sync one costs a thread-pool hop per request
 _bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="micheck"'}
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _db(request: Request) -> Database:
+async def _db(request: Request) -> Database:
     return request.app.state.db
 
 
-def _queue(request: Request) -> JobQueue:
+async def _queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 

@@ -6,7 +6,7 @@ import hashlib
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from micheck.service.auth import Caller
 from micheck.service.deps import (
@@ -60,7 +60,7 @@ def _visible(row: Evaluation | None, caller: Caller, settings) -> Evaluation:
                               "description": "an identical evaluation (deduplicated) or an "
                                              "Idempotency-Key replay"}, **PROBLEMS})
 def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsDep,
-           caller: Writer, metrics: MetricsDep,
+           caller: Writer, metrics: MetricsDep, background: BackgroundTasks,
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
            ) -> JSONResponse:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
@@ -104,13 +104,18 @@ def create(body: EvaluationRequest, db: DBDep, jq: QueueDep, settings: SettingsD
             if prior is None or prior.body_sha256 != body_hash:
                 raise ProblemError(409, "conflicting concurrent request") from None
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200)
-    try:
-        submit(db, jq, view.id)
-    except Exception as exc:  # the row is durable; the reconciler enqueues it later
-        log.warning("evaluation %s stored but not enqueued (%s); the reconciler will retry",
-                    view.id, exc)
+    # the row is committed: the caller needs no more; enqueue after the response is sent
+    background.add_task(_enqueue, db, jq, view.id)
     metrics.submissions.labels("created").inc()
     return _view_response(view, 202)
+
+
+def _enqueue(db, jq, evaluation_id: str) -> None:
+    try:
+        submit(db, jq, evaluation_id)
+    except Exception as exc:  # the row is durable; the reconciler enqueues it later
+        log.warning("evaluation %s stored but not enqueued (%s); the reconciler will retry",
+                    evaluation_id, exc)
 
 
 @router.get("", response_model=EvaluationPage, responses=PROBLEMS)
