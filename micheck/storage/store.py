@@ -335,11 +335,16 @@ def release_worker(s: Session, worker: str, max_attempts: int, why: str) -> dict
     attempt it was running up now instead of after stale_after_s, retrying (queued) while
     attempts remain, and forget its row. Attempts are never refunded: an attempt number is
     used once, so a late write from it could never pass for its successor's."""
-    out: dict[str, list[str]] = {"retried": [], "failed": []}
-    for eid, attempt in s.execute(select(Evaluation.id, Evaluation.attempts).where(
-            Evaluation.status == R, Evaluation.worker == worker)).all():
+    out: dict[str, list[str]] = {"retried": [], "failed": [], "canceled": []}
+    for eid, attempt, cancel in s.execute(
+            select(Evaluation.id, Evaluation.attempts, Evaluation.cancel_requested).where(
+                Evaluation.status == R, Evaluation.worker == worker)).all():
         msg = f"{why} during attempt {attempt}"
-        if attempt < max_attempts:
+        if cancel:  # its owner asked to stop it: that is what happened
+            if finish_attempt(s, eid, attempt, status=CANCELED, code="canceled",
+                              message=f"canceled on request ({msg})"):
+                out["canceled"].append(eid)
+        elif attempt < max_attempts:
             if finish_attempt(s, eid, attempt, status=Q, code="worker_lost",
                               message=msg + "; retrying"):
                 out["retried"].append(eid)
