@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +19,6 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
-        _take_turns_writing(engine)
-
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:
             cur = dbapi_conn.cursor()
@@ -33,34 +30,6 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-
-
-def _take_turns_writing(engine: Engine, wait_s: float = 30.0) -> None:
-    """SQLite has one writer at a time, and a thread that finds the lock taken waits in
-    SQLite's busy handler, in sleeps of 1 to 100 ms: under a burst of submissions the
-    writers of one process convoy (measured: 30 POST/s, p99 15 s). Here a transaction takes
-    a process-wide turn at its first write and gives it back at commit or rollback, so the
-    threads of one process queue on a lock and follow each other at once. Reads (WAL) take
-    no turn. Other processes (the workers) still meet SQLite's own lock."""
-    turn = threading.Lock()
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn, _cursor, statement, _params, _context, _many) -> None:
-        info = conn.connection.info  # the pooled DB-API connection's, as at checkin
-        if not info.get("turn") and statement.lstrip()[:7].upper().startswith(_WRITES):
-            # bounded: were a turn ever lost, SQLite's own locking still holds
-            info["turn"] = turn.acquire(timeout=wait_s)
-
-    def _give(info: dict) -> None:
-        if info.pop("turn", False):
-            turn.release()
-
-    event.listen(engine, "commit", lambda conn: _give(conn.connection.info))
-    event.listen(engine, "rollback", lambda conn: _give(conn.connection.info))
-    event.listen(engine, "checkin", lambda _dbapi, record: _give(record.info))
 
 
 class Database:
