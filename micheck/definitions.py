@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ENGINE_VERSION = "1"  # the test protocol (planning, masking, ratio and CI definitions)
+# the test protocol (planning, masking, ratio and interval definitions, verdict rule).
+# v2: verdicts decided on simultaneous intervals against bands (micheck.verdicts), held-out
+# estimates over the whole test split, training curves and the plateau test.
+ENGINE_VERSION = "2"
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
                              "choice for a closed network (logged as a warning at start); "
                              "share one report with a signed link instead")
 
+    # Share links: /v1/shared/... opens one evaluation's HTML report without a token. They
+    # are HMAC-SHA256-signed with this secret; empty = a random one kept in
+    # <var_dir>/share-secret (made on first use). Changing or deleting it revokes every link.
+    share_secret: str = Field("", repr=False, description="HMAC key of report share links")
+    share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
+                                                          "(rounded up to a whole hour)")
+
     # Job timeout = max(floor, overhead + steps x critics x per-critic-step bound): RQ's
     # default 180 s would kill real training. The bounds are deliberately pessimistic
     # (measured: ~0.2 s per CNN critic-step on a busy 2-core CPU, ~0.04 s for a vector MLP).
@@ -122,6 +129,19 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(30.0, gt=0)
     worker_forget_after_s: float = Field(3600.0, gt=0, description="a starting worker deletes "
                                          "rows that have not beaten for this long")
+
+    # Webhooks. A failed delivery is retried at next = now + min(base * 2**(tries - 1), max)
+    # until give_up_after_s has passed since the evaluation ended (service/webhooks.py).
+    webhooks_allow_private: bool = Field(False, description="allow webhook targets on private, "
+                                         "loopback or link-local addresses (closed networks, "
+                                         "tests)")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="one delivery try's HTTP timeout")
+    webhook_poll_interval_s: float = Field(2.0, gt=0, description="how often the API process "
+                                           "looks for due deliveries")
+    webhook_retry_base_s: float = Field(10.0, gt=0)
+    webhook_retry_max_s: float = Field(600.0, gt=0)
+    webhook_give_up_after_s: float = Field(86400.0, ge=3600, description="stop retrying a "
+                                           "delivery this long after it was created")
 
     host: str = "127.0.0.1"
     port: int = 8000

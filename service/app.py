@@ -9,9 +9,22 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from micheck.service import problems
+from micheck.service import problems, webhooks
 from micheck.service.metrics import Metrics
-from micheck.service.routes import catalog, evaluations, health, reports, workers
+from micheck.service.routes import (
+    catalog,
+    client_dist,
+    comparisons,
+    deliveries,
+    docs,
+    evaluations,
+    exports,
+    health,
+    pages,
+    reports,
+    share,
+    workers,
+)
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,7 +79,9 @@ class _BodyLimit:
         await resp(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, run_reconciler: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
+               run_deliveries: bool = True) -> FastAPI:
+    """The API. Its lifespan runs the reconciler and the webhook delivery loop."""
     settings = settings or Settings()
     if settings.open_reads:
         log.warning("MICHECK_OPEN_READS is on: anyone who reaches this API reads every "
@@ -75,29 +90,39 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if run_reconciler:
-            task = asyncio.create_task(_reconcile_forever(app))
+            tasks.append(asyncio.create_task(_reconcile_forever(app)))
+        if run_deliveries:
+            tasks.append(asyncio.create_task(webhooks.deliver_forever(app.state.db,
+                                                                      app.state.settings)))
         try:
             yield
         finally:
-            if task:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             app.state.db.dispose()
 
     app = FastAPI(title="micheck", version=micheck.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # served by routes.docs, with local assets
                   description="Self-consistency evaluation of mutual-information estimators "
-                              "(Song & Ermon, ICLR 2020). Every error is application/problem+json.")
+                              "(Song & Ermon, ICLR 2020). Every error is application/problem+json. "
+                              "The client installs from this service: "
+                              "`pip install <this URL>/v1/client/micheck-<version>-py3-none-any.whl` "
+                              "(GET /v1/client redirects there).")
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.queue = JobQueue(settings)
     app.state.metrics = Metrics()
     app.state.metrics.watch(lambda: _status_counts(app.state.db), app.state.queue.lengths)
     problems.install(app)
-    for r in (evaluations.router, catalog.router, workers.router, health.router, reports.router):
+    for r in (evaluations.router, exports.router, comparisons.router, deliveries.router,
+              catalog.router, workers.router, health.router, reports.router, pages.router,
+              share.router, client_dist.router):
         app.include_router(r)
+    docs.install(app)
 
     @app.middleware("http")
     async def _timing(request, call_next):

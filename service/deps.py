@@ -16,6 +16,9 @@ from micheck.storage.db import Database
 
 # the trivial dependencies are `async def`: a sync one costs a thread-pool hop per request
 _bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
+# Set by the sign-in form (routes/pages.py): HttpOnly, SameSite=Strict. Accepted for GET
+# and HEAD only, so a page never needs the token in its URL and no write rides on a cookie.
+SESSION_COOKIE = "micheck_session"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="micheck"'}
 
 
@@ -51,8 +54,28 @@ def _presented(db: Database, creds: HTTPAuthorizationCredentials | None) -> auth
     return caller
 
 
-def _reader(db: DBDep, settings: SettingsDep, creds: Credentials) -> auth.Caller:
-    caller = _presented(db, creds)
+def cookie_caller(request: Request, db: Database) -> auth.Caller | None:
+    """The caller the session cookie stands for, on a GET or HEAD; None otherwise (an
+    unknown or revoked cookie counts as none: the page asks to sign in again)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or request.method not in ("GET", "HEAD"):
+        return None
+    return auth.lookup(db, token)
+
+
+def page_caller(request: Request, db: Database) -> auth.Caller | None:
+    """Who is viewing a page: a bearer token if one is sent (401 if it is bad), else the
+    session cookie, else None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return _presented(db, HTTPAuthorizationCredentials(scheme="Bearer",
+                                                           credentials=token.strip()))
+    return cookie_caller(request, db)
+
+
+def _reader(request: Request, db: DBDep, settings: SettingsDep,
+            creds: Credentials) -> auth.Caller:
+    caller = _presented(db, creds) or cookie_caller(request, db)
     if caller is None:
         if not settings.open_reads:
             raise ProblemError(401, "this endpoint needs a bearer token", headers=_CHALLENGE)

@@ -1,9 +1,11 @@
 """The engine's one entry point: evaluate(request) -> EvaluationResult.
 
 Called in-process by `micheck run` and by the RQ job (workers.job). It plans the
-measurements a request needs (workers.selfconsistency), trains all of their critics
-(or generative models) for every seed as stacked models in one trainer, and turns
-held-out estimates into ratios, confidence intervals, verdicts and diagnostics.
+measurements a request needs (micheck.plan), trains all of their critics (or generative
+models) for every seed as stacked models in one trainer (workers.trainer), and has
+micheck.scoring turn held-out estimates into ratios, intervals, verdicts and diagnostics.
+While verdicts are inconclusive for want of seeds, it trains more seeds (doubling, up to
+request.seed_cap), only for the measurements those points need, batched together.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from micheck.workers import selfconsistency as sc
 from micheck.workers.data import load_images
 from micheck.workers.generative import train_gm
-from micheck.workers.trainer import CriticTask, train_critics
+from micheck.workers.trainer import VECTOR_EVAL_SAMPLES, CriticTask, train_critics
 
 from micheck.contract import (
     Estimate,
@@ -25,8 +27,13 @@ from micheck.contract import (
     EvaluationResult,
     Progress,
     Provenance,
+    Ratio,
+    SeedRounds,
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
+from micheck.plan import Measurement, plan, points
+from micheck.scoring import diagnostics, score
+from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -36,70 +43,146 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_tasks(request: EvaluationRequest) -> tuple[list[CriticTask], dict[str, sc.Measurement]]:
-    """One CriticTask per (measurement, seed), and which measurement each key is."""
+def build_tasks(request: EvaluationRequest, seeds: list[int] | None = None,
+                measurements: list[Measurement] | None = None
+                ) -> tuple[list[CriticTask], dict[str, Measurement]]:
+    """One CriticTask per (measurement, seed), and which measurement each key is.
+
+    Defaults: every measurement of the plan, every seed of the request."""
     ds = request.dataset
-    measurements = sc.plan(request)
+    measurements = plan(request) if measurements is None else measurements
+    seeds = list(request.seeds) if seeds is None else seeds
     tasks: list[CriticTask] = []
-    by_key: dict[str, sc.Measurement] = {}
+    by_key: dict[str, Measurement] = {}
+    ev = request.estimator.train.eval_samples
     if ds.is_image:
         train, test = load_images(ds, "train"), load_images(ds, "test")
         image_shape = DATASETS[ds.name].shape
+        eval_samples = min(ev, test.shape[0]) if ev else test.shape[0]
+    else:
+        eval_samples = ev or VECTOR_EVAL_SAMPLES
     for m in measurements:
-        for seed in request.seeds:
+        for seed in seeds:
             key = m.key(seed)
             by_key[key] = m
             if ds.is_image:
                 xs, ys = sc.shapes(m, image_shape)
                 tasks.append(CriticTask(key, seed, sc.image_sampler(train, m),
-                                        sc.image_sampler(test, m), xs, ys))
+                                        sc.image_sampler(test, m), xs, ys,
+                                        eval_samples=eval_samples,
+                                        evaluation=sc.image_sampler(test, m, walk=True)))
             else:
                 sampler = sc.vector_sampler(ds)
                 tasks.append(CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,),
-                                        true_mi=ds.mi))
+                                        true_mi=ds.mi, eval_samples=eval_samples))
     return tasks, by_key
+
+
+def _next_round(request: EvaluationRequest, ratios: list[Ratio], estimates: dict[str, Estimate],
+                seeds: list[int]) -> tuple[list[int], list[Measurement]]:
+    """The adaptive seed rule: new seeds, and the measurements they must train, for the
+    points still inconclusive for want of seeds; nothing when no more can help."""
+    cap = request.seed_cap
+    if len(seeds) >= cap:
+        return [], []
+    pts = points(request)
+    want: set[Measurement] = set()
+    for p, r in zip(pts, ratios, strict=False):  # points come first, then the steps
+        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
+            want.add(p.numerator)
+            if p.denominator is not None:
+                want.add(p.denominator)
+    for r in ratios[len(pts):]:
+        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
+            for p in pts:
+                if p.test.kind == "baseline" and p.t in (r.t, r.t_from):
+                    want.add(p.numerator)
+                    if p.denominator is not None:
+                        want.add(p.denominator)
+    if not want:
+        return [], []
+    count = min(cap, 2 * len(seeds)) - len(seeds)
+    new, candidate = [], max(seeds) + 1
+    while len(new) < count:
+        if candidate not in seeds:
+            new.append(candidate)
+        candidate += 1
+    return new, sorted(want, key=lambda m: m.key(0))
 
 
 def evaluate(request: EvaluationRequest, *, device: str | None = None,
              progress: Callable[[Progress], None] | None = None,
              should_cancel: Callable[[], bool] | None = None,
              batched: bool = True) -> EvaluationResult:
-    """Run every test of `request` for every seed; raises SpecError/DataNotFound for
-    input only the data can reject, Canceled when should_cancel() turns true."""
+    """Run every test of `request`; add seeds while verdicts are inconclusive for want of
+    them (up to request.seed_cap); raises SpecError/DataNotFound for input only the data can
+    reject, Canceled when should_cancel() turns true."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     dev = pick_device(device)
-    tasks, by_key = build_tasks(request)
     est = request.estimator
-    label = f"training {len(tasks)} {'model triples' if est.name == 'gm' else 'critics'}"
-    report = None
-    if progress is not None:
-        def report(done: int, total: int) -> None:
-            progress(Progress(steps_done=done, steps_total=total, current=label))
-        report(0, len(tasks) * est.train.steps)
     train = train_gm if est.name == "gm" else train_critics
-    outcomes = train(tasks, est, dev, batched=batched, progress=report,
-                     should_cancel=should_cancel)
-
     true_mi = request.dataset.mi if not request.dataset.is_image else None
-    estimates = {}
-    for task in tasks:
-        m, o = by_key[task.key], outcomes[task.key]
-        estimates[task.key] = Estimate(
-            test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train,
-            mi_test=o.mi_test, true_mi=task.true_mi, steps=o.steps, diverged=o.diverged,
-            transform=m.transform)
-    ratio_list = sc.ratios(request, estimates, true_mi)
+    seeds = list(request.seeds)
+    tasks, by_key = build_tasks(request)
+    rounds: list[list[int]] = []
+    estimates: dict[str, Estimate] = {}
+    done = 0
+    total = len(tasks) * est.train.steps
+    while True:
+        rounds.append(sorted({t.seed for t in tasks}))
+        label = (f"round {len(rounds)}: training {len(tasks)} "
+                 f"{'model triples' if est.name == 'gm' else 'critics'}")
+        report = None
+        if progress is not None:
+            def report(d: int, t: int, label: str = label) -> None:
+                progress(Progress(steps_done=d, steps_total=t, current=label))
+            report(done, total)
+        outcomes = train(tasks, est, dev, batched=batched, progress=report,
+                         should_cancel=should_cancel, progress_offset=done,
+                         progress_total=total)
+        for task in tasks:
+            m, o = by_key[task.key], outcomes[task.key]
+            estimates[task.key] = Estimate(
+                test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train, mi_test=o.mi_test,
+                true_mi=task.true_mi, steps=o.steps, diverged=o.diverged, transform=m.transform,
+                curve=o.curve, converged=o.converged, convergence=o.convergence)
+            done += o.steps
+        total = max(total, done)
+        ratio_list, verdict = score(request, estimates, seeds, true_mi)
+        new_seeds, measurements = _next_round(request, ratio_list, estimates, seeds)
+        if not new_seeds:
+            break
+        seeds += new_seeds
+        tasks, more = build_tasks(request, new_seeds, measurements)
+        by_key.update(more)
+        total = done + len(tasks) * est.train.steps
+    stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
     finished = datetime.now(timezone.utc)
     return EvaluationResult(
         request=request, estimates=est_list, ratios=ratio_list,
-        diagnostics=sc.diagnostics(request, est_list, ratio_list),
+        diagnostics=diagnostics(request, est_list, ratio_list),
         provenance=Provenance(
             definition_versions=definition_versions(est.name), code_version=_code_version(),
-            seeds=list(request.seeds), device=_device_name(dev), torch_version=torch.__version__,
+            seeds=sorted(seeds), device=_device_name(dev), torch_version=torch.__version__,
             started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),
-        passed=all(r.passed for r in ratio_list) and not any(e.diverged for e in est_list))
+        passed=verdict == "pass", verdict=verdict, alpha=ALPHA,
+        seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1]))
+
+
+def _stop_reason(request: EvaluationRequest, ratios: list[Ratio], seeds: list[int],
+                 n_rounds: int) -> tuple[str, str]:
+    open_ = [r for r in ratios if r.verdict == "inconclusive"]
+    if not open_:
+        return "conclusive", f"every verdict conclusive with {len(seeds)} seeds"
+    if any(r.reason_code in RESOLVABLE_BY_SEEDS for r in open_) and len(seeds) >= request.seed_cap:
+        return "cap_reached", (f"{len(open_)} verdict(s) still inconclusive at the seed cap "
+                               f"({request.seed_cap}); raise max_seeds to decide them")
+    if n_rounds == 1 and request.seed_cap <= len(request.seeds):
+        return "single_round", "max_seeds = len(seeds): no seeds added"
+    return "not_resolvable_by_seeds", (f"{len(open_)} verdict(s) inconclusive for reasons more "
+                                       "seeds cannot remove (not converged, non-finite)")
 
 
 @functools.lru_cache(maxsize=1)

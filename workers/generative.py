@@ -22,14 +22,13 @@ import torch
 from micheck.workers.critics import ConvEncoder, mlp, stacked_mlp
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import (
-    EVAL_SEED_OFFSET,
-    TRAIN_TAIL,
     CancelFn,
     CriticTask,
+    Learner,
     ProgressFn,
     TaskOutcome,
-    Ticker,
     task_seed,
+    train,
 )
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
@@ -145,60 +144,37 @@ class _Models:
         return self.stack(data, eps.to(data.device))
 
 
+class GMLearner(Learner):
+    """GM (paper 002 Eq. 9): p(x, y), p(x) and p(y) fitted by maximum likelihood, stacked
+    over tasks; the value is E[log p(x, y) - log p(x) - log p(y)], with the importance-
+    weighted bound (iw_samples) on held-out batches and one sample while training."""
+
+    def __init__(self, tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
+                 batched: bool) -> None:
+        self.tasks, self.k = tasks, len(tasks)
+        self.roles = [_Models(r, tasks, est, device, batched) for r in ("xy", "x", "y")]
+        self.iw = int(est.params.get("iw_samples", 16))
+
+    def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
+                   ) -> tuple[Tensor, Tensor]:
+        logps = [m.log_prob(x, y, gens, 1) for m in self.roles]  # each (K, n)
+        for m, lp in zip(self.roles, logps, strict=True):
+            m.stack.step(lp.mean(-1))
+        mi = (logps[0] - logps[1] - logps[2]).detach().mean(-1)
+        return mi, torch.isfinite(mi)
+
+    @torch.no_grad()
+    def held_out(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> Tensor:
+        lp = [m.log_prob(x, y, gens, self.iw) for m in self.roles]
+        return (lp[0] - lp[1] - lp[2]).mean(-1)
+
+
 def train_gm(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
              batched: bool = True, progress: ProgressFn | None = None,
              should_cancel: CancelFn | None = None, progress_offset: int = 0,
              progress_total: int | None = None, record_every: int = 0
              ) -> dict[str, TaskOutcome]:
     """Fit p(x, y), p(x), p(y) for every task; report Eq. 9 on train and test batches."""
-    steps, n = est.train.steps, est.train.batch_size
-    iw = int(est.params.get("iw_samples", 16))
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tasks):
-        groups.setdefault((t.x_shape, t.y_shape), []).append(i)
-    index_groups = list(groups.values()) if batched else [[i] for i in range(len(tasks))]
-    ticker = Ticker(progress_total or len(tasks) * steps, progress, should_cancel,
-                    progress_offset)
-    tail_start = steps - max(1, int(math.ceil(steps * TRAIN_TAIL)))
-    out: dict[str, TaskOutcome] = {}
-    for idx in index_groups:
-        group = [tasks[i] for i in idx]
-        roles = [_Models(r, group, est, device, batched) for r in ("xy", "x", "y")]
-        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in group]
-        values: list[list[float]] = [[] for _ in group]
-        diverged = [False] * len(group)
-
-        def draw(samplers: list, gens: list[torch.Generator]) -> tuple[Tensor, Tensor]:
-            pairs = [s(g, n) for s, g in zip(samplers, gens, strict=True)]
-            return (torch.stack([p[0] for p in pairs]).to(device),
-                    torch.stack([p[1] for p in pairs]).to(device))
-
-        for s in range(steps):
-            x, y = draw([t.schedule(s) if t.schedule else t.train for t in group], gens)
-            logps = [m.log_prob(x, y, gens, 1) for m in roles]  # each (K, n)
-            for m, lp in zip(roles, logps, strict=True):
-                m.stack.step(lp.mean(-1))
-            mi = (logps[0] - logps[1] - logps[2]).detach().mean(-1)
-            if s >= tail_start or (record_every and s % record_every == 0):
-                for k, v in enumerate(mi.tolist()):
-                    values[k].append(v)
-                    diverged[k] |= not math.isfinite(v)
-            ticker.tick(len(group), final=s == steps - 1)
-        eval_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + EVAL_SEED_OFFSET)
-                     for t in group]
-        batches = max(1, est.train.eval_samples // n)
-        total = torch.zeros(len(group), device=device)
-        with torch.no_grad():
-            for _ in range(batches):
-                x, y = draw([t.test for t in group], eval_gens)
-                lp = [m.log_prob(x, y, eval_gens, iw) for m in roles]
-                total += (lp[0] - lp[1] - lp[2]).mean(-1)
-        tests = (total / batches).tolist()
-        for k, t in enumerate(group):
-            tail = values[k][-(steps - tail_start):]
-            mi_train = sum(tail) / len(tail)
-            bad = diverged[k] or not math.isfinite(tests[k]) or not math.isfinite(mi_train)
-            out[t.key] = TaskOutcome(t.key, None if not math.isfinite(mi_train) else mi_train,
-                                     None if not math.isfinite(tests[k]) else tests[k], bad,
-                                     steps, history=values[k] if record_every else [])
-    return out
+    return train(tasks, est, device, GMLearner, batched=batched, progress=progress,
+                 should_cancel=should_cancel, record_every=record_every,
+                 progress_offset=progress_offset, progress_total=progress_total)

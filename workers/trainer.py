@@ -6,9 +6,19 @@ whose critics have the same architecture and input shapes, stacks each group int
 one batched model (workers.stacked.Stack) and steps the groups in turn, so that
 progress and cancellation are checked for all critics at once.
 
-Protocol (issue 2): train on the train split, report the *last* checkpoint's bound
-on held-out test batches of the training batch size (the bounds depend on n, e.g.
-InfoNCE's log n ceiling), and the mean training value over the last 10% of steps.
+Protocol: train on the train split; report the *last* checkpoint's bound on the
+held-out split in batches of the training batch size (the bounds depend on n, e.g.
+InfoNCE's log n ceiling): by default one pass over the whole test split for images,
+16384 fresh samples for vectors; and the mean training value over the last 10% of steps.
+
+One loop (`train`) serves every learner: a `Learner` is K stacked models with a training
+step and a held-out value: the critics of the discriminative bounds (`CriticLearner`,
+here) and GM's three maximum-likelihood models (`workers.generative.GMLearner`). The loop
+owns the schedule: steps, the training tail, divergence, progress and cancellation, and
+the training curve (the held-out estimate every few steps on the same fixed held-out
+batches) with the plateau test of `micheck.convergence`; with `train.until_converged` it
+keeps training, a quarter of `steps` at a time, until every critic of the group has
+reached its plateau or `max_steps` is reached.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from micheck.workers.estimators import make_bound
 from micheck.workers.stacked import Stack
 from torch import Tensor
 
+from micheck import convergence
 from micheck.contract import EstimatorSpec
 from micheck.errors import Canceled
 
@@ -35,6 +46,9 @@ CancelFn = Callable[[], bool]
 
 TRAIN_TAIL = 0.1  # fraction of final steps averaged into mi_train
 EVAL_SEED_OFFSET = 7_919  # test-batch generators differ from training ones
+CURVE_SEED_OFFSET = 104_729  # the fixed held-out batches of the training curve
+CURVE_BATCHES = 4  # held-out batches per curve checkpoint
+VECTOR_EVAL_SAMPLES = 16_384  # held-out samples of a vector task when not given
 
 
 def task_seed(seed: int, key: str) -> int:
@@ -53,6 +67,10 @@ class CriticTask:
     true_mi: float | None = None
     # optional per-step override of the sampler (the Gaussian staircase changes MI)
     schedule: Callable[[int], PairSampler] | None = None
+    # held-out samples of the final estimate (one pass over a test split for images)
+    eval_samples: int = VECTOR_EVAL_SAMPLES
+    # the final estimate's sampler (default: `test`); images walk the test split once
+    evaluation: PairSampler | None = None
 
 
 @dataclass
@@ -63,6 +81,9 @@ class TaskOutcome:
     diverged: bool
     steps: int
     history: list[float] = field(default_factory=list)  # training value per recorded step
+    curve: list[tuple[int, float | None]] = field(default_factory=list)  # held-out estimate
+    converged: bool | None = None
+    convergence: str = ""
 
 
 class Ticker:
@@ -85,6 +106,51 @@ class Ticker:
                 self.progress(self.done, self.total)
 
 
+class Learner:
+    """K stacked models trained together. Subclasses define the model and the bound."""
+
+    tasks: list[CriticTask]
+    k: int
+
+    def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
+                   ) -> tuple[Tensor, Tensor]:
+        """One optimiser step on a training batch; returns the K training values and
+        whether each of the K objectives was finite (False: that model diverged)."""
+        raise NotImplementedError
+
+    def held_out(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> Tensor:
+        """The K reported values on a held-out batch (no gradient)."""
+        raise NotImplementedError
+
+
+class CriticLearner(Learner):
+    """The critics of a discriminative bound (workers.estimators), stacked."""
+
+    def __init__(self, tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
+                 batched: bool) -> None:
+        self.tasks, self.k = tasks, len(tasks)
+        modules = []
+        for t in tasks:
+            torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
+            modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
+        self.stack = Stack(modules, est.train.lr, device, batched=batched)
+        self.bound = make_bound(est.name, est.params, lambda: self.stack.param("log_baseline"))
+
+    def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
+                   ) -> tuple[Tensor, Tensor]:
+        scores = self.stack(x, y)
+        objective = self.bound.objective(scores)
+        self.stack.step(objective)
+        return self.bound.value(scores.detach()), torch.isfinite(objective.detach())
+
+    @torch.no_grad()
+    def held_out(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> Tensor:
+        return self.bound.value(self.stack(x, y))
+
+
+LearnerFactory = Callable[[list[CriticTask], EstimatorSpec, torch.device, bool], Learner]
+
+
 def _groups(tasks: list[CriticTask]) -> dict[tuple, list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tasks):
@@ -92,53 +158,125 @@ def _groups(tasks: list[CriticTask]) -> dict[tuple, list[int]]:
     return groups
 
 
-class _Group:
-    def __init__(self, tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
-                 batched: bool) -> None:
-        self.tasks = tasks
-        modules = []
-        for t in tasks:
-            torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
-            modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
-        self.stack = Stack(modules, est.train.lr, device, batched=batched)
-        self.bound = make_bound(est.name, est.params, lambda: self.stack.param("log_baseline"))
+def _draw(samplers: list[PairSampler], gens: list[torch.Generator], n: int,
+          device: torch.device) -> tuple[Tensor, Tensor]:
+    pairs = [s(g, n) for s, g in zip(samplers, gens, strict=True)]
+    x = torch.stack([p[0] for p in pairs]).to(device, non_blocking=True)
+    y = torch.stack([p[1] for p in pairs]).to(device, non_blocking=True)
+    return x, y
+
+
+class _Run:
+    """One group's training run: the learner, its data streams, its records."""
+
+    def __init__(self, learner: Learner, n: int, device: torch.device) -> None:
+        self.learner, self.n, self.device = learner, n, device
+        tasks = learner.tasks
         self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in tasks]
-        self.device = device
+        # the curve's held-out batches are drawn once, so the curve moves only with the critic
+        curve_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + CURVE_SEED_OFFSET)
+                      for t in tasks]
+        self.curve_data = [_draw([t.test for t in tasks], curve_gens, n, device)
+                           for _ in range(CURVE_BATCHES)]
+        self.curve_eps = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + 1)
+                          for t in tasks]
         self.values: list[list[float]] = [[] for _ in tasks]
+        self.tail: list[list[float]] = [[] for _ in tasks]
+        self.curves: list[list[tuple[int, float | None]]] = [[] for _ in tasks]
+        self.batch_se: list[float] = [0.0] * len(tasks)
         self.diverged = [False] * len(tasks)
+        self.steps = 0
 
-    def batch(self, samplers: list[PairSampler], gens: list[torch.Generator], n: int
-              ) -> tuple[Tensor, Tensor]:
-        pairs = [s(g, n) for s, g in zip(samplers, gens, strict=True)]
-        x = torch.stack([p[0] for p in pairs]).to(self.device, non_blocking=True)
-        y = torch.stack([p[1] for p in pairs]).to(self.device, non_blocking=True)
-        return x, y
-
-    def step(self, step: int, n: int, record: bool) -> None:
-        samplers = [t.schedule(step) if t.schedule else t.train for t in self.tasks]
-        x, y = self.batch(samplers, self.gens, n)
-        scores = self.stack(x, y)
-        objective = self.bound.objective(scores)
-        self.stack.step(objective)
-        if record:
-            values = self.bound.value(scores.detach()).tolist()
-            for k, v in enumerate(values):
+    def step(self, record: bool, in_tail: bool) -> None:
+        tasks = self.learner.tasks
+        s = self.steps
+        samplers = [t.schedule(s) if t.schedule else t.train for t in tasks]
+        x, y = _draw(samplers, self.gens, self.n, self.device)
+        values, finite = self.learner.train_step(x, y, self.gens)
+        for k in (~finite).nonzero().flatten().tolist():
+            self.diverged[k] = True
+        for k, v in enumerate(values.tolist()):
+            if record:
                 self.values[k].append(v)
-        bad = ~torch.isfinite(objective.detach())
-        if bad.any():
-            for k in bad.nonzero().flatten().tolist():
-                self.diverged[k] = True
+            if in_tail:
+                self.tail[k].append(v)
+        self.steps += 1
 
     @torch.no_grad()
-    def evaluate(self, n: int, samples: int) -> list[float]:
+    def checkpoint(self) -> None:
+        for g, t in zip(self.curve_eps, self.learner.tasks, strict=True):
+            g.manual_seed(task_seed(t.seed, t.key) + 1)  # GM's latent noise, fixed too
+        per_batch = torch.stack([self.learner.held_out(x, y, self.curve_eps)
+                                 for x, y in self.curve_data], dim=-1)  # (K, batches)
+        mean = per_batch.mean(-1).tolist()
+        se = (per_batch.std(-1) / math.sqrt(per_batch.shape[-1])).tolist()
+        for k in range(self.learner.k):
+            ok = math.isfinite(mean[k])
+            self.curves[k].append((self.steps, mean[k] if ok else None))
+            self.batch_se[k] = se[k] if math.isfinite(se[k]) else 0.0
+
+    def plateaus(self) -> list[convergence.Plateau]:
+        return [convergence.plateau(c, se) for c, se in zip(self.curves, self.batch_se,
+                                                              strict=True)]
+
+    @torch.no_grad()
+    def evaluate(self) -> list[float]:
+        tasks = self.learner.tasks
         gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + EVAL_SEED_OFFSET)
-                for t in self.tasks]
-        batches = max(1, samples // n)
-        total = torch.zeros(len(self.tasks), device=self.device)
+                for t in tasks]
+        batches = max(1, min(t.eval_samples for t in tasks) // self.n)
+        total = torch.zeros(len(tasks), device=self.device)
         for _ in range(batches):
-            x, y = self.batch([t.test for t in self.tasks], gens, n)
-            total += self.bound.value(self.stack(x, y))
+            x, y = _draw([t.evaluation or t.test for t in tasks], gens, self.n, self.device)
+            total += self.learner.held_out(x, y, gens)
         return (total / batches).tolist()
+
+
+def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
+          make_learner: LearnerFactory, *, batched: bool = True,
+          progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+          record_every: int = 0, progress_offset: int = 0, progress_total: int | None = None
+          ) -> dict[str, TaskOutcome]:
+    """The training loop: every task's learner trained, checkpointed, evaluated.
+
+    Tasks with the same input shapes train as one stack (``batched=False``: one at a time,
+    the sequential baseline). record_every > 0 also keeps the training value every that
+    many steps (`TaskOutcome.history`, for benchmarks).
+    """
+    steps, n, cap = est.train.steps, est.train.batch_size, est.train.step_cap
+    every = max(1, steps // convergence.CHECKPOINTS)
+    index_groups = list(_groups(tasks).values()) if batched else [[i] for i in range(len(tasks))]
+    ticker = Ticker(progress_total or len(tasks) * steps, progress, should_cancel,
+                    progress_offset)
+    tail_len = max(1, int(math.ceil(steps * TRAIN_TAIL)))
+    out: dict[str, TaskOutcome] = {}
+    for idx in index_groups:
+        run = _Run(make_learner([tasks[i] for i in idx], est, device, batched), n, device)
+        target = steps
+        while True:
+            while run.steps < target:
+                s = run.steps
+                run.step(bool(record_every and s % record_every == 0), s >= target - tail_len)
+                if run.steps % every == 0 or run.steps == target:
+                    run.checkpoint()
+                ticker.tick(run.learner.k, final=run.steps == target)
+            plateaus = run.plateaus()
+            if all(p.converged for p in plateaus) or target >= cap or all(run.diverged):
+                break
+            target = min(cap, target + max(1, steps // 4))
+            ticker.total += run.learner.k * (target - run.steps)
+            run.tail = [[] for _ in run.tail]  # the tail is the last 10% of the longer run
+        tests = run.evaluate()
+        for k, t in enumerate(run.learner.tasks):
+            tail = run.tail[k] or run.values[k][-tail_len:]
+            mi_train = math.fsum(tail) / len(tail) if tail else math.nan
+            bad = run.diverged[k] or not math.isfinite(tests[k]) or not math.isfinite(mi_train)
+            out[t.key] = TaskOutcome(
+                t.key, mi_train if math.isfinite(mi_train) else None,
+                tests[k] if math.isfinite(tests[k]) else None, bad, run.steps,
+                history=run.values[k], curve=convergence.thin(run.curves[k]),
+                converged=plateaus[k].converged and not bad, convergence=plateaus[k].detail)
+    return out
 
 
 def train_critics(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
@@ -146,33 +284,7 @@ def train_critics(tasks: list[CriticTask], est: EstimatorSpec, device: torch.dev
                   should_cancel: CancelFn | None = None, record_every: int = 0,
                   progress_offset: int = 0, progress_total: int | None = None
                   ) -> dict[str, TaskOutcome]:
-    """Train one critic per task; return each task's train and held-out estimates.
-
-    record_every > 0 also keeps the training value every that many steps (history).
-    """
-    steps, n = est.train.steps, est.train.batch_size
-    # batched=False is the sequential baseline: one critic at a time, start to finish
-    index_groups = list(_groups(tasks).values()) if batched else [[i] for i in range(len(tasks))]
-    groups = [_Group([tasks[i] for i in idx], est, device, batched) for idx in index_groups]
-    ticker = Ticker(progress_total or len(tasks) * steps, progress, should_cancel,
-                    progress_offset)
-    tail_start = steps - max(1, int(math.ceil(steps * TRAIN_TAIL)))
-    order = [(g, s) for g in groups for s in range(steps)] if not batched else \
-        [(g, s) for s in range(steps) for g in groups]
-    for group, s in order:
-        keep = s >= tail_start or (record_every and s % record_every == 0)
-        group.step(s, n, bool(keep))
-        ticker.tick(group.stack.k, final=s == steps - 1)
-    out: dict[str, TaskOutcome] = {}
-    for g in groups:
-        tests = g.evaluate(n, est.train.eval_samples)
-        for k, t in enumerate(g.tasks):
-            tail = g.values[k][-(steps - tail_start):]
-            mi_train = sum(tail) / len(tail) if tail else math.nan
-            diverged = g.diverged[k] or not math.isfinite(tests[k]) or not math.isfinite(mi_train)
-            out[t.key] = TaskOutcome(
-                t.key, mi_train if math.isfinite(mi_train) else None,
-                tests[k] if math.isfinite(tests[k]) else None, diverged, steps,
-                history=g.values[k] if record_every else [])
-    return out
-
+    """Train one critic per task (a discriminative bound); see `train`."""
+    return train(tasks, est, device, CriticLearner, batched=batched, progress=progress,
+                 should_cancel=should_cancel, record_every=record_every,
+                 progress_offset=progress_offset, progress_total=progress_total)

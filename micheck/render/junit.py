@@ -1,8 +1,10 @@
-"""JUnit XML for CI systems: one testcase per (test, transform, t), so a pipeline's test
-view shows which ratio failed and by how much.
+"""JUnit XML for CI systems: one testcase per decided point, so a pipeline's test view
+shows which ratio failed and by how much.
 
-Names read like ``additivity[t=14]``, ``data_processing[rotation]`` or ``ground_truth``;
-a failed case says the value, its CI, the ideal, the tolerance and the miss.
+Names read like ``additivity[t=14]``, ``data_processing[rotation]``, ``ground_truth`` or
+``baseline_monotone[t=7->14]``. A fail is a <failure>, an inconclusive point is <skipped>
+with its reason, a pass prints its interval; every message states the value, the interval,
+the band and the reason, all read from the result's fields.
 """
 
 from __future__ import annotations
@@ -15,57 +17,73 @@ from micheck.contract import EvaluationResult, Ratio
 
 def case_name(r: Ratio) -> str:
     parts = [] if r.transform == "rows" else [r.transform]
-    if r.t is not None:
+    if r.kind == "step":
+        parts.append(f"t={r.t_from}->{r.t}")
+    elif r.t is not None:
         parts.append(f"t={r.t}")
-    return f"{r.test}[{', '.join(parts)}]" if parts else r.test
+    name = r.test + ("_monotone" if r.kind == "step" else "")
+    return f"{name}[{', '.join(parts)}]" if parts else name
 
 
 def _num(x: float | None) -> str:
     return "nan" if x is None else f"{x:.4g}"
 
 
+def band_text(r: Ratio) -> str:
+    """The band a point had to lie in, from its stored edges."""
+    lo, hi = r.band_low, r.band_high
+    what = "step r(t) - r(t_from)" if r.kind == "step" else "ratio"
+    if lo is None and hi is None:
+        return f"{what}: no band (stored before bands existed)"
+    if lo is None:
+        return f"{what} <= {hi:g}"
+    if hi is None:
+        return f"{what} >= {lo:g}"
+    return f"{what} in [{lo:g}, {hi:g}]"
+
+
 def expectation(r: Ratio) -> str:
-    """What the verdict asked of the ratio, in words."""
-    tol = f"{r.tolerance:g}"
-    if r.note.startswith("ideal: at most"):
-        return f"at most {1 + r.tolerance:g} (ideal <= 1, tolerance {tol})"
-    if r.note.startswith("ideal: between"):
-        return f"between {-r.tolerance:g} and {1 + r.tolerance:g} (tolerance {tol})"
-    if r.ideal is None:
-        return f"non-decreasing in t and at most {1 + r.tolerance:g} (tolerance {tol})"
-    return f"{r.ideal:g} +/- {tol}"
+    """What the verdict asked of the point, in words."""
+    return band_text(r) + ("" if r.ideal is None else f" (ideal {r.ideal:g})")
+
+
+def interval_text(r: Ratio) -> str:
+    if r.ci_low is None or r.ci_high is None:
+        return "no interval"
+    level = "" if r.ci_level is None else f"{100 * r.ci_level:.4g}% "
+    return f"{level}CI [{_num(r.ci_low)}, {_num(r.ci_high)}]"
 
 
 def miss(r: Ratio) -> float | None:
-    """How far outside its allowed band the ratio lies (<= 0 inside); None if unknown."""
-    v = r.value
-    if v is None:
+    """How far the interval lies outside the band (> 0 only for a fail); None if unknown."""
+    if r.ci_low is None or r.ci_high is None:
         return None
-    if r.note.startswith("ideal: at most"):
-        return v - (1 + r.tolerance)
-    if r.note.startswith("ideal: between") or r.ideal is None:
-        return max(-r.tolerance - v, v - (1 + r.tolerance))
-    return abs(v - r.ideal) - r.tolerance
+    gaps = [0.0]
+    if r.band_low is not None:
+        gaps.append(r.band_low - r.ci_high)
+    if r.band_high is not None:
+        gaps.append(r.ci_low - r.band_high)
+    return max(gaps)
 
 
 def failure_message(r: Ratio) -> str:
-    ci = "" if r.ci_low is None else f" (95% CI [{_num(r.ci_low)}, {_num(r.ci_high)}])"
-    if r.value is None:
-        return f"{case_name(r)}: no finite ratio; expected {expectation(r)}" + (
-            f"; {r.note}" if r.note else "")
+    """One line: the value, its interval, the band and why it did not pass."""
+    value = "no finite value" if r.value is None else f"{_num(r.value)}"
+    text = (f"{case_name(r)}: {r.verdict}: {value}, {interval_text(r)} over {r.seeds} seeds; "
+            f"needs {expectation(r)}")
     m = miss(r)
-    text = f"{case_name(r)}: ratio {_num(r.value)}{ci}, expected {expectation(r)}"
-    if m is not None and m > 0:
-        text += f": outside by {m:.4g}"
-    if r.note and not r.note.startswith("ideal:"):
-        text += f"; {r.note}"
+    if r.verdict == "fail" and m is not None and m > 0:
+        text += f"; outside by {m:.4g}"
+    if r.reason:
+        text += f" ({r.reason_code}: {r.reason})"
     return text
 
 
 def _suite(result: EvaluationResult, name: str, props: dict[str, str]) -> ET.Element:
-    failures = sum(not r.passed for r in result.ratios)
+    counts = result.counts()
     suite = ET.Element("testsuite", name=name, tests=str(len(result.ratios)),
-                       failures=str(failures), errors="0", skipped="0",
+                       failures=str(counts["fail"]), errors="0",
+                       skipped=str(counts["inconclusive"]),
                        time=f"{result.provenance.wall_seconds:.3f}",
                        timestamp=result.provenance.started_at.isoformat())
     pe = ET.SubElement(suite, "properties")
@@ -77,13 +95,16 @@ def _suite(result: EvaluationResult, name: str, props: dict[str, str]) -> ET.Ele
         case = ET.SubElement(suite, "testcase", name=case_name(r), classname=classname,
                              time="0")
         seeds = ", ".join(_num(v) for v in r.per_seed)
-        if not r.passed:
+        if r.verdict == "fail":
             msg = failure_message(r)
-            ET.SubElement(case, "failure", message=msg, type="ToleranceExceeded").text = (
+            ET.SubElement(case, "failure", message=msg, type="OutsideBand").text = (
                 f"{msg}\nper seed: [{seeds}]")
+        elif r.verdict == "inconclusive":
+            ET.SubElement(case, "skipped", message=failure_message(r))
         else:
             ET.SubElement(case, "system-out").text = (
-                f"ratio {_num(r.value)}, expected {expectation(r)}; per seed: [{seeds}]")
+                f"pass: {_num(r.value)}, {interval_text(r)} inside {band_text(r)}; "
+                f"per seed: [{seeds}]")
     if result.diagnostics:
         ET.SubElement(suite, "system-err").text = "\n".join(
             f"{d.severity.upper()} {d.code}: {d.message}" for d in result.diagnostics)
@@ -116,7 +137,8 @@ def to_junit(result: EvaluationResult, *, evaluation_id: str | None = None,
     name = req.label or f"micheck {req.estimator.name} on {req.dataset.name}"
     suite = _suite(result, name, properties(result, evaluation_id, url))
     root = ET.Element("testsuites", name="micheck", tests=suite.get("tests", "0"),
-                      failures=suite.get("failures", "0"), errors="0", time=suite.get("time"))
+                      failures=suite.get("failures", "0"), errors="0",
+                      skipped=suite.get("skipped", "0"), time=suite.get("time"))
     root.append(suite)
     return _serialise(root)
 

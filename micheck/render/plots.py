@@ -103,76 +103,130 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
+_MARK = {"fail": ("X", "#d00", "FAIL"), "inconclusive": ("o", "#888", "inconclusive")}
+
+
+def _ylimits(ratios: Sequence[Ratio]) -> tuple[float, float]:
+    """A y-range set by the bands and the central values; wide intervals do not blow it up
+    (they are clipped and marked instead)."""
+    vals = [v for r in ratios for v in (r.value, r.band_low, r.band_high, r.ideal)
+            if _finite(v)]
+    if not vals:
+        return -0.1, 1.1
+    lo, hi = min(vals), max(vals)
+    pad = 0.15 * max(hi - lo, 0.5)
+    return lo - pad, hi + pad
+
+
+def _errorbars(ax: Any, xs: Sequence[float], pts: Sequence[Ratio], color: str,
+               ylim: tuple[float, float], label: str | None) -> None:
+    """Each point's decided interval as an error bar, clipped to ylim (a triangle marks a
+    clipped end), and a ring for a point that did not pass."""
+    lo_lim, hi_lim = ylim
+    for x, r in zip(xs, pts, strict=True):
+        if not _finite(r.value):
+            continue
+        if _finite(r.ci_low) and _finite(r.ci_high):
+            a, b = max(r.ci_low, lo_lim), min(r.ci_high, hi_lim)
+            ax.plot([x, x], [a, b], "-", color=color, lw=1.4, alpha=0.8)
+            if r.ci_low < lo_lim:
+                ax.plot([x], [lo_lim], "v", color=color, ms=6)
+            if r.ci_high > hi_lim:
+                ax.plot([x], [hi_lim], "^", color=color, ms=6)
+        if r.verdict in _MARK:
+            marker, edge, _ = _MARK[r.verdict]
+            ax.plot([x], [min(max(r.value, lo_lim), hi_lim)], marker, ms=11, mfc="none",
+                    mec=edge, mew=1.5)
+    ax.plot([], [], "|", color=color, ms=10, label=label)
+
+
+def _bands(ax: Any, xs: Sequence[float], pts: Sequence[Ratio], ylim: tuple[float, float],
+           half_width: float, label: str | None) -> None:
+    """Each point's band, shaded around its x (open sides run to the plot's edge)."""
+    for x, r in zip(xs, pts, strict=True):
+        if r.band_low is None and r.band_high is None:
+            continue
+        lo = ylim[0] if r.band_low is None else r.band_low
+        hi = ylim[1] if r.band_high is None else r.band_high
+        ax.fill_between([x - half_width, x + half_width], [lo, lo], [hi, hi], color="0.8",
+                        alpha=0.45, lw=0, label=label)
+        label = None
+
+
+def _verdict_legend(ax: Any, ratios: Sequence[Ratio]) -> None:
+    for verdict, (marker, edge, text) in _MARK.items():
+        if any(r.verdict == verdict for r in ratios):
+            ax.plot([], [], marker, ms=11, mfc="none", mec=edge, mew=1.5, label=text)
+
+
 def _rows(ax: Any, series: Series, test: str) -> None:
     height = max((r.request.dataset.height for _, r in series), default=28) or 28
-    tol, failed_labelled = None, False
+    every: list[Ratio] = []
+    for _, result in series:
+        every += [r for r in result.ratios if r.test == test and r.transform == "rows"
+                  and r.t is not None and r.kind == "ratio"]
+    ylim = _ylimits(every)
+    banded = False
     for i, (label, result) in enumerate(series):
         color = _COLORS[i % len(_COLORS)]
-        pts = sorted((r for r in result.ratios
-                      if r.test == test and r.transform == "rows" and r.t is not None),
-                     key=lambda r: r.t or 0)
+        pts = sorted((r for r in result.ratios if r.test == test and r.transform == "rows"
+                      and r.t is not None and r.kind == "ratio"), key=lambda r: r.t or 0)
         if not pts:
             continue
-        tol = pts[0].tolerance
-        ts = [r.t for r in pts]
+        ts = [float(r.t or 0) for r in pts]
+        dx = (i - (len(series) - 1) / 2) * height * 0.012
+        if not banded:  # the bands of the first series (all series share a spec's tests)
+            _bands(ax, ts, pts, ylim, height * 0.02 + 0.3, "band")
+            banded = True
         mean = [r.value if _finite(r.value) else math.nan for r in pts]
-        ax.plot(ts, mean, "o-", color=color, lw=1.8, ms=4, label=label)
-        _ci(ax, pts, color)
-        for r in pts:  # hollow red ring: a failed verdict at this t
-            if not r.passed and _finite(r.value):
-                ax.plot([r.t], [r.value], "o", ms=11, mfc="none", mec="#d00", mew=1.5,
-                        label=None if failed_labelled else "FAIL")
-                failed_labelled = True
+        ax.plot([t + dx for t in ts], mean, "o-", color=color, lw=1.8, ms=4, label=label)
+        _errorbars(ax, [t + dx for t in ts], pts, color, ylim,
+                   "interval (simultaneous)" if i == 0 else None)
         nseeds = max(len(r.per_seed) for r in pts)
         for j in range(nseeds):
-            dx = (j - (nseeds - 1) / 2) * height * 0.006  # spread seeds a little to show each
-            xs = [r.t + dx for r in pts if j < len(r.per_seed) and _finite(r.per_seed[j])]
+            sx = dx + (j - (nseeds - 1) / 2) * height * 0.004
+            xs = [t + sx for t, r in zip(ts, pts, strict=True)
+                  if j < len(r.per_seed) and _finite(r.per_seed[j])]
             ys = [r.per_seed[j] for r in pts if j < len(r.per_seed) and _finite(r.per_seed[j])]
-            ax.plot(xs, ys, ".", color=color, alpha=0.55, ms=5,
-                    label="per seed" if i == 0 and j == 0 else None)
-    ideal = {"independence": 0.0, "data_processing": 1.0, "additivity": 2.0}.get(test)
+            ax.plot(xs, [min(max(y, ylim[0]), ylim[1]) for y in ys], ".", color=color,
+                    alpha=0.5, ms=4, label="per seed" if i == 0 and j == 0 else None)
+    ideal = next((r.ideal for r in every if r.ideal is not None and test != "baseline"), None)
     if ideal is not None:
         ax.axhline(ideal, color="k", ls="--", lw=1, label=f"ideal = {ideal:g}")
-        if tol is not None:
-            ax.axhspan(ideal - tol, ideal + tol, color="0.85", alpha=0.6, lw=0,
-                       label=f"tolerance +/- {tol:g}")
-    else:
+    elif test == "baseline":
         ax.plot([0, height], [0, 1], ":", color="k", lw=1, label="guide 0 -> 1")
-        ax.axhline(1.0, color="k", ls="--", lw=0.8)
+    _verdict_legend(ax, every)
     ax.set_xlim(-0.5, height + 0.5)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("rows used (t)")
     ax.set_ylabel("ratio")
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
 
 
-def _ci(ax: Any, pts: list[Ratio], color: str) -> None:
-    have = [r for r in pts if _finite(r.ci_low) and _finite(r.ci_high)]
-    if len(have) >= 2:
-        ax.fill_between([r.t for r in have], [r.ci_low for r in have],
-                        [r.ci_high for r in have], color=color, alpha=0.18, lw=0,
-                        label="95% CI")
-    for r in have if len(have) < 2 else []:
-        ax.errorbar([r.t], [r.value], yerr=[[r.value - r.ci_low], [r.ci_high - r.value]],
-                    color=color, capsize=4, fmt="o", ms=4)
-
-
 def _transforms(ax: Any, series: Series) -> None:
     keys = sorted({(r.test, r.transform) for _, res in series for r in res.ratios
-                   if r.transform != "rows"})
+                   if r.transform != "rows" and r.kind == "ratio"})
+    every = [r for _, res in series for r in res.ratios if r.transform != "rows"]
+    ylim = _ylimits(every)
     width = 0.8 / max(len(series), 1)
+    first = {(r.test, r.transform): r for r in (series[0][1].ratios if series else [])}
+    if all(k in first for k in keys):
+        _bands(ax, list(range(len(keys))), [first[k] for k in keys], ylim, 0.45, "band")
     for i, (label, result) in enumerate(series):
         by = {(r.test, r.transform): r for r in result.ratios if r.transform != "rows"}
+        xs, pts = [], []
         for k, key in enumerate(keys):
             r = by.get(key)
             if r is None or not _finite(r.value):
                 continue
-            x = k + (i - (len(series) - 1) / 2) * width
-            err = ([[r.value - r.ci_low], [r.ci_high - r.value]]
-                   if _finite(r.ci_low) and _finite(r.ci_high) else None)
-            ax.errorbar([x], [r.value], yerr=err, fmt="o" if r.passed else "X", capsize=4,
-                        color=_COLORS[i % len(_COLORS)], label=label if k == 0 else None)
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="1 (upper ideal)")
+            xs.append(k + (i - (len(series) - 1) / 2) * width)
+            pts.append(r)
+        color = _COLORS[i % len(_COLORS)]
+        ax.plot(xs, [r.value for r in pts], "o", color=color, label=label)
+        _errorbars(ax, xs, pts, color, ylim, None)
+    _verdict_legend(ax, every)
     ax.set_xticks(range(len(keys)), [f"{t}\n{tr}" for t, tr in keys])
+    ax.set_ylim(*ylim)
     ax.set_ylabel("ratio")
     ax.legend(loc="best", fontsize=8)
 
@@ -200,12 +254,12 @@ def _ground_truth(ax: Any, series: Series) -> None:
                 ax.plot([x + dx], [e.mi_train * scale], "o", mfc="none", mec=color, ms=6,
                         label="training, per seed" if x == 0 and j == 0 else None)
     ratio = next((r for _, _, res in have for r in res.ratios if r.test == "ground_truth"), None)
-    tol = ratio.tolerance if ratio else 0.1
     true = next(iter(trues)) if nats else 1.0
     ax.axhline(true, color="k", ls="--", lw=1, label=f"true MI = {true:g} nats" if nats
                else "ideal ratio = 1")
-    ax.axhspan(true * (1 - tol), true * (1 + tol), color="0.85", alpha=0.6, lw=0,
-               label=f"tolerance +/- {100 * tol:g}%")
+    if ratio is not None and ratio.band_low is not None and ratio.band_high is not None:
+        ax.axhspan(true * ratio.band_low, true * ratio.band_high, color="0.85", alpha=0.6,
+                   lw=0, label=f"band [{ratio.band_low:g}, {ratio.band_high:g}] x truth")
     ax.set_xticks(range(len(have)), [label for _, label, _ in have])
     ax.set_ylabel("MI estimate (nats)" if nats else "estimate / true MI")
     ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))

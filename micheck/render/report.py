@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import micheck
-from micheck.contract import EvaluationResult, EvaluationView, Ratio
+from micheck.contract import Comparison, EvaluationResult, EvaluationView, Ratio
 from micheck.render.junit import case_name, expectation, miss
 
 Images = Literal["embed", "url", "none"]
@@ -75,9 +75,39 @@ def _page(title: str, body: str, started: float) -> str:
             f"{ms:.0f} ms</footer></main></body></html>\n")
 
 
-def _verdict_badge(passed: bool | None, text: str | None = None) -> str:
-    cls = "other" if passed is None else "pass" if passed else "fail"
-    return f'<span class="badge {cls}">{e(text or ("PASS" if passed else "FAIL"))}</span>'
+def _verdict_badge(verdict: str | None, text: str | None = None) -> str:
+    cls = {"pass": "pass", "fail": "fail"}.get(verdict or "", "other")
+    return f'<span class="badge {cls}">{e(text or (verdict or "-").upper())}</span>'
+
+
+def _curves(result: EvaluationResult) -> str:
+    """Each critic's held-out estimate against step, as an inline SVG polyline, with the
+    plateau test's answer: the evidence behind `not_converged`."""
+    rows = []
+    for est in sorted(result.estimates, key=lambda x: (x.test, x.transform, x.t or -1, x.seed)):
+        pts = [(s, v) for s, v in est.curve if v is not None]
+        if len(pts) < 2:
+            continue
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        x0, x1 = min(xs), max(xs) or 1
+        y0, y1 = min(ys), max(ys)
+        span = (y1 - y0) or 1.0
+        path = " ".join(f"{160 * (x - x0) / max(1, x1 - x0):.1f},{38 - 36 * (y - y0) / span:.1f}"
+                        for x, y in pts)
+        state = {True: "converged", False: "not converged", None: "-"}[est.converged]
+        where = f"{est.test} {est.transform}" + ("" if est.t is None else f" t={est.t}")
+        rows.append(
+            f'<tr class="{"pass" if est.converged else "fail"}"><td>{e(where)}</td>'
+            f'<td class="num">{est.seed}</td><td><svg class="curve" width="160" height="40" '
+            f'viewBox="0 0 160 40" role="img" aria-label="held-out estimate against step">'
+            f'<polyline fill="none" stroke="currentColor" points="{path}"/></svg></td>'
+            f'<td class="num">{_num(ys[-1])}</td><td>{e(state)}<br><small>'
+            f"{e(est.convergence)}</small></td></tr>")
+    if not rows:
+        return "<p>No training curves were stored for this evaluation.</p>"
+    return ('<table class="curves"><thead><tr><th>critic</th><th>seed</th>'
+            "<th>held-out estimate vs step</th><th>last</th><th>plateau test</th></tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def _sort_key(r: Ratio) -> tuple:
@@ -88,18 +118,22 @@ def verdict_table(result: EvaluationResult) -> str:
     rows = []
     for r in sorted(result.ratios, key=_sort_key):
         ci = "&ndash;" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
+        if r.ci_level is not None:
+            ci += f"<br><small>{100 * r.ci_level:.4g}%</small>"
         seeds = ", ".join(_num(v) for v in r.per_seed)
         m = miss(r)
-        verdict = "PASS" if r.passed else "FAIL" + (f" (by {m:.3f})" if m and m > 0 else "")
-        note = f"<br><small>{e(r.note)}</small>" if r.note else ""
+        verdict = r.verdict.upper() + (f" (by {m:.3f})" if r.verdict == "fail" and m else "")
+        note = f"<br><small>{e(r.reason_code or '')}: {e(r.reason)}</small>" if r.reason else ""
+        t = f"{r.t_from}&rarr;{r.t}" if r.kind == "step" else "&ndash;" if r.t is None else r.t
+        cls = {"pass": "pass", "fail": "fail"}.get(r.verdict, "other")
         rows.append(
-            f'<tr class="{"pass" if r.passed else "fail"}"><td>{e(r.test)}</td>'
-            f'<td>{e(r.transform)}</td><td class="num">{"&ndash;" if r.t is None else r.t}</td>'
+            f'<tr class="{cls}"><td>{e(r.test)}{" step" if r.kind == "step" else ""}</td>'
+            f'<td>{e(r.transform)}</td><td class="num">{t}</td>'
             f'<td class="num">{_num(r.value)}</td><td class="num">{ci}</td>'
-            f'<td class="num">{seeds}</td><td>{e(expectation(r)).replace("+/-", "&plusmn;")}{note}</td>'
-            f'<td class="num">{r.tolerance:g}</td><td class="verdict">{verdict}</td></tr>')
+            f'<td class="num">{seeds}</td><td>{e(expectation(r))}{note}</td>'
+            f'<td class="verdict">{verdict}</td></tr>')
     return ('<table class="verdicts"><thead><tr><th>test</th><th>transform</th><th>t</th>'
-            "<th>ratio</th><th>95% CI</th><th>per seed</th><th>ideal</th><th>tolerance</th>"
+            "<th>value</th><th>interval</th><th>per seed</th><th>band</th>"
             f'<th>verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
@@ -222,11 +256,21 @@ def title_of(item: EvaluationResult | EvaluationView) -> str:
     return item.request.label or f"{series_label(item)} on {item.request.dataset.name}"
 
 
+def _comparison(c: Comparison | None) -> str:
+    if c is None:
+        return ""
+    from micheck.render.comparison import comparison_html
+
+    return f"<h2>Against the baseline</h2>{comparison_html(c)}"
+
+
 def render_report(result: EvaluationResult, *, view: EvaluationView | None = None,
                   images: Images = "embed", plot_url: PlotUrl | None = None,
-                  history: Sequence[tuple[int, float, float]] | None = None) -> str:
+                  history: Sequence[tuple[int, float, float]] | None = None,
+                  comparison: Comparison | None = None) -> str:
     """The HTML page for one evaluation. ``images="url"`` needs ``plot_url``; by default
-    the plot URLs are relative (``plots/NAME.png``), right for the served page."""
+    the plot URLs are relative (``plots/NAME.png``), right for the served page. With a
+    ``comparison``, a section shows every point against the baseline's."""
     started = time.perf_counter()
     plot_url = plot_url or (lambda name, fmt: f"plots/{name}.{fmt}")
     names, why = _plot_names(result, images)
@@ -241,14 +285,17 @@ def render_report(result: EvaluationResult, *, view: EvaluationView | None = Non
     from micheck.render.plots import series_label
 
     req = result.request
-    ok = sum(r.passed for r in result.ratios)
+    counts = result.counts()
     title = title_of(result)
     sub = (f"{e(series_label(result))} on {e(req.dataset.name)} &middot; seeds "
            f"{e(', '.join(map(str, req.seeds)))} &middot; {req.estimator.train.steps} steps, "
-           f"batch {req.estimator.train.batch_size} &middot; {ok} of {len(result.ratios)} "
-           "checks pass")
-    body = (f"<h1>{e(title)}{_verdict_badge(result.passed)}</h1><p class=sub>{sub}</p>"
+           f"batch {req.estimator.train.batch_size} &middot; {counts['pass']} pass, "
+           f"{counts['fail']} fail, {counts['inconclusive']} inconclusive of "
+           f"{len(result.ratios)} checks")
+    body = (f"<h1>{e(title)}{_verdict_badge(result.verdict)}</h1><p class=sub>{sub}</p>"
             f"<h2>Verdicts</h2>{verdict_table(result)}"
+            f"<h2>Training curves</h2>{_curves(result)}"
+            f"{_comparison(comparison)}"
             f"<h2>Plots</h2>{why or _plots(names, images, render, plot_url)}"
             f"<h2>Diagnostics</h2>{_diagnostics(result)}"
             f"<h2>Estimates</h2>{_estimates(result)}"
@@ -291,8 +338,9 @@ def render_compare(entries: Sequence[Entry], *, images: Images = "embed",
                 cells.append("<td>&ndash;</td>")
                 continue
             ci = "" if r.ci_low is None else f"<br><small>[{_num(r.ci_low)}, {_num(r.ci_high)}]</small>"
-            cells.append(f'<td class="num {"pass" if r.passed else "fail"}">{_num(r.value)} '
-                         f'{"PASS" if r.passed else "FAIL"}{ci}</td>')
+            cls = {"pass": "pass", "fail": "fail"}.get(r.verdict, "other")
+            cells.append(f'<td class="num {cls}">{_num(r.value)} '
+                         f'{r.verdict.upper()}{ci}</td>')
         matrix.append(f"<tr><th>{e(case)}</th>{''.join(cells)}</tr>")
     names = sorted({n for _, res in done for n in _plot_names(res, images)[0]},
                    key=lambda n: (ROW_TESTS + ("transforms", "ground_truth")).index(n))
@@ -369,7 +417,7 @@ def _overview(entries: Sequence[Entry]) -> dict[str, list[str]]:
                                 if t else "&ndash;")
         err = f"<br><small>{e(x.view.error.message)}</small>" if x.view and x.view.error else ""
         rows["status"].append(e(status) + err)
-        rows["verdict"].append(_verdict_badge(x.result.passed) if x.result
+        rows["verdict"].append(_verdict_badge(x.result.verdict) if x.result
                                else _verdict_badge(None, "no result"))
         rows["device"].append(e(p.device) if p else "&ndash;")
         rows["wall time"].append(f"{p.wall_seconds:.1f} s" if p else "&ndash;")

@@ -7,37 +7,64 @@ import time
 from typing import TextIO
 
 from micheck.contract import EvaluationResult, Ratio
+from micheck.render.junit import case_name
 
 
 def _num(v: float | None, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _ci(r: Ratio) -> str:
+def _interval(r: Ratio) -> str:
     return "-" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
 
 
+def _band(r: Ratio) -> str:
+    lo = "-inf" if r.band_low is None else f"{r.band_low:g}"
+    hi = "+inf" if r.band_high is None else f"{r.band_high:g}"
+    return "-" if r.band_low is None and r.band_high is None else f"[{lo}, {hi}]"
+
+
+def _t(r: Ratio) -> str:
+    if r.kind == "step":
+        return f"{r.t_from}->{r.t}"
+    return "-" if r.t is None else str(r.t)
+
+
 def ratio_table(result: EvaluationResult) -> str:
-    """The ratios as an aligned table, then diagnostics and the overall verdict."""
-    header = ("test", "transform", "t", "ratio", "95% CI", "ideal", "tol", "verdict")
+    """The decided points as an aligned table (value, interval, band, verdict), the reasons
+    of the ones that did not pass, diagnostics, and the overall verdict."""
+    level = next((r.ci_level for r in result.ratios if r.ci_level is not None), None)
+    ci_head = "CI" if level is None else f"{100 * level:.4g}% CI"
+    header = ("test", "transform", "t", "value", ci_head, "band", "seeds", "verdict")
     rows = [header]
     for r in result.ratios:
-        rows.append((r.test, r.transform, "-" if r.t is None else str(r.t), _num(r.value),
-                     _ci(r), _num(r.ideal, 2) if r.ideal is not None else "(see note)",
-                     _num(r.tolerance, 2), "PASS" if r.passed else "FAIL"))
+        test = r.test + (" (step)" if r.kind == "step" else "")
+        rows.append((test, r.transform, _t(r), _num(r.value), _interval(r), _band(r),
+                     str(r.seeds), r.verdict.upper()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    est = result.request.estimator
+    est, prov = result.request.estimator, result.provenance
     lines.insert(0, f"{est.name} {est.params or ''} on {result.request.dataset.name}, "
-                    f"seeds {result.request.seeds}, {est.train.steps} steps, "
-                    f"device {result.provenance.device}, {result.provenance.wall_seconds:.1f} s")
+                    f"seeds {prov.seeds}, {est.train.steps} steps, "
+                    f"device {prov.device}, {prov.wall_seconds:.1f} s")
+    for r in result.ratios:
+        if r.verdict != "pass" and r.reason:
+            lines.append(f"{r.verdict.upper():12} {case_name(r)} {r.reason_code}: {r.reason}")
     for d in result.diagnostics:
         where = " ".join(f"{k}={v}" for k, v in (("test", d.test), ("t", d.t), ("seed", d.seed))
                          if v is not None)
         lines.append(f"{d.severity.upper():7} {d.code}: {d.message} {where}".rstrip())
-    lines.append(f"verdict: {'PASS' if result.passed else 'FAIL'}")
+    rounds = result.seed_rounds
+    if rounds.rounds:
+        lines.append(f"seeds: {len(prov.seeds)} in {len(rounds.rounds)} round(s), "
+                     f"cap {rounds.cap}: {rounds.note}")
+    counts = result.counts()
+    alpha = "" if result.alpha is None else (
+        f"; intervals simultaneous at family-wise error {result.alpha:g}")
+    lines.append(f"verdict: {result.verdict.upper()} ({counts['pass']} pass, {counts['fail']} "
+                 f"fail, {counts['inconclusive']} inconclusive{alpha})")
     return "\n".join(lines)
 
 
@@ -48,9 +75,19 @@ class ProgressLine:
         self.stream, self.every = stream, every
         self.tty = stream.isatty()
         self._last, self._t0 = 0.0, time.monotonic()
+        self._state: str | None = None
 
     def update(self, done: int, total: int, label: str = "") -> None:
+        """One progress report; with no step count yet (queued, starting) the label alone,
+        once per change: never "0/0 steps"."""
         now = time.monotonic()
+        if total <= 0:
+            text = label.rstrip(": ") or "waiting"
+            if text != self._state:
+                self._state = text
+                self.stream.write(("\r" if self.tty else "") + text + "\n")
+                self.stream.flush()
+            return
         if not self.tty and now - self._last < self.every and done < total:
             return
         self._last = now

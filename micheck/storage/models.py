@@ -88,6 +88,7 @@ class Evaluation(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (Index("ix_evaluations_created_id", "created_at", "id"),)
 
@@ -108,6 +109,9 @@ class Result(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     wall_seconds: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL: legacy
+    alpha: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seed_rounds: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     __table_args__ = (UniqueConstraint("evaluation_id", "attempt"),)
 
 
@@ -125,6 +129,9 @@ class EstimateRow(Base):
     steps: Mapped[int] = mapped_column(Integer)
     diverged: Mapped[bool] = mapped_column(Boolean, default=False)
     transform: Mapped[str] = mapped_column(String(32), default="rows")
+    curve: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    converged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    convergence: Mapped[str] = mapped_column(Text, default="")
 
 
 class RatioRow(Base):
@@ -143,6 +150,16 @@ class RatioRow(Base):
     per_seed: Mapped[list] = mapped_column(JSON)
     transform: Mapped[str] = mapped_column(String(32), default="rows")
     note: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default="ratio")
+    t_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL: legacy
+    band_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    band_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_level: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_method: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    seeds: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DiagnosticRow(Base):
@@ -177,3 +194,56 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_evaluation: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class LabelRow(Base):
+    """One label of an evaluation; (key, value) indexed for listing filters."""
+
+    __tablename__ = "evaluation_labels"
+    evaluation_id: Mapped[str] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    __table_args__ = (Index("ix_evaluation_labels_key_value", "key", "value"),)
+
+
+class WebhookRow(Base):
+    """A receiver to notify when an evaluation ends (kept out of the shown request)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[str] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryRow(Base):
+    """One notification of one terminal state to one webhook, retried until delivered or
+    given up; ``payload`` is the exact body that is signed and sent on every try."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    evaluation_id: Mapped[str] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | gave_up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+
+class DeliveryAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,12 +29,15 @@ from micheck.contract import (
     Progress,
     Provenance,
     Ratio,
+    stored_request,
 )
+from micheck.storage import deliveries
 from micheck.storage.models import (
     DiagnosticRow,
     EstimateRow,
     Evaluation,
     IdempotencyKey,
+    LabelRow,
     RatioRow,
     Result,
     WorkerRow,
@@ -50,12 +54,15 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
              if row.error_code else None)
     return EvaluationView(
         id=row.id, status=EvaluationStatus(row.status), spec_hash=row.spec_hash,
-        request=EvaluationRequest.model_validate(row.request),
+        request=stored_request(row.request),
         progress=Progress(steps_done=row.steps_done, steps_total=row.steps_total,
                           current=row.current),
         attempts=row.attempts, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, error=error, worker=row.worker,
-        heartbeat_at=row.heartbeat_at, deduplicated=deduplicated, passed=row.passed)
+        heartbeat_at=row.heartbeat_at, deduplicated=deduplicated,
+        # a legacy row (verdict NULL) compared means, not intervals: never a pass now
+        passed=(row.verdict == "pass") if row.verdict else (None if row.passed is None else False),
+        verdict=row.verdict or (None if row.passed is None else "inconclusive"))
 
 
 # ---- submission ---------------------------------------------------------------------------
@@ -66,12 +73,16 @@ def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | No
     now = utcnow()
     row = Evaluation(
         id=uuid.uuid4().hex, owner=owner, status=Q, spec_hash=request.spec_hash(),
-        request=request.model_dump(mode="json"), estimator=request.estimator.name,
+        request=request.model_dump(mode="json", exclude={"webhook"}),
+        estimator=request.estimator.name,
         dataset=request.dataset.name, label=request.label, queue=queue,
         job_timeout_s=job_timeout_s, attempts=0, cancel_requested=False, created_at=now,
         updated_at=now, steps_done=0, steps_total=0)
     s.add(row)
     s.flush()
+    s.add_all(LabelRow(evaluation_id=row.id, key=k, value=v) for k, v in request.labels.items())
+    if request.webhook is not None:
+        deliveries.add_webhook(s, row.id, request.webhook.url, request.webhook.secret)
     return row
 
 
@@ -104,6 +115,24 @@ def put_idempotent(s: Session, owner: str, key: str, body_sha256: str, evaluatio
     s.flush()
 
 
+def replayable(row: Evaluation | None) -> bool:
+    """Whether an Idempotency-Key replay returns this evaluation: a succeeded, queued or
+    running one, yes; a canceled or failed one (or a deleted one), no: a CI retry with the
+    same key then starts a new evaluation."""
+    return row is not None and row.status in (OK, Q, R)
+
+
+def repoint_idempotent(s: Session, owner: str, key: str, old_evaluation_id: str,
+                       new_evaluation_id: str) -> bool:
+    """Move a key from a canceled/failed evaluation to its successor; False when a
+    concurrent retry moved it first (a guarded UPDATE, like the status transitions)."""
+    res = s.execute(update(IdempotencyKey)
+                    .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key,
+                           IdempotencyKey.evaluation_id == old_evaluation_id)
+                    .values(evaluation_id=new_evaluation_id, created_at=utcnow()))
+    return res.rowcount == 1
+
+
 def set_enqueued(s: Session, evaluation_id: str, rq_job_id: str) -> None:
     s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
               .values(rq_job_id=rq_job_id, enqueued_at=utcnow()))
@@ -131,7 +160,7 @@ def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Cla
     row = s.get(Evaluation, evaluation_id, populate_existing=True)
     if res.rowcount != 1 or row is None:
         return None
-    return Claim(EvaluationRequest.model_validate(row.request), row.attempts)
+    return Claim(stored_request(row.request), row.attempts)
 
 
 def heartbeat(s: Session, evaluation_id: str, attempt: int,
@@ -163,7 +192,8 @@ def finish_success(s: Session, evaluation_id: str, attempt: int, result: Evaluat
                                              Evaluation.status == R,
                                              Evaluation.attempts == attempt)
                     .values(status=OK, finished_at=now, updated_at=now, heartbeat_at=now,
-                            result_attempt=attempt, passed=result.passed, error_code=None,
+                            result_attempt=attempt, passed=result.passed,
+                            verdict=result.verdict, error_code=None,
                             error_message=None, current="done",
                             steps_done=Evaluation.steps_total))
     if res.rowcount != 1:
@@ -172,18 +202,24 @@ def finish_success(s: Session, evaluation_id: str, attempt: int, result: Evaluat
     r = Result(evaluation_id=evaluation_id, attempt=attempt, passed=result.passed,
                definition_versions=p.definition_versions, code_version=p.code_version,
                seeds=p.seeds, device=p.device, torch_version=p.torch_version,
-               started_at=p.started_at, finished_at=p.finished_at, wall_seconds=p.wall_seconds)
+               started_at=p.started_at, finished_at=p.finished_at, wall_seconds=p.wall_seconds,
+               verdict=result.verdict, alpha=result.alpha,
+               seed_rounds=result.seed_rounds.model_dump(mode="json"))
     s.add(r)
     s.flush()
     s.add_all(EstimateRow(result_id=r.id, **{**e.model_dump(), "mi_train": _finite(e.mi_train),
-                                             "mi_test": _finite(e.mi_test)})
+                                             "mi_test": _finite(e.mi_test),
+                                             "curve": [[st, _finite(v)] for st, v in e.curve]})
               for e in result.estimates)
     s.add_all(RatioRow(result_id=r.id, **{**x.model_dump(), "value": _finite(x.value),
                                           "ci_low": _finite(x.ci_low),
                                           "ci_high": _finite(x.ci_high),
+                                          "band_low": _finite(x.band_low),
+                                          "band_high": _finite(x.band_high),
                                           "per_seed": [_finite(v) for v in x.per_seed]})
               for x in result.ratios)
     s.add_all(DiagnosticRow(result_id=r.id, **d.model_dump()) for d in result.diagnostics)
+    deliveries.on_terminal(s, evaluation_id)
     return True
 
 
@@ -202,23 +238,31 @@ def finish_attempt(s: Session, evaluation_id: str, attempt: int | None, *, statu
         values.update(worker=None, enqueued_at=now, current="retrying")
     else:
         values.update(finished_at=now)
-    return s.execute(update(Evaluation).where(*cond).values(**values)).rowcount == 1
+    done = s.execute(update(Evaluation).where(*cond).values(**values)).rowcount == 1
+    if done and status != Q:
+        deliveries.on_terminal(s, evaluation_id)
+    return done
 
 
 def fail_queued(s: Session, evaluation_id: str, code: str, message: str) -> bool:
     now = utcnow()
-    return s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+    done = s.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
                                               Evaluation.status == Q)
                      .values(status=FAILED, error_code=code, error_message=message,
                              finished_at=now, updated_at=now)).rowcount == 1
+    if done:
+        deliveries.on_terminal(s, evaluation_id)
+    return done
 
 
 def request_cancel(s: Session, evaluation_id: str) -> str:
     """queued -> canceled at once; running -> flagged (the worker stops between steps)."""
     now = utcnow()
-    s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
-              .values(status=CANCELED, cancel_requested=True, finished_at=now, updated_at=now,
-                      error_code="canceled", error_message="canceled before it started"))
+    if s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == Q)
+                 .values(status=CANCELED, cancel_requested=True, finished_at=now,
+                         updated_at=now, error_code="canceled",
+                         error_message="canceled before it started")).rowcount == 1:
+        deliveries.on_terminal(s, evaluation_id)
     s.execute(update(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.status == R)
               .values(cancel_requested=True, updated_at=now))
     return s.scalar(select(Evaluation.status).where(Evaluation.id == evaluation_id))
@@ -236,12 +280,12 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
 
     estimates = [Estimate(test=e.test, t=e.t, seed=e.seed, mi_train=nan(e.mi_train),
                           mi_test=nan(e.mi_test), true_mi=e.true_mi, steps=e.steps,
-                          diverged=e.diverged, transform=e.transform)
+                          diverged=e.diverged, transform=e.transform,
+                          curve=[tuple(p) for p in e.curve or []], converged=e.converged,
+                          convergence=e.convergence or "")
                  for e in s.scalars(select(EstimateRow).where(EstimateRow.result_id == r.id)
                                     .order_by(EstimateRow.id))]
-    ratios = [Ratio(test=x.test, t=x.t, value=x.value, ci_low=x.ci_low, ci_high=x.ci_high,
-                    ideal=x.ideal, passed=x.passed, tolerance=x.tolerance, per_seed=x.per_seed,
-                    transform=x.transform, note=x.note)
+    ratios = [Ratio.model_validate(_ratio_fields(x))
               for x in s.scalars(select(RatioRow).where(RatioRow.result_id == r.id)
                                  .order_by(RatioRow.id))]
     diagnostics = [Diagnostic(code=d.code, severity=d.severity, message=d.message, test=d.test,
@@ -252,9 +296,28 @@ def load_result(s: Session, row: Evaluation) -> EvaluationResult:
                       seeds=r.seeds, device=r.device, torch_version=r.torch_version,
                       started_at=r.started_at, finished_at=r.finished_at,
                       wall_seconds=r.wall_seconds)
-    return EvaluationResult(request=EvaluationRequest.model_validate(row.request),
-                            estimates=estimates, ratios=ratios, diagnostics=diagnostics,
-                            provenance=prov, passed=r.passed)
+    extra = {} if r.verdict is None else {
+        "verdict": r.verdict, "alpha": r.alpha,
+        **({"seed_rounds": r.seed_rounds} if r.seed_rounds else {})}
+    return EvaluationResult.model_validate({
+        "request": stored_request(row.request), "estimates": estimates,
+        "ratios": ratios, "diagnostics": diagnostics, "provenance": prov,
+        "passed": r.passed and r.verdict == "pass", **extra})
+
+
+def _ratio_fields(x: RatioRow) -> dict:
+    """A stored ratio row as the model's fields; a legacy row (verdict NULL) leaves the
+    verdict out, so the model reads it as inconclusive (legacy)."""
+    fields = {"test": x.test, "t": x.t, "value": x.value, "ci_low": x.ci_low,
+              "ci_high": x.ci_high, "ideal": x.ideal, "passed": x.passed,
+              "tolerance": x.tolerance, "per_seed": x.per_seed, "transform": x.transform,
+              "note": x.note}
+    if x.verdict is None:
+        return fields
+    return {**fields, "kind": x.kind, "t_from": x.t_from, "verdict": x.verdict,
+            "band_low": x.band_low, "band_high": x.band_high, "ci_level": x.ci_level,
+            "ci_method": x.ci_method, "reason_code": x.reason_code, "reason": x.reason,
+            "seeds": x.seeds}
 
 
 def encode_cursor(row: Evaluation) -> str:
@@ -274,9 +337,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_evaluations(s: Session, *, owner: str | None, estimator: str | None = None,
                      dataset: str | None = None, status: str | None = None, limit: int = 50,
-                     cursor: str | None = None) -> tuple[list[Evaluation], str | None]:
-    """Newest first; ``owner`` None lists every owner's."""
+                     cursor: str | None = None, labels: Sequence[tuple[str, str]] = (),
+                     created_after: datetime | None = None,
+                     created_before: datetime | None = None
+                     ) -> tuple[list[Evaluation], str | None]:
+    """Newest first; ``owner`` None lists every owner's. Every (key, value) in ``labels``
+    must match; the created range is [created_after, created_before)."""
     q = select(Evaluation)
+    for key, value in labels:
+        q = q.where(select(LabelRow.evaluation_id)
+                    .where(LabelRow.evaluation_id == Evaluation.id, LabelRow.key == key,
+                           LabelRow.value == value).exists())
+    if created_after is not None:
+        q = q.where(Evaluation.created_at >= created_after)
+    if created_before is not None:
+        q = q.where(Evaluation.created_at < created_before)
     if owner is not None:
         q = q.where(Evaluation.owner == owner)
     if estimator:

@@ -15,7 +15,7 @@ from micheck.storage import store
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz")
 def healthz(settings: SettingsDep) -> dict[str, str]:
     """The process answers. Under `micheck up` it also names its run (`instance`), so
     `up` never mistakes another stack's API on the same port for its own."""
@@ -25,7 +25,7 @@ def healthz(settings: SettingsDep) -> dict[str, str]:
     return body
 
 
-@router.get("/readyz", responses={503: {"description": "a part is down; the body says which"}})
+@router.get("/readyz", operation_id="readyz", responses={503: {"description": "a part is down; the body says which"}})
 def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
     """200 when the database and Redis answer and a worker beat within stale_after_s;
     otherwise 503 naming each part that is down. Reads and submissions still work while
@@ -53,6 +53,6 @@ def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
     return {"status": "ready", **checks}
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", operation_id="get_metrics", response_class=Response)
 def metrics(request: Request, m: MetricsDep) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from micheck.service.auth import Caller
 from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
 from micheck.service.problems import ProblemError
+from micheck.service.routes.comparisons import comparison_or_none
 
 from micheck.contract import EvaluationResult, EvaluationView, Problem
 from micheck.render import report
@@ -118,7 +119,8 @@ def _one_plot(evaluation_id: str, name: str, fmt: str, db, settings: Settings,
                  name, fmt)
 
 
-@router.get("/evaluations/{evaluation_id}/plots/{name}.png", response_class=Response,
+@router.get("/evaluations/{evaluation_id}/plots/{name}.png", operation_id="get_plot_png",
+            response_class=Response,
             responses={200: {"content": {"image/png": {}}}, **PROBLEMS})
 def plot_png(evaluation_id: str, name: str, db: DBDep, settings: SettingsDep,
              caller: Reader) -> Response:
@@ -126,14 +128,16 @@ def plot_png(evaluation_id: str, name: str, db: DBDep, settings: SettingsDep,
     return _one_plot(evaluation_id, name, "png", db, settings, caller)
 
 
-@router.get("/evaluations/{evaluation_id}/plots/{name}.svg", response_class=Response,
+@router.get("/evaluations/{evaluation_id}/plots/{name}.svg", operation_id="get_plot_svg",
+            response_class=Response,
             responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS})
 def plot_svg(evaluation_id: str, name: str, db: DBDep, settings: SettingsDep,
              caller: Reader) -> Response:
     return _one_plot(evaluation_id, name, "svg", db, settings, caller)
 
 
-@router.get("/evaluations/{evaluation_id}/report", response_class=HTMLResponse,
+@router.get("/evaluations/{evaluation_id}/report", operation_id="get_report",
+            response_class=HTMLResponse,
             responses={200: {"content": {"text/html": {}}}, **PROBLEMS})
 def report_page(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Reader,
                 embed: EmbedQ = False) -> HTMLResponse:
@@ -144,7 +148,9 @@ def report_page(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Re
         return HTMLResponse(report.render_status(view), headers=_HTML_HEADERS)
     has_mpl = importlib.util.find_spec("matplotlib") is not None
     images = "embed" if embed else "url" if has_mpl else "none"
-    page = report.render_report(result, view=view, images=images)
+    comparison = (comparison_or_none(db, evaluation_id, visible_owner(caller, settings))
+                  if view.request.baseline else None)
+    page = report.render_report(result, view=view, images=images, comparison=comparison)
     return HTMLResponse(page, headers=_HTML_HEADERS)
 
 
@@ -169,7 +175,7 @@ def _entries(ids: list[str], db, settings: Settings, caller: Caller
 IdsQ = Annotated[str, Query(max_length=2000, description="comma-separated evaluation ids")]
 
 
-@router.get("/compare", response_class=HTMLResponse,
+@router.get("/compare", operation_id="compare_report", response_class=HTMLResponse,
             responses={200: {"content": {"text/html": {}}}, **PROBLEMS})
 def compare_page(ids: IdsQ, db: DBDep, settings: SettingsDep, caller: Reader,
                  embed: EmbedQ = False) -> HTMLResponse:
@@ -195,14 +201,16 @@ def _compare_plot(ids: str, name: str, fmt: str, db, settings: Settings,
     return _plot(("compare", key, name, fmt), series, name, fmt)
 
 
-@router.get("/compare/plots/{name}.png", response_class=Response,
+@router.get("/compare/plots/{name}.png", operation_id="get_compare_plot_png",
+            response_class=Response,
             responses={200: {"content": {"image/png": {}}}, **PROBLEMS})
 def compare_plot_png(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
                      caller: Reader) -> Response:
     return _compare_plot(ids, name, "png", db, settings, caller)
 
 
-@router.get("/compare/plots/{name}.svg", response_class=Response,
+@router.get("/compare/plots/{name}.svg", operation_id="get_compare_plot_svg",
+            response_class=Response,
             responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS})
 def compare_plot_svg(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
                      caller: Reader) -> Response:

@@ -21,7 +21,7 @@ from micheck.storage.models import Evaluation, utcnow
 router = APIRouter(prefix="/v1", tags=["workers"])
 
 
-@router.get("/workers")
+@router.get("/workers", operation_id="list_workers")
 def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView]:
     now = utcnow()
     with db.session() as s:

@@ -1,11 +1,11 @@
 """Helpers for the client tests: recorded real results, the real app in-process, and a
 real server on a loopback port with a worker thread running the real job glue.
 
-The result fixtures were written by ``micheck run`` (the real engine):
-- gaussian_result.json: InfoNCE, 30 steps, Gaussian d=2, I=1 nat: ground_truth FAIL
+The result fixtures were written by the real engine (fixtures/regenerate.py, 3 seeds each):
+- gaussian_result.json: InfoNCE at batch 16 on a 5-nat Gaussian (ceiling log 16): FAIL
 - gaussian_pass_result.json: InfoNCE, 300 steps, tolerance 0.2: ground_truth PASS
-- mnist_result.json: SMILE(tau=5), quarter-width CNN, 20 steps, 512 MNIST images, all
-  four image tests on rows [0, 14, 28]; labelled "<b>tiny</b> & mnist" (escaping)
+- mnist_result.json: SMILE(tau=5), quarter-width CNN, 150 steps, 512 MNIST images, all
+  four image tests; labelled "<b>tiny</b> & mnist" (escaping)
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def replay_engine(recorded: EvaluationResult, *, steps: int = 4, delay: float = 
 def with_reports(app):
     """The app with the reports router, unless service/app.py includes it already."""
     from micheck.service.routes import reports
+    from starlette.routing import NoMatchFound
 
-    if not any(getattr(r, "path", "") == "/v1/compare" for r in app.routes):
+    try:  # app.routes may hold included routers whole, so ask by name
+        app.url_path_for("compare_page")
+    except NoMatchFound:
         app.include_router(reports.router)
     return app
 

@@ -77,3 +77,80 @@ def test_served_report_renders_in_chromium(tmp_path, app, tokens, live_server,
         run_queued(app, replay_engine(mnist_result))
     _check(tmp_path, f"{live_server}/v1/evaluations/{eid}/report",
            ARTIFACTS / "report-served.png", plots=4, capsys=capsys)
+
+
+def test_sign_in_list_and_report_in_chromium(tmp_path, app, tokens, live_server,
+                                             mnist_result, capsys):
+    """A person's path: open /, get sent to the sign-in form, paste a token, see the list
+    (the token now in an HttpOnly cookie that page scripts cannot read), follow a label
+    filter and a report link; the report's plots load with the cookie alone."""
+    from tests.clients.cdp import Chromium
+    from tests.clients.support import replay_engine, run_queued
+    from tests.clients.test_reports_api import MNIST_SPEC
+
+    assert not app.state.settings.open_reads
+    with Client(live_server, tokens["alice"]) as c:
+        tests = mnist_result.request.model_dump(mode="json")["tests"]
+        done = c.submit({**MNIST_SPEC, "tests": tests, "labels": {"branch": "main"},
+                         "label": "<i>mine</i>"}).id
+        run_queued(app, replay_engine(mnist_result))
+        queued = c.submit({**MNIST_SPEC, "seeds": [7], "labels": {"branch": "dev"}}).id
+    browser = Chromium(BROWSER, tmp_path / "profile")
+    try:
+        browser.navigate(f"{live_server}/")
+        assert browser.js("location.pathname") == "/login"
+        token = tokens["alice"]
+        browser.js_then_load(f"document.getElementById('token').value = {token!r};"
+                             "document.getElementById('login').submit()")
+        assert browser.js("location.pathname") == "/"
+        assert browser.js("document.cookie") == ""  # HttpOnly: invisible to scripts
+        rows = browser.js("[...document.querySelectorAll('tr[data-id]')].map("
+                          "r => [r.dataset.id, r.dataset.status])")
+        assert rows == [[queued, "queued"], [done, "succeeded"]]
+        assert browser.js("document.querySelector('td.verdict .badge').textContent") \
+            == "FAIL"
+        assert browser.js("document.body.innerHTML").count("&lt;i&gt;mine&lt;/i&gt;") == 1
+        shot = ARTIFACTS / "evaluations-page.png"
+        browser.screenshot(shot)
+        assert shot.read_bytes()[:4] == b"\x89PNG"
+        with capsys.disabled():
+            print(f"\nscreenshot of the evaluations page: {shot}")
+        browser.js_then_load("[...document.querySelectorAll('a.chip')].find("
+                             "a => a.textContent === 'branch=dev').click()")
+        assert browser.js("[...document.querySelectorAll('tr[data-id]')].map("
+                          "r => r.dataset.id)") == [queued]
+        browser.navigate(f"{live_server}/")
+        browser.js_then_load(f"document.querySelector('tr[data-id=\"{done}\"] a.report')"
+                             ".click()")
+        assert browser.js("location.pathname") == f"/v1/evaluations/{done}/report"
+        assert browser.js("document.querySelectorAll('table.verdicts tr').length") >= 2
+        sizes = browser.js("[...document.images].map(i => i.naturalWidth)")
+        assert len(sizes) == 4 and all(w > 0 for w in sizes), sizes
+    finally:
+        browser.close()
+
+
+def test_share_link_renders_in_chromium_without_a_login(tmp_path, app, tokens, live_server,
+                                                        mnist_result, capsys):
+    """Reads stay closed (no open reads): the signed link alone opens the report, plots
+    included, as a person clicking it in a CI page would see it."""
+    from tests.clients.support import replay_engine, run_queued
+    from tests.clients.test_reports_api import MNIST_SPEC
+
+    assert not app.state.settings.open_reads
+    with Client(live_server, tokens["alice"]) as c:
+        eid = c.submit({**MNIST_SPEC, "tests": mnist_result.request.model_dump(
+            mode="json")["tests"], "label": "shared report"}).id
+        run_queued(app, replay_engine(mnist_result))
+        link = c.get(eid).report_link
+    assert link and link.startswith(f"{live_server}/v1/shared/{eid}/")
+    _check(tmp_path, link, ARTIFACTS / "report-shared.png", plots=4, capsys=capsys)
+
+
+@pytest.mark.parametrize("page", ["docs", "redoc"])
+def test_api_docs_render_offline_in_chromium(tmp_path, live_server, page):
+    """Swagger UI and ReDoc draw the API from the service's own assets (this machine has
+    no route to a CDN, so a page that needed one would stay blank)."""
+    dom = _chromium(tmp_path, f"{live_server}/{page}", "--dump-dom")
+    assert "/v1/evaluations/{evaluation_id}/results" in dom  # an operation, drawn
+    assert "Every error is application/problem+json" in dom  # the description, drawn

@@ -86,7 +86,10 @@ def test_exit_2_for_usage_and_input_errors(server, tmp_path, capsys):
     bad = {**GAUSS, "estimator": {"name": "nope"}}
     assert main(["submit", _spec(tmp_path, bad), "--wait"]) == 2
     assert "estimator.name" in capsys.readouterr().err
-    assert main(["submit", _spec(tmp_path, GAUSS), "--junit", "x.xml"]) == 2
+    junit = tmp_path / "usage.xml"
+    assert main(["submit", _spec(tmp_path, GAUSS), "--junit", str(junit)]) == 2
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert "invalid input: --junit need(s) --wait" in error.get("message")
     # valid spec, but over this server's limit: the server's 422 is an input error too
     big = {**GAUSS, "estimator": {"name": "infonce", "train": {"steps": 300_000}}}
     assert main(["submit", _spec(tmp_path, big), "--wait"]) == 2
@@ -116,3 +119,206 @@ def test_exit_3_for_service_errors_and_timeouts(server, tmp_path, capsys):
     assert "401" in capsys.readouterr().err
     assert main(["status", "x", "--url", f"http://127.0.0.1:{free_port()}"]) == 3
     assert "cannot reach the micheck service" in capsys.readouterr().err
+
+
+def test_submit_labels_and_list_filters(app, live_server, tokens, tmp_path, capsys,
+                                        monkeypatch):
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    spec = _spec(tmp_path, {**GAUSS, "labels": {"pipeline": "p1"}})
+    assert main(["submit", spec, "--label", "branch=main", "--label", "git_sha=abc"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["submit", _spec(tmp_path, {**GAUSS, "seeds": [9]}, "b.json"), "--label",
+                 "branch=dev"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert main(["list", "--label", "branch=main", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == [first]
+    assert rows[0]["request"]["labels"] == {"pipeline": "p1", "branch": "main",
+                                            "git_sha": "abc"}
+    assert main(["list", "--label", "branch:dev", "--since", "2000-01-01"]) == 0
+    out = capsys.readouterr().out
+    assert second in out and first not in out and "branch=dev" in out
+    assert main(["list", "--until", "2000-01-01"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # the header only
+    assert main(["list", "--label", "nolabel"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["list", "--since", "last week"]) == 2
+    assert "not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["submit", spec, "--label", "bad key=v"]) == 2
+    assert "labels" in capsys.readouterr().err
+
+
+def test_submit_against_a_baseline_exits_by_the_regression_verdict(app, live_server, tokens,
+                                                                   tmp_path, capsys,
+                                                                   monkeypatch):
+    """Two runs of one spec: main's, then a branch whose ratios are further from the
+    ideal (still inside the tolerance, so its own verdicts pass)."""
+    from tests.service.test_comparisons import engine_with
+
+    monkeypatch.setenv("MICHECK_URL", live_server)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    per_branch = {"main": [0.99, 1.0, 1.01], "feature": [0.93, 0.92, 0.94]}
+
+    def engine(request, **kw):
+        return engine_with(per_branch[request.labels["branch"]], True)(request, **kw)
+
+    worker = Worker(app, engine)
+    worker.start()
+    try:
+        spec = _spec(tmp_path, {**GAUSS, "seeds": [0, 1, 2]})
+        common = ["--wait", "--poll", "0.05", "--timeout", "60", "--baseline", "branch=main",
+                  "--fail-on-regression"]
+        # the first run has nothing to compare with: its own verdicts decide
+        assert main(["submit", spec, "--label", "branch=main", *common]) == 0
+        assert "no comparison" in capsys.readouterr().err
+        junit = tmp_path / "feature.xml"
+        code = main(["submit", spec, "--label", "branch=feature", "--force", *common,
+                     "--junit", str(junit)])
+        out = capsys.readouterr().out
+        assert code == 1 and "verdict: PASS" in out and "REGRESSION at 1 point" in out
+        assert "ground_truth" in out and "regressed" in out
+        root = ET.parse(junit).getroot()
+        suites = root.findall("testsuite")
+        assert [s.get("failures") for s in suites] == ["0", "1"]
+        failure = suites[1].find("testcase/failure")
+        assert failure is not None and "-0.070" in failure.get("message")
+        assert root.get("failures") == "1" and root.get("tests") == "2"
+        # without --fail-on-regression the comparison is shown and the verdicts decide
+        assert main(["submit", spec, "--label", "branch=feature", "--force", "--wait",
+                     "--poll", "0.05", "--baseline", "branch=main"]) == 0
+        assert "REGRESSION" in capsys.readouterr().out
+        assert main(["submit", spec, "--baseline", "x=y"]) == 2  # needs --wait
+        assert main(["submit", spec, "--wait", "--baseline", "bad query"]) == 2
+    finally:
+        worker.halt.set()
+        worker.join(30)
+
+
+def _junit_error(path) -> str:
+    root = ET.parse(path).getroot()
+    assert root.get("errors") == "1" and root.get("tests") == "1"
+    return root.find("testsuite/testcase/error").get("message")
+
+
+def test_junit_on_every_exit_without_verdicts(app, live_server, tokens, tmp_path, capsys,
+                                              monkeypatch):
+    """No URL, a bad token, an unreachable box: one line on stderr, and a JUnit file with
+    one errored testcase saying why (the CI page then shows the reason)."""
+    spec, junit = _spec(tmp_path, GAUSS), tmp_path / "junit.xml"
+    monkeypatch.delenv("MICHECK_URL", raising=False)
+    monkeypatch.setenv("MICHECK_TOKEN", tokens["alice"])
+    assert main(["submit", spec, "--wait", "--junit", str(junit)]) == 2
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("micheck:")]  # besides "wrote"
+    assert line.startswith("micheck: no service URL: pass --url or set MICHECK_URL")
+    assert "no service URL" in _junit_error(junit)
+    assert main(["status", "x"]) == 2  # every command: no silent default address
+    capsys.readouterr()
+
+    assert main(["submit", spec, "--wait", "--junit", str(junit), "--url", live_server,
+                 "--token", "mck_wrong"]) == 3
+    assert "401" in capsys.readouterr().err
+    assert _junit_error(junit).startswith("the box refused the token (check MICHECK_TOKEN)")
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert main(["submit", spec, "--wait", "--junit", str(junit), "--url", dead]) == 3
+    assert "cannot reach the micheck service" in capsys.readouterr().err
+    assert f"cannot reach the micheck service at {dead}" in _junit_error(junit)
+
+
+def test_out_html_and_report_link(server, live_server, tmp_path, capsys):
+    """--out writes the results JSON, --html the report; the JUnit and the log carry a
+    signed link that opens in a browser (no token); progress never reads 0/0."""
+    import httpx
+
+    junit, out, html = tmp_path / "j.xml", tmp_path / "r.json", tmp_path / "r.html"
+    code = main(["submit", _spec(tmp_path, LOOSE), "--wait", "--timeout", "120", "--poll",
+                 "0.1", "--junit", str(junit), "--out", str(out), "--html", str(html)])
+    err = capsys.readouterr().err
+    assert code in (0, 1, 4), err  # a verdict, whichever: the files are under test here
+    assert "0/0" not in err
+    result = json.loads(out.read_text())
+    assert result["ratios"][0]["test"] == "ground_truth" and "provenance" in result
+    assert "verdicts" in html.read_text().lower()
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    link = props["report_url"]
+    assert link.startswith(f"{live_server}/v1/shared/{props['evaluation_id']}/")
+    assert f"report: {link}" in err
+    page = httpx.get(link)  # a browser: no bearer token
+    assert page.status_code == 200 and "ground_truth" in page.text
+
+
+def _start_submit(live_server: str, token: str, spec: str, *extra: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MICHECK_URL": live_server, "MICHECK_TOKEN": token}
+    proc = subprocess.Popen([sys.executable, "-m", "micheck.cli", "submit", spec, *extra],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in proc.stderr:  # wait() has begun once the first progress line appears
+        lines.append(line)
+        if line.startswith("queued (attempt"):
+            break
+    eid = lines[0].split()[1]
+    return proc, eid
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signal_cancels_the_evaluation_then_a_rerun_starts_anew(app, live_server, tokens,
+                                                                 tmp_path, signame):
+    """A canceled CI job (SIGTERM) or Ctrl-C cancels the evaluation on the box and leaves
+    a JUnit error; the job's retry with the same idempotency key runs a new evaluation."""
+    import signal
+
+    from micheck.clients.client import Client
+
+    spec, junit = _spec(tmp_path, GAUSS), tmp_path / "junit.xml"
+    key = f"gh-1-{signame}"
+    proc, eid = _start_submit(live_server, tokens["alice"], spec, "--wait", "--poll", "0.1",
+                              "--junit", str(junit), "--idempotency-key", key)
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, signame), err
+    assert f"{signame}: evaluation {eid} canceled on the box" in err
+    assert f"{signame}: evaluation {eid} canceled" in _junit_error(junit)
+    with Client(live_server, tokens["alice"]) as c:
+        assert c.get(eid).status.value == "canceled"
+    assert main(["submit", spec, "--idempotency-key", key, "--url", live_server,
+                 "--token", tokens["alice"]]) == 0
+    with Client(live_server, tokens["alice"]) as c:
+        (again,) = [v for v in c.list(status="queued")]
+    assert again.id != eid
+
+
+def test_detach_leaves_the_evaluation_running(app, live_server, tokens, tmp_path):
+    import signal
+
+    from micheck.clients.client import Client
+
+    proc, eid = _start_submit(live_server, tokens["alice"], _spec(tmp_path, GAUSS), "--wait",
+                              "--poll", "0.1", "--detach")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "left running on the box (--detach)" in err
+    with Client(live_server, tokens["alice"]) as c:
+        assert c.get(eid).status.value == "queued"
+
+
+def test_progress_shows_states_until_there_are_steps():
+    """Queued and starting evaluations have no step count yet: the line names the state
+    (once per change) instead of "0/0 steps"."""
+    import io
+
+    from micheck.render.table import ProgressLine
+
+    out = io.StringIO()
+    bar = ProgressLine(out, every=0.0)
+    for label in ("queued:", "queued:", "running:"):
+        bar.update(0, 0, label)
+    bar.update(3, 10, "running:")
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["queued", "running"] and "0/0" not in out.getvalue()
+    assert lines[2].startswith("running: 3/10 steps (30%")

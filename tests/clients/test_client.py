@@ -212,3 +212,33 @@ def test_micheck_client_is_the_lazy_export():
     import micheck
 
     assert micheck.Client is Client
+
+
+def test_list_filters_by_labels_and_time(app, http, tokens):
+    from datetime import datetime, timedelta, timezone
+
+    c = _client(http, tokens["alice"])
+    main = c.submit({**_spec(1), "labels": {"branch": "main", "git_sha": "a1"}}).id
+    dev = c.submit({**_spec(2), "labels": {"branch": "dev", "git_sha": "a1"}}).id
+    assert [v.id for v in c.list(labels={"branch": "main"})] == [main]
+    assert [v.id for v in c.list(labels=[("git_sha", "a1")])] == [dev, main]
+    assert [v.id for v in c.list(labels={"git_sha": "a1", "branch": "dev"})] == [dev]
+    assert c.get(main).request.labels == {"branch": "main", "git_sha": "a1"}
+    hour = timedelta(hours=1)
+    now = datetime.now(timezone.utc)
+    assert len(list(c.list(created_after=now - hour, created_before=now + hour))) == 2
+    assert list(c.list(created_before=now - hour)) == []
+    with pytest.raises(errors.ApiError, match="key:value"):
+        list(c.list(labels=[("", "x")]))
+
+
+def test_both_clients_import_from_the_top_level():
+    from micheck.clients import client
+
+    import micheck
+    from micheck import AsyncClient, Client
+
+    assert Client is client.Client and AsyncClient is client.AsyncClient
+    assert {"Client", "AsyncClient"} <= set(micheck.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        micheck.Nope  # noqa: B018

@@ -63,7 +63,9 @@ def test_offline_report_is_self_contained(mnist_result):
     verdicts = table.rows[1:]
     assert len(verdicts) == len(mnist_result.ratios)
     add = next(r for r in verdicts if r[0] == "additivity")
-    assert add[2] == "14" and add[3] == "0.553" and add[-1].startswith("FAIL (by 1.147)")
+    want = next(r for r in mnist_result.ratios if r.test == "additivity")
+    assert add[2] == "14" and add[3] == f"{want.value:.3f}"
+    assert add[-1].startswith(want.verdict.upper())
     assert len(page.imgs) == 4 and all(i["src"].startswith("data:image/png;base64,")
                                        for i in page.imgs)
     # nothing loads from elsewhere, no script elements
@@ -71,7 +73,7 @@ def test_offline_report_is_self_contained(mnist_result):
     assert page.scripts == 0
     # user text is escaped
     assert "<b>tiny</b>" not in text and "&lt;b&gt;tiny&lt;/b&gt; &amp; mnist" in text
-    for needle in ("definition versions", "engine v1, smile v1", mnist_result.provenance.device,
+    for needle in ("definition versions", "engine v2, smile v1", mnist_result.provenance.device,
                    mnist_result.provenance.code_version, "spec hash", "ev1"):
         assert needle in text
 
@@ -95,7 +97,8 @@ def test_comparison_side_by_side(gaussian_result, gaussian_pass_result, mnist_re
     text = report.render_compare(entries)
     page = _Page(text)
     gt = next(r for r in page.rows if r and r[0] == "ground_truth")
-    assert gt[1].startswith("0.473 FAIL") and gt[2].startswith("0.986 PASS")
+    fail, ok = gaussian_result.ratios[0], gaussian_pass_result.ratios[0]
+    assert gt[1].startswith(f"{fail.value:.3f} FAIL") and gt[2].startswith(f"{ok.value:.3f} PASS")
     assert gt[3] == gt[4] == "–"
     assert [r for r in page.rows if r and r[0] == "status"][0][1:] == [
         "succeeded", "succeeded", "succeeded", "queued"]

@@ -24,7 +24,8 @@ def test_defaults_are_filled_and_aliases_resolved():
     assert req.estimator.name == "infonce"
     req = parse_spec(BASE)
     assert req.estimator.params == {"tau": 5.0, "objective": "js"}
-    assert req.seeds == [0] and req.estimator.critic.kind == "separable"
+    assert req.seeds == [0, 1, 2] and req.estimator.critic.kind == "separable"
+    assert req.seed_cap == 5 and req.estimator.train.eval_samples is None
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -70,3 +71,14 @@ def test_contract_and_client_import_neither_torch_nor_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_stored_request_reads_back_even_if_todays_rules_reject_it():
+    from micheck.contract import stored_request
+
+    data = parse_spec(BASE).model_dump(mode="json")
+    data["estimator"]["train"]["steps"] = 10**9  # beyond today's limit: stored long ago
+    req = stored_request(data)
+    assert req.estimator.train.steps == 10**9 and req.estimator.name == "smile"
+    assert req.tests[0].kind == parse_spec(BASE).tests[0].kind
+    assert stored_request(parse_spec(BASE).model_dump(mode="json")) == parse_spec(BASE)

@@ -19,14 +19,15 @@ from micheck.contract import (
     EvaluationResult,
     Progress,
     Provenance,
-    Ratio,
 )
 from micheck.errors import Canceled
+from micheck.plan import plan
+from micheck.scoring import score
 
 TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
                            "train": {"batch_size": 16, "steps": 20, "eval_samples": 64}},
              "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
-             "tests": [{"kind": "ground_truth"}], "seeds": [0]}
+             "tests": [{"kind": "ground_truth"}], "seeds": [0, 1, 2], "max_seeds": 3}
 
 __all__ = ["TINY_SPEC", "fake_engine", "redis_server", "service_settings", "wait_for"]
 
@@ -66,8 +67,12 @@ def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def fake_engine(*, steps: int = 5, delay: float = 0.0, fail: Exception | None = None):
-    """A stand-in with workers.engine.evaluate's signature, for tests of the job glue only."""
+def fake_engine(*, steps: int = 5, delay: float = 0.0, fail: Exception | None = None,
+                per_seed: list[float] | None = None):
+    """A stand-in with workers.engine.evaluate's signature, for tests of the job glue only.
+
+    Its estimates are made up (estimate / true MI = `per_seed`, default 0.95 on every seed)
+    and converged; the ratios and verdicts come from the real micheck.scoring."""
 
     def evaluate(request: EvaluationRequest, *, device=None, progress=None, should_cancel=None):
         started = datetime.now(timezone.utc)
@@ -79,15 +84,19 @@ def fake_engine(*, steps: int = 5, delay: float = 0.0, fail: Exception | None = 
             time.sleep(delay)
         if fail is not None:
             raise fail
-        est = [Estimate(test="ground_truth", t=None, seed=s, mi_train=0.9, mi_test=0.95,
-                        true_mi=request.dataset.mi, steps=steps) for s in request.seeds]
-        ratio = Ratio(test="ground_truth", t=None, value=0.95, ci_low=None, ci_high=None,
-                      ideal=1.0, passed=True, tolerance=0.1, per_seed=[0.95] * len(request.seeds))
+        values = per_seed or [0.95] * len(request.seeds)
+        mi = request.dataset.mi
+        (m,) = plan(request)
+        est = {m.key(s): Estimate(
+            test="ground_truth", t=None, seed=s, mi_train=v * mi, mi_test=v * mi, true_mi=mi,
+            steps=steps, converged=True) for s, v in zip(request.seeds, values, strict=False)}
+        ratios, verdict = score(request, est, request.seeds, mi)
         prov = Provenance(definition_versions={"engine": "1"}, code_version="test",
                           seeds=request.seeds, device=device or "cpu", torch_version="none",
                           started_at=started, finished_at=datetime.now(timezone.utc),
                           wall_seconds=0.01)
-        return EvaluationResult(request=request, estimates=est, ratios=[ratio], diagnostics=[],
-                                provenance=prov, passed=True)
+        return EvaluationResult(request=request, estimates=list(est.values()), ratios=ratios,
+                                diagnostics=[], provenance=prov, passed=verdict == "pass",
+                                verdict=verdict, alpha=0.05)
 
     return evaluate

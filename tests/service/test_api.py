@@ -172,3 +172,29 @@ def test_service_imports_neither_torch_nor_workers(tmp_path):
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('micheck.workers')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_idempotency_key_reruns_after_cancel_or_failure(client, tokens, app):
+    """A re-run CI job (same key) gets a fresh evaluation once the old one was canceled or
+    failed; a queued or succeeded one is returned as it is."""
+    from micheck.storage import store
+
+    h = {**tokens["alice"], "Idempotency-Key": "ci-run-7-1"}
+    first = client.post("/v1/evaluations", json=_spec(), headers=h).json()["id"]
+    assert client.post("/v1/evaluations", json=_spec(), headers=h).json()["id"] == first
+    client.post(f"/v1/evaluations/{first}/cancel", headers=tokens["alice"])
+    r = client.post("/v1/evaluations", json=_spec(), headers=h)
+    second = r.json()["id"]
+    assert r.status_code == 202 and second != first and r.json()["status"] == "queued"
+    assert client.post("/v1/evaluations", json=_spec(), headers=h).json()["id"] == second
+    with app.state.db.session() as s:  # the worker's side: the attempt fails
+        assert store.claim(s, second, "w1", 3) is not None
+        assert store.finish_attempt(s, second, 1, status=store.FAILED, code="boom",
+                                    message="engine failed")
+    third = client.post("/v1/evaluations", json=_spec(), headers=h)
+    assert third.status_code == 202 and third.json()["id"] not in (first, second)
+    # the old evaluations keep their own state
+    assert client.get(f"/v1/evaluations/{first}", headers=tokens["alice"]
+                      ).json()["status"] == "canceled"
+    # a different body under the key is still a conflict
+    assert client.post("/v1/evaluations", json=_spec(seeds=[9]), headers=h).status_code == 409

@@ -81,7 +81,7 @@ def test_lifecycle_writes_results_once_with_provenance(db):
         assert row.status == "succeeded" and row.result_attempt == 1 and row.passed
         back = store.load_result(s, row)
     assert back.estimates == result.estimates and back.ratios == result.ratios
-    assert back.provenance.device == "cpu" and back.provenance.seeds == [0]
+    assert back.provenance.device == "cpu" and back.provenance.seeds == [0, 1, 2]
     assert back.provenance.definition_versions == {"engine": "1"}
 
 

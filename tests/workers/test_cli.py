@@ -58,12 +58,30 @@ def test_run_writes_results_file(tmp_path):
                       "train": {"batch_size": 32, "steps": 300, "lr": 5e-4,
                                 "eval_samples": 256}},
         "dataset": {"name": "gaussian", "dim": 4, "mi": 1.0},
-        "tests": [{"kind": "ground_truth", "tolerance": 0.5}], "seeds": [0, 1]}))
+        "tests": [{"kind": "ground_truth", "tolerance": 0.5}], "seeds": [0, 1, 2],
+        "max_seeds": 3}))
     out = tmp_path / "res" / "results.json"
     proc = micheck("run", str(spec), "--out", str(out), "--quiet")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ground_truth" in proc.stdout and "verdict: PASS" in proc.stdout
     data = json.loads(out.read_text())
-    assert {"test", "t", "seed", "mi_train", "mi_test"} <= set(data["estimates"][0])
-    assert {"test", "t", "value", "ci_low", "ci_high", "ideal", "passed"} <= set(data["ratios"][0])
-    assert len(data["estimates"]) == 2 and data["ratios"][0]["ci_low"] is not None
+    assert {"test", "t", "seed", "mi_train", "mi_test", "curve", "converged"} <= set(
+        data["estimates"][0])
+    ratio = data["ratios"][0]
+    assert {"value", "ci_low", "ci_high", "band_low", "band_high", "ci_level", "verdict"} <= set(ratio)
+    assert len(data["estimates"]) == 3 and ratio["verdict"] == "pass"
+    assert ratio["band_low"] <= ratio["ci_low"] <= ratio["ci_high"] <= ratio["band_high"]
+
+
+def test_run_with_two_seeds_is_inconclusive_and_exits_4(tmp_path):
+    spec = tmp_path / "g.json"
+    spec.write_text(json.dumps({
+        "estimator": {"name": "infonce", "train": {"batch_size": 32, "steps": 100, "lr": 5e-4,
+                                                   "eval_samples": 256}},
+        "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+        "tests": [{"kind": "ground_truth", "tolerance": 0.9}], "seeds": [0, 1],
+        "max_seeds": 2}))
+    proc = micheck("run", str(spec), "--quiet")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "too_few_seeds" in proc.stdout and "verdict: INCONCLUSIVE" in proc.stdout
+    assert micheck("run", str(spec), "--quiet", "--inconclusive", "fail").returncode == 1

@@ -23,7 +23,7 @@ def test_mnist_baseline_rises_and_independence_is_zero():
         "dataset": {"name": "mnist"},
         "tests": [{"kind": "baseline", "rows": [0, 7, 28]},
                   {"kind": "independence", "rows": [7, 28]}],
-        "seeds": [0]})
+        "seeds": [0], "max_seeds": 1})
     seen: list[Progress] = []
     result = evaluate(req, progress=seen.append)
     ratios = {(r.test, r.t): r.value for r in result.ratios}
@@ -43,7 +43,7 @@ def test_ground_truth_result_has_every_field_and_provenance():
     req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 16, "steps": 30,
                                                            "eval_samples": 64}},
                 "dataset": {"name": "cubic", "dim": 2, "mi": 1.0},
-                "tests": [{"kind": "ground_truth"}], "seeds": [3, 4]})
+                "tests": [{"kind": "ground_truth"}], "seeds": [3, 4], "max_seeds": 2})
     result = evaluate(req)
     assert [(e.test, e.seed) for e in result.estimates] == [("ground_truth", 3),
                                                             ("ground_truth", 4)]
@@ -68,3 +68,46 @@ def test_missing_cifar_directory_is_a_clear_error(tmp_path):
                 "tests": [{"kind": "baseline", "rows": [0]}]})
     with pytest.raises(DataNotFound, match="nowhere"):
         evaluate(req)
+
+
+def test_adaptive_seeds_add_rounds_until_the_cap():
+    """One seed can never decide: the rule doubles the seeds (1 -> 2 -> 3), training only
+    the new seeds, and records why it stopped."""
+    req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 64, "steps": 300,
+                                                           "lr": 5e-3, "eval_samples": 256}},
+                "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+                "tests": [{"kind": "ground_truth", "tolerance": 5.0}],
+                "seeds": [7], "max_seeds": 3})
+    result = evaluate(req)
+    assert all(e.converged for e in result.estimates), [e.convergence for e in result.estimates]
+    assert result.seed_rounds.rounds == [[7], [8], [9]]
+    assert result.provenance.seeds == [7, 8, 9]
+    assert sorted(e.seed for e in result.estimates) == [7, 8, 9]  # none trained twice
+    (r,) = result.ratios
+    # with 3 seeds and a band of +-5 the verdict is decided: no more seeds are needed
+    assert r.seeds == 3 and r.verdict == "pass" and result.seed_rounds.stop == "conclusive"
+
+
+def test_adaptive_seeds_stop_at_the_cap_and_say_so():
+    req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 64, "steps": 300,
+                                                           "lr": 5e-3, "eval_samples": 256}},
+                "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 2})
+    result = evaluate(req)
+    assert all(e.converged for e in result.estimates), [e.convergence for e in result.estimates]
+    assert result.seed_rounds.stop == "cap_reached" and result.verdict == "inconclusive"
+    assert result.ratios[0].reason_code == "too_few_seeds"
+
+
+def test_training_curve_and_plateau_are_recorded():
+    req = _req({"estimator": {"name": "nwj", "train": {"batch_size": 32, "steps": 80,
+                                                       "eval_samples": 64,
+                                                       "until_converged": True,
+                                                       "max_steps": 160}},
+                "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+    (e,) = evaluate(req).estimates
+    steps = [s for s, _ in e.curve]
+    assert steps == sorted(steps) and steps[-1] == e.steps and 80 <= e.steps <= 160
+    assert e.converged is not None and e.convergence
+    assert len(e.curve) >= 40

@@ -1,0 +1,206 @@
+"""Table 3 of paper 002 (MNIST, random transforms) and Figures 4-6, on the engine.
+
+Each estimator is one `workers.engine.evaluate` request: data processing and additivity under
+random scaling, rotation and translation (Table 3), or the rows grid of Figs 4-6, with the
+verdict machinery of micheck.verdicts: per-seed ratios, a simultaneous Student-t interval,
+pass / fail / inconclusive against the band. Each result is kept as JSON under
+<out>/table3/<tag>/ (or figs/), so estimators run in separate processes and a rerun skips
+what is done. The table puts our mean and interval beside the paper's number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from argparse import Namespace
+from pathlib import Path
+
+from bench import reference
+from micheck.contract import EvaluationRequest, EvaluationResult
+
+# our key -> (estimator name, params, the paper's Table 3 label)
+ESTIMATORS = {
+    "infonce": ("infonce", {}, "CPC"),
+    "mine": ("mine", {}, "MINE"),
+    "gm": ("gm", {}, "GM(VAE)"),
+    "smile5": ("smile", {"tau": 5.0}, "SMILE(tau=5.0)"),
+    "smileinf": ("smile", {"tau": "inf"}, "SMILE(tau=inf)"),
+}
+TRANSFORMS = ("scaling", "rotation", "translation")
+TESTS = ("data_processing", "additivity")
+FIG_ROWS = [0, 4, 8, 12, 16, 20, 24, 28]
+
+
+def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
+    name, params, _ = ESTIMATORS[key]
+    if figs:
+        tests = [{"kind": "baseline", "rows": FIG_ROWS},
+                 {"kind": "data_processing", "rows": [r for r in FIG_ROWS if r >= 4]},
+                 {"kind": "additivity", "rows": [r for r in FIG_ROWS if r >= 4]}]
+    else:
+        tests = [{"kind": k, "transform": tr} for tr in TRANSFORMS for k in TESTS]
+    train = {"batch_size": 64, "steps": a.steps, "lr": 1e-4,
+             "until_converged": a.max_steps > a.steps, "max_steps": a.max_steps}
+    if a.eval_samples:
+        train["eval_samples"] = a.eval_samples
+    return EvaluationRequest.model_validate({
+        "estimator": {"name": name, "params": params,
+                      "critic": {"kind": a.critic, "arch": "cnn", "width": a.width},
+                      "train": train},
+        "dataset": {"name": "mnist", **({"train_size": a.train_size} if a.train_size else {})},
+        "tests": tests, "seeds": list(range(a.seeds)), "max_seeds": a.seeds,
+        "label": f"bench {'figs' if figs else 'table3'} {key}"})
+
+
+def tag_of(a: Namespace) -> str:
+    return a.tag or f"{a.critic}_w{a.width:g}_s{a.steps}-{a.max_steps}_seeds{a.seeds}"
+
+
+def run(a: Namespace, figs: bool = False) -> Path:
+    """Evaluate every estimator not yet done; returns the directory of results."""
+    from micheck.workers.engine import evaluate
+
+    out = a.out / ("figs" if figs else "table3") / tag_of(a)
+    out.mkdir(parents=True, exist_ok=True)
+    for key in a.estimators:
+        path = out / f"{key}.json"
+        if path.exists():
+            print(f"{key}: done before ({path})", flush=True)
+            continue
+        req = request(key, a, figs)
+        t0 = time.perf_counter()
+        last = [0.0]
+
+        def show(p, key=key, t0=t0, last=last):
+            now = time.perf_counter()
+            if now - last[0] > 30:
+                last[0] = now
+                print(f"  {key}: {p.current} {p.steps_done}/{p.steps_total} "
+                      f"({now - t0:.0f} s)", flush=True)
+
+        result = evaluate(req, progress=show)
+        path.write_text(result.model_dump_json())
+        print(f"{key}: {result.verdict} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def load(out: Path) -> dict[str, EvaluationResult]:
+    return {p.stem: EvaluationResult.model_validate_json(p.read_text())
+            for p in sorted(out.glob("*.json")) if p.stem in ESTIMATORS}
+
+
+def _paper() -> dict[tuple[str, str], dict[str, float]]:
+    return reference.table3()
+
+
+def records(results: dict[str, EvaluationResult]) -> list[dict]:
+    """One record per (estimator, test, transform): ours with its interval, the paper's."""
+    paper = _paper()
+    out = []
+    for key, res in results.items():
+        label = ESTIMATORS[key][2]
+        steps = [e.steps for e in res.estimates]
+        for r in res.ratios:
+            if r.transform == "rows" or r.kind != "ratio":
+                continue
+            p = paper.get((r.test, r.transform), {}).get(label)
+            inside = (p is not None and r.ci_low is not None and r.ci_high is not None
+                      and r.ci_low <= p <= r.ci_high)
+            out.append({
+                "estimator": label, "test": r.test, "transform": r.transform,
+                "mean": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                "ci_level": r.ci_level, "verdict": r.verdict, "reason": r.reason,
+                "band_low": r.band_low, "band_high": r.band_high, "seeds": r.seeds,
+                "per_seed": r.per_seed, "steps_mean": round(sum(steps) / len(steps)),
+                "steps_max": max(steps), "converged": sum(bool(e.converged) for e in
+                                                         res.estimates),
+                "critics": len(res.estimates),
+                "critic": f"{res.request.estimator.critic.kind} CNN, width "
+                          f"{res.request.estimator.critic.width:g}",
+                "paper": p, "paper_inside_ci": inside,
+                "wall_seconds": res.provenance.wall_seconds, "device": res.provenance.device,
+                "code_version": res.provenance.code_version})
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.2f}"
+
+
+def table_md(recs: list[dict]) -> str:
+    labels = [ESTIMATORS[k][2] for k in ESTIMATORS if any(r["estimator"] == ESTIMATORS[k][2]
+                                                          for r in recs)]
+    head = "| test | transform | " + " | ".join(labels) + " |"
+    lines = [head, "|" + "---|" * (2 + len(labels))]
+    for test in TESTS:
+        for tr in TRANSFORMS:
+            cells = []
+            for lab in labels:
+                r = next((x for x in recs if x["estimator"] == lab and x["test"] == test
+                          and x["transform"] == tr), None)
+                if r is None:
+                    cells.append("-")
+                    continue
+                mark = "" if r["paper_inside_ci"] else " *"
+                cells.append(f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] "
+                             f"{r['verdict']} ({_fmt(r['paper'])}){mark}")
+            lines.append(f"| {test} | {tr} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(recs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels = [ESTIMATORS[k][2] for k in ESTIMATORS]
+    fig = Figure(figsize=(11, 4.2))
+    for i, test in enumerate(TESTS):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for j, tr in enumerate(TRANSFORMS):
+            for k, lab in enumerate(labels):
+                r = next((x for x in recs if x["estimator"] == lab and x["test"] == test
+                          and x["transform"] == tr), None)
+                if r is None or r["mean"] is None:
+                    continue
+                x = j + (k - 2) * 0.15
+                color = f"C{k}"
+                lo = r["ci_low"] if r["ci_low"] is not None else r["mean"]
+                hi = r["ci_high"] if r["ci_high"] is not None else r["mean"]
+                ax.plot([x, x], [max(lo, -0.5), min(hi, 4.0)], "-", color=color, lw=2)
+                ax.plot([x], [r["mean"]], "o", color=color, ms=5,
+                        label=lab if j == 0 else None)
+                if r["paper"] is not None:
+                    ax.plot([x], [r["paper"]], "_", color="k", ms=12, mew=2,
+                            label="paper" if j == 0 and k == 0 else None)
+        ideal = 1.0 if test == "data_processing" else 2.0
+        ax.axhline(ideal, color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(3), TRANSFORMS)
+        ax.set_title(f"{test} (ideal {'<= 1' if ideal == 1 else '2'})")
+        ax.set_ylim(-0.2, 3.0)
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(a: Namespace) -> None:
+    out = run(a)
+    results = load(out)
+    recs = records(results)
+    docs = a.docs
+    docs.mkdir(parents=True, exist_ok=True)
+    meta = {"tag": tag_of(a), "critic": a.critic, "width": a.width, "steps": a.steps,
+            "max_steps": a.max_steps, "seeds": a.seeds,
+            "estimators": {k: {"wall_seconds": r.provenance.wall_seconds,
+                               "verdict": r.verdict, "device": r.provenance.device}
+                           for k, r in results.items()}}
+    (docs / "table3.json").write_text(json.dumps({"meta": meta, "cells": recs}, indent=1))
+    plot(recs, docs / "table3.png")
+    md = table_md(recs)
+    (docs / "table3_table.md").write_text(md + "\n")
+    print(md)
+    print(f"written {docs}/table3.json, table3.png, table3_table.md")

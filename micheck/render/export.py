@@ -1,0 +1,86 @@
+"""A result as CSV: one row per (test point, seed), for pandas and spreadsheets.
+
+Each row names its point (test, transform, t), its seed, that seed's ratio and the two
+estimates it divides, as workers.selfconsistency defines the tests (paper 002, Sec. 4.2,
+6.2, App. B.2; this module may not import the workers, so the mapping is repeated here
+and tested against theirs).
+With Y_t the top t rows of X and T a Table 3 transform:
+
+    ground_truth            I_hat(X; Y) / true I(X; Y)
+    baseline, rows          I_hat(X; Y_t) / I_hat(X; X)
+    independence, rows      I_hat(X; Y'_t) / I_hat(X; X)
+    data_processing, rows   I_hat([X, X]; [Y_t, Y_{t-offset}]) / I_hat(X; Y_t)
+    additivity, rows        I_hat([X1, X2]; [Y1_t, Y2_t]) / I_hat(X; Y_t)
+    baseline, transform     I_hat(X; T(X)) / I_hat(X; X)
+    other, transform        I_hat(the test's pair under T) / I_hat(X; T(X))
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from micheck.contract import Estimate, EvaluationResult, Ratio
+
+COLUMNS = ("evaluation_id", "estimator", "dataset", "test", "transform", "t", "seed",
+           "ratio", "numerator_mi", "denominator_mi", "denominator", "numerator_mi_train",
+           "steps", "diverged", "point_ratio", "point_ci_low", "point_ci_high", "ideal",
+           "tolerance", "verdict", "note")
+
+
+def _key(test: str, t: int | None, transform: str, seed: int) -> tuple:
+    return test, t, transform, seed
+
+
+def operands(ratio: Ratio, height: int) -> tuple[tuple[str, int | None, str],
+                                                   tuple[str, int | None, str] | None]:
+    """(numerator, denominator) as (role, t, transform); denominator None = the true MI."""
+    num = (ratio.test, ratio.t, ratio.transform)
+    if ratio.test == "ground_truth":
+        return num, None
+    if ratio.transform != "rows":
+        if ratio.test == "baseline":
+            return num, ("baseline", height, "rows")
+        return num, ("baseline", None, ratio.transform)
+    if ratio.test in ("baseline", "independence"):
+        return num, ("baseline", height, "rows")
+    return num, ("baseline", ratio.t, "rows")
+
+
+def _verdict(r: Ratio) -> str:
+    return r.verdict
+
+
+def _cell(x: object) -> object:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    return x
+
+
+def results_csv(result: EvaluationResult, evaluation_id: str = "") -> str:
+    req = result.request
+    est: dict[tuple, Estimate] = {_key(e.test, e.t, e.transform, e.seed): e
+                                  for e in result.estimates}
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in result.ratios:
+        num_k, den_k = operands(r, req.dataset.height)
+        for i, seed in enumerate(req.seeds):
+            num = est.get(_key(*num_k, seed))
+            den = est.get(_key(*den_k, seed)) if den_k else None
+            den_mi = (num.true_mi if num else None) if den_k is None else \
+                (den.mi_test if den else None)
+            den_name = "true_mi" if den_k is None else \
+                f"{den_k[0]}/{den_k[2]}/t={'-' if den_k[1] is None else den_k[1]}"
+            w.writerow([_cell(x) for x in (
+                evaluation_id, req.estimator.name, req.dataset.name, r.test, r.transform,
+                r.t, seed, r.per_seed[i] if i < len(r.per_seed) else None,
+                num.mi_test if num else None, den_mi, den_name,
+                num.mi_train if num else None, num.steps if num else None,
+                num.diverged if num else None, r.value, r.ci_low, r.ci_high, r.ideal,
+                r.tolerance, _verdict(r), r.note)])
+    return out.getvalue()
