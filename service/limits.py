@@ -19,9 +19,12 @@ def check_limits(request: EvaluationRequest, settings: Settings) -> None:
     over("estimator.train.steps", train.steps, settings.max_steps, "MAX_STEPS")
     over("estimator.train.batch_size", train.batch_size, settings.max_batch_size,
          "MAX_BATCH_SIZE")
-    over("estimator.train.eval_samples", train.eval_samples, 64 * settings.max_batch_size,
-         "MAX_BATCH_SIZE")
+    if train.eval_samples is not None:  # None: the whole test split, bounded by the data set
+        over("estimator.train.eval_samples", train.eval_samples, 64 * settings.max_batch_size,
+             "MAX_BATCH_SIZE")
+    over("estimator.train.max_steps", train.step_cap, settings.max_steps, "MAX_STEPS")
     over("seeds", len(request.seeds), settings.max_seeds, "MAX_SEEDS")
+    over("max_seeds", request.seed_cap, settings.max_seeds, "MAX_SEEDS")
     over("tests", len(request.tests), settings.max_tests, "MAX_TESTS")
     for i, test in enumerate(request.tests):
         if test.rows is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,14 @@ def test_unknown_staircase_label_is_one_clear_message(tmp_path: Path) -> None:
                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode != 0
     assert "unknown estimator label" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_missing_data_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "MICHECK_MNIST_FILE": str(tmp_path / "absent.pkl.gz"),
+           "MICHECK_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "bench", "mnist", "--quick", "--out",
+                          str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr
+    assert "absent.pkl.gz is missing" in res.stderr and "./scripts/setup" in res.stderr

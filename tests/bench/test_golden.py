@@ -18,10 +18,10 @@ import torch
 from micheck.workers.estimators import infonce
 from micheck.workers.trainer import train_critics
 
+from bench import mnist as bench_mnist
 from bench import reference
 from bench import staircase as st
 from bench.mixed import Job, MixedStack, train_mixed
-from micheck.errors import DataNotFound
 
 GOLDEN_TOL = 0.05
 STEPS_PER_BLOCK = 150
@@ -109,11 +109,25 @@ def test_table2_orderings_at_mi_6() -> None:
         assert smile["bias"] < nwj["bias"] - 0.5, (seed, at6)
 
 
-def test_reference_tables_and_override(tmp_path, monkeypatch) -> None:
+def test_reference_tables_are_the_papers() -> None:
+    """The transcribed Tables 2 and 3 of paper 002 (pp. 16, 18): complete, and spot values."""
     t2 = reference.table2()
+    labels = {"CPC", "NWJ", "SMILE(tau=1.0)", "SMILE(tau=5.0)", "SMILE(tau=10.0)",
+              "SMILE(tau=inf)", "GM(flow)"}
+    assert set(t2) == {(m, lab, task) for m in ("bias", "var", "mse") for lab in labels
+                       for task in ("gaussian", "cubic")}
+    assert all(len(v) == len(reference.MI_LEVELS) and min(v) >= 0 for v in t2.values())
     assert t2[("bias", "CPC", "gaussian")] == [0.25, 0.99, 2.31, 4.00, 5.89]
-    assert len(t2) == 42
-    assert reference.table3()[("additivity", "scaling")]["CPC"] == 1.0
-    monkeypatch.setenv(reference.ENV, str(tmp_path))
-    with pytest.raises(DataNotFound, match="song_ermon_table2.csv"):
-        reference.table2()
+    assert t2[("var", "NWJ", "gaussian")][-1] == 99.0
+    assert t2[("mse", "GM(flow)", "cubic")] == [1.65, 0.91, 4.36, 9.70, 13.67]
+    # every label the staircase benchmark compares has its row
+    assert {lab for lab in st.BY_LABEL if lab in labels} == labels
+    t3 = reference.table3()
+    assert set(t3) == {(test, tr) for test in reference.TABLE3_IDEAL
+                       for tr in ("scaling", "rotation", "translation")}
+    assert t3[("additivity", "rotation")] == {"CPC": 1.0, "MINE": 2.09, "GM(VAE)": 1.58,
+                                              "SMILE(tau=5.0)": 1.5, "SMILE(tau=inf)": 1.78}
+    assert all(row["CPC"] == 1.0 for row in t3.values())
+    # the MNIST benchmark's labels are Table 3's columns
+    assert {label for _, _, label in bench_mnist.ESTIMATORS.values()} == set(
+        reference.TABLE3_ESTIMATORS)

