@@ -1,8 +1,13 @@
 """python -m bench.api [--rate R] [--requests N] [--out DIR] [--client-size] [--report]
+                      [--load [--rates 20,50,100,200] [--seconds S]] [--profile]
 
 The service's own costs, not the engine's: submit and status latency over loopback, the
 base (client) install's footprint, and the report page's render time. By default only the
 latency part runs; --client-size / --report run those parts instead, --all runs all three.
+--load: p50/p99 of POST and of GET, each open loop at every rate of --rates, against
+`micheck up`'s parts (API process, embedded Redis, SQLite) while a worker trains (busy).
+--profile: where a submission's time goes: the API in this process under cProfile (the
+event loop and every thread-pool thread), fed by a load generator in another process.
 Each part merges its figures into OUT/api.json (submit figures keyed by rate).
 """
 
@@ -90,6 +95,236 @@ def measure_submit(url: str, token: str, n: int, rate: float, first_seed: int = 
 
     lat, behind, statuses, ids = zip(*asyncio.run(go()), strict=True)
     return SubmitRun(list(lat), list(behind), list(statuses), list(ids))
+
+
+@dataclass
+class LoadRun:
+    latencies: list[float]
+    statuses: list[int]
+    wall_s: float
+
+
+def open_loop(url: str, token: str, n: int, rate: float, method: str,
+              path: Any, body: Any = None) -> LoadRun:
+    """n requests at a fixed open-loop rate (request i leaves at t0 + i/rate whatever the
+    earlier ones did); `path(i)` and `body(i)` give each one's target and JSON body."""
+
+    async def go() -> tuple[list[tuple[float, int]], float]:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+                                     headers={"Authorization": f"Bearer {token}"}) as c:
+            t0 = time.perf_counter() + 0.05
+
+            async def one(i: int) -> tuple[float, int]:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+                start = time.perf_counter()
+                try:
+                    r = await c.request(method, path(i), json=body(i) if body else None)
+                except httpx.HTTPError:
+                    return time.perf_counter() - start, 0
+                return time.perf_counter() - start, r.status_code
+
+            res = await asyncio.gather(*(one(i) for i in range(n)))
+            return res, time.perf_counter() - t0
+
+    res, wall = asyncio.run(go())
+    return LoadRun([x for x, _ in res], [c for _, c in res], wall)
+
+
+def _load_summary(run: LoadRun, rate: float) -> dict[str, Any]:
+    ms = sorted(x * 1000 for x in run.latencies)
+    return {"rate_per_s": rate, "n": len(ms), "achieved_per_s": round(len(ms) / run.wall_s, 1),
+            "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
+            "max_ms": round(ms[-1], 1),
+            "statuses": dict(sorted(Counter(str(c) for c in run.statuses).items()))}
+
+
+# a job that keeps the worker training for the whole load run (canceled at the end)
+BUSY_SPEC: dict[str, Any] = {**SPEC, "seeds": [10**6], "estimator": {
+    **SPEC["estimator"], "train": {"batch_size": 64, "steps": 200_000, "eval_samples": 64}}}
+
+
+def bench_load(rates: list[float], seconds: float) -> dict[str, Any]:
+    """POST then GET at each rate, open loop, with the worker busy training."""
+    n_max = int(max(rates) * seconds) * 2 + 100
+    with tempfile.TemporaryDirectory(prefix="micheck-load-") as tmp:
+        stack = _stack(Path(tmp) / "var", {"MICHECK_MAX_QUEUED_PER_TOKEN": str(n_max),
+                                           "MICHECK_TORCH_THREADS": "1"})
+        try:
+            stack.start_api()
+            stack.start_worker()
+            token = stack.token("bench")
+            with httpx.Client(base_url=stack.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as c:
+                busy = c.post("/v1/evaluations", json=BUSY_SPEC).json()["id"]
+                t0 = time.perf_counter()
+                while c.get(f"/v1/evaluations/{busy}").json()["progress"]["steps_done"] == 0:
+                    if time.perf_counter() - t0 > 300:
+                        raise TimeoutError("the busy job did not start training in 300 s")
+                    time.sleep(0.5)
+            # warm-up: lazy imports, connection set-up, first-query plans
+            open_loop(stack.url, token, 20, 20, "POST", lambda i: "/v1/evaluations",
+                      lambda i: body(n_max + i))
+            out: dict[str, Any] = {"busy_worker": True, "seconds_per_rate": seconds}
+            seed = 0
+            for rate in rates:
+                n = int(rate * seconds)
+                first = seed
+                post = open_loop(stack.url, token, n, rate, "POST",
+                                 lambda i: "/v1/evaluations",
+                                 lambda i, first=first: body(first + i))
+                seed += n
+                with httpx.Client(base_url=stack.url, timeout=60, headers={
+                        "Authorization": f"Bearer {token}"}) as c:
+                    ids = [v["id"] for v in c.get("/v1/evaluations",
+                                                  params={"limit": 200}).json()["items"]]
+                get = open_loop(stack.url, token, n, rate, "GET",
+                                lambda i, ids=ids: f"/v1/evaluations/{ids[i % len(ids)]}")
+                out[f"{rate:g}"] = {"post": _load_summary(post, rate),
+                                    "get": _load_summary(get, rate)}
+                _show(f"load {rate:g}/s", out[f"{rate:g}"])
+            with httpx.Client(base_url=stack.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as c:
+                v = c.get(f"/v1/evaluations/{busy}").json()
+                out["busy_job_steps_done"] = v["progress"]["steps_done"]
+                out["busy_job_status"] = v["status"]
+                c.post(f"/v1/evaluations/{busy}/cancel")
+        finally:
+            stack.stop()
+    return out
+
+
+def _client_process(url: str, token: str, n: int, rate: float) -> subprocess.Popen:
+    code = ("import sys; from bench.api import open_loop, body; "
+            f"r = open_loop({url!r}, {token!r}, {n}, {rate}, 'POST', "
+            "lambda i: '/v1/evaluations', lambda i: body(10**7 + i)); "
+            "print(sum(c == 202 for c in r.statuses))")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+
+
+# where a module's time is booked: the first matching fragment of its file path
+_BUCKETS = [("sqlalchemy", "SQLAlchemy"), ("sqlite3", "sqlite3 (C)"), ("/rq/", "RQ"),
+            ("/redis/", "redis-py"), ("pydantic", "pydantic"), ("fastapi", "FastAPI"),
+            ("starlette", "Starlette"), ("uvicorn", "uvicorn"), ("h11", "h11 (HTTP parsing)"),
+            ("anyio", "anyio (thread pool)"), ("asyncio", "asyncio"), ("json", "json"),
+            ("/micheck/", "micheck"), ("/service/", "micheck"), ("/workers/", "micheck"),
+            ("threading", "threading (waits)"), ("logging", "logging"),
+            ("prometheus", "prometheus-client")]
+
+
+def _bucket(filename: str) -> str:
+    for frag, name in _BUCKETS:
+        if frag in filename:
+            return name
+    return "other" if filename not in ("~", "") else "builtins (C)"
+
+
+def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
+    """The API in this process (uvicorn, real SQLite and Redis) under cProfile: the event
+    loop thread and, by wrapping anyio's thread pool, every sync handler and dependency.
+    Times are CPU time of each thread (time.thread_time), not wall time: waits for the
+    SQLite write lock or a socket do not count, so the total is what one request costs the
+    CPU. Returns self-time per library, the top C functions and micheck's own functions by
+    cumulative time."""
+    import cProfile
+    import pstats
+    import threading
+
+    import anyio.to_thread
+    import uvicorn
+    from micheck.service.app import create_app
+
+    from micheck.processes import EmbeddedRedis
+    from micheck.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="micheck-prof-") as tmp:
+        var = Path(tmp) / "var"
+        redis = EmbeddedRedis(var)
+        redis.start()
+        profs: list[cProfile.Profile] = []
+        local = threading.local()
+        original = anyio.to_thread.run_sync
+
+        async def run_sync(func: Any, *args: Any, **kw: Any) -> Any:
+            def profiled(*a: Any) -> Any:
+                prof = getattr(local, "prof", None)
+                if prof is None:
+                    prof = local.prof = cProfile.Profile(time.thread_time)
+                    profs.append(prof)
+                prof.enable()
+                try:
+                    return func(*a)
+                finally:
+                    prof.disable()
+            return await original(profiled, *args, **kw)
+
+        try:
+            settings = Settings(var_dir=var, redis_url=redis.url, queue_routing="cpu",
+                                max_queued_per_token=n + 100, log_level="WARNING")
+            app = create_app(settings, run_reconciler=False)
+            from micheck.service import auth
+
+            token = auth.create_token(app.state.db, "bench")
+            port = _free_port()
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                                   log_level="warning", access_log=False))
+            loop_prof = cProfile.Profile(time.thread_time)
+
+            def serve() -> None:
+                loop_prof.enable()
+                try:
+                    server.run()
+                finally:
+                    loop_prof.disable()
+
+            anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+            th = threading.Thread(target=serve, daemon=True)
+            th.start()
+            while not server.started:
+                time.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            # one request alone first (it creates the share-link secret); the first requests'
+            # lazy imports are booked too (< 5% at n=600)
+            httpx.post(url + "/v1/evaluations", json=body(10**8), timeout=60,
+                       headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+            t0 = time.perf_counter()
+            client = _client_process(url, token, n, rate)
+            accepted = int((client.communicate()[0] or "0").strip() or 0)
+            wall = time.perf_counter() - t0
+            server.should_exit = True
+            th.join(30)
+        finally:
+            anyio.to_thread.run_sync = original  # type: ignore[assignment]
+            redis.stop()
+    stats = pstats.Stats(loop_prof)
+    for p in profs:
+        stats.add(p)
+    raw = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in raw.values())
+    by_lib: Counter[str] = Counter()
+    for (filename, _, _), (_, _, tt, _, _) in raw.items():
+        by_lib[_bucket(filename)] += tt
+    c_top = sorted(((tt, name) for (fn, _, name), (_, _, tt, _, _) in raw.items()
+                    if fn == "~"), reverse=True)[:8]
+    top = sorted(((ct, f"{Path(fn).name}:{line} {name}") for (fn, line, name), (_, _, _, ct, _)
+                  in raw.items() if "micheck" in fn or "/service/" in fn or "/workers/" in fn),
+                 reverse=True)[:12]
+    return {"requests": n, "rate_per_s": rate, "accepted": accepted, "wall_s": round(wall, 1),
+            "cpu_ms_per_request": round(total / max(1, n) * 1000, 2),
+            "self_time_share": {k: round(v / total, 3) for k, v in by_lib.most_common(14)},
+            "c_functions_ms_per_request": {name: round(tt / max(1, n) * 1000, 3)
+                                           for tt, name in c_top},
+            "micheck_cumulative_ms_per_request": {name: round(ct / max(1, n) * 1000, 2)
+                                                  for ct, name in top}}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
 
 
 def _timed(c: httpx.Client, url: str, **kw: Any) -> tuple[float, httpx.Response]:
@@ -255,6 +490,17 @@ def _show(title: str, res: dict[str, Any]) -> None:
 
 def run(a: argparse.Namespace) -> None:
     everything = getattr(a, "all_parts", False)
+    if a.load:
+        rates = [float(x) for x in a.rates.split(",") if x.strip()]
+        res = bench_load(rates, a.seconds)
+        _save(a.out, ("load",), res)
+    if a.profile:
+        res = profile_submit()
+        _show("profile: POST /v1/evaluations at 100/s, API under cProfile", res)
+        _save(a.out, ("profile",), res)
+    if a.load or a.profile:
+        print(f"written {a.out / 'api.json'}")
+        return
     if everything or not (a.client_size or a.report):
         res = bench_submit(a.requests, a.rate)
         _show(f"submit: {a.requests} POSTs at {a.rate:g}/s, then GETs (times in ms)", res)
@@ -276,6 +522,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-size", action="store_true", help="the base install's footprint")
     p.add_argument("--report", action="store_true", help="report page and plot render time")
     p.add_argument("--all", dest="all_parts", action="store_true", help="all three parts")
+    p.add_argument("--load", action="store_true", help="POST and GET p50/p99 at each of "
+                   "--rates with the worker busy")
+    p.add_argument("--rates", default="20,50,100,200", help="--load: requests per second")
+    p.add_argument("--seconds", type=float, default=5.0, help="--load: seconds per rate")
+    p.add_argument("--profile", action="store_true", help="where a POST's time goes (cProfile)")
 
 
 def main(argv: list[str] | None = None) -> None:

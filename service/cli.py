@@ -24,9 +24,23 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging(settings)
     host, port = args.host or settings.host, args.port or settings.port
-    # the factory reads MICHECK_* itself, so --workers N processes share one configuration
-    uvicorn.run("micheck.service.app:create_app", factory=True, host=host, port=port,
-                workers=args.workers, log_level="info", proxy_headers=True)
+    redis = None
+    if settings.redis_url in ("", "embedded"):
+        # our own child, not a daemon: stopped below when uvicorn returns (SIGTERM, Ctrl-C),
+        # and sent SIGTERM by the kernel if this process dies without getting there
+        from micheck.processes import EmbeddedRedis
+        from micheck.settings import set_redis_url
+
+        redis = EmbeddedRedis(settings.var_dir, log=settings.var_dir / "logs" / "redis.log")
+        redis.start()
+        set_redis_url(redis.url)
+    try:
+        # the factory reads MICHECK_* itself, so --workers N processes share one configuration
+        uvicorn.run("micheck.service.app:create_app", factory=True, host=host, port=port,
+                    workers=args.workers, log_level="info", proxy_headers=True)
+    finally:
+        if redis is not None:
+            redis.stop()
     return 0
 
 

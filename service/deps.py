@@ -14,6 +14,7 @@ from micheck.queue import JobQueue
 from micheck.settings import Settings
 from micheck.storage.db import Database
 
+# the trivial dependencies are `async def`: a sync one costs a thread-pool hop per request
 _bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
 # Set by the sign-in form (routes/pages.py): HttpOnly, SameSite=Strict. Accepted for GET
 # and HEAD only, so a page never needs the token in its URL and no write rides on a cookie.
@@ -21,19 +22,19 @@ SESSION_COOKIE = "micheck_session"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="micheck"'}
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _db(request: Request) -> Database:
+async def _db(request: Request) -> Database:
     return request.app.state.db
 
 
-def _queue(request: Request) -> JobQueue:
+async def _queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from rq.timeouts import JobTimeoutException
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
 from micheck.errors import Canceled, DataNotFound, SpecError
+from micheck.processes import die_with_parent
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
@@ -33,7 +35,16 @@ def worker_name() -> str:
 
 
 def run_evaluation(evaluation_id: str) -> str:
-    """RQ entry point (enqueued as "micheck.workers.job.run_evaluation"); returns the final status."""
+    """RQ entry point (enqueued as "micheck.workers.job.run_evaluation"); returns the final status.
+
+    RQ's SpawnWorker starts this process in its own process group, so a signal to the
+    worker's group does not reach it and a killed worker would leave it training as an
+    orphan: it asks the kernel for SIGKILL when its worker dies (and exits at once if the
+    worker is already gone).
+    """
+    worker_pid = Settings().worker_pid
+    if worker_pid:
+        die_with_parent(signal.SIGKILL, expected_parent=worker_pid)
     from micheck.workers.engine import evaluate  # imports torch: only in the work horse
 
     return execute(evaluation_id, evaluate)

@@ -3,23 +3,33 @@
 SpawnWorker starts a fresh interpreter per job instead of forking: CUDA state does not
 survive fork. This parent process never imports torch; it only dequeues, heartbeats its
 row in the workers table and runs the reconciler now and then.
+
+Lifetimes: a job process dies with its worker (it asks for PR_SET_PDEATHSIG at start,
+see `micheck.workers.job`), so a killed worker never leaves training behind. When Redis
+goes away the worker does not quit: it waits for Redis with exponential backoff
+(tenacity), lets a running job finish, registers again and goes on dequeuing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq.worker import SpawnWorker
 from sqlalchemy import delete
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from micheck.errors import SpecError
 from micheck.queue import JobQueue, reconcile
-from micheck.settings import Settings, set_worker_device
+from micheck.settings import Settings, set_worker_device, set_worker_pid
 from micheck.storage import store
 from micheck.storage.db import Database
 from micheck.storage.models import Evaluation, WorkerRow, utcnow
@@ -93,14 +103,57 @@ def _horse_killed(db: Database, name: str, settings: Settings):
     return handler
 
 
+class MicheckWorker(SpawnWorker):
+    """SpawnWorker that remembers whether it was asked to stop, so a work loop that ended
+    for another reason (Redis went away) is told apart from a shutdown."""
+
+    stop_asked = False
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_force_stop(signum, frame)
+
+
+def _stop_now(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def wait_for_redis(jq: JobQueue, *, max_wait_s: float = 10.0) -> None:
+    """Ping until Redis answers, backing off exponentially up to `max_wait_s` between tries."""
+    for attempt in Retrying(retry=retry_if_exception_type((RedisError, OSError)),
+                            wait=wait_exponential(multiplier=0.2, max=max_wait_s),
+                            before_sleep=lambda st: log.warning(
+                                "Redis unreachable (%s); retrying in %.1f s", st.outcome.exception()
+                                if st.outcome else "?", st.next_action.sleep if st.next_action
+                                else 0), reraise=True):
+        with attempt:
+            jq.redis.ping()
+
+
+def _wait_for_horse(worker: SpawnWorker) -> None:
+    """A job that outlived its worker loop (Redis vanished mid-job) finishes first: one
+    job at a time, and its exit status is collected."""
+    pid = getattr(worker, "_horse_pid", 0)
+    if pid:
+        with contextlib.suppress(ChildProcessError):
+            log.warning("waiting for job process %s to finish before reconnecting", pid)
+            os.waitpid(pid, 0)
+
+
 def run_worker(settings: Settings, *, device: str | None = None, queues: list[str] | None = None,
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
     device = resolve_device(device, queues, settings)
     set_worker_device(device)  # read by the spawned job process
+    set_worker_pid(os.getpid())  # a job process exits when this one is gone
     db = Database(settings)
     jq = JobQueue(settings)
-    jq.redis.ping()
+    signal.signal(signal.SIGTERM, _stop_now)  # until RQ installs its own handlers
+    wait_for_redis(jq)
     name = name or f"{socket.gethostname()}.{device.replace(':', '')}.{os.getpid()}"
     with db.session() as s:
         # forget this host's rows that stopped beating long ago (crashed earlier runs)
@@ -115,12 +168,28 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
         reconcile(db, jq)
     except Exception as exc:
         log.warning("initial reconcile failed: %s", exc)
-    worker = SpawnWorker([jq.queue(q) for q in queues], connection=jq.redis, name=name,
-                         serializer=jq.serializer,
-                         work_horse_killed_handler=_horse_killed(db, name, settings))
     log.info("worker %s on %s, queues %s", name, device, queues)
     try:
-        worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+        while True:
+            worker = MicheckWorker([jq.queue(q) for q in queues], connection=jq.redis,
+                                   name=name, serializer=jq.serializer,
+                                   work_horse_killed_handler=_horse_killed(db, name, settings))
+            started = time.monotonic()
+            try:
+                worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+            except RedisError as exc:  # e.g. in RQ's teardown, with Redis gone
+                log.warning("worker loop lost Redis: %s", exc)
+            if worker.stop_asked or burst:
+                break
+            # RQ's loop ended on an error (Redis went away): reconnect, do not quit
+            signal.signal(signal.SIGTERM, _stop_now)
+            signal.signal(signal.SIGINT, _stop_now)
+            _wait_for_horse(worker)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # no busy loop
+            wait_for_redis(jq)
+            with contextlib.suppress(RedisError):  # our own stale registration
+                jq.redis.delete(worker.key)
+            log.warning("worker %s: Redis is back; registering again", name)
     finally:
         keeper.halt.set()
         with db.session() as s:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from micheck.contract import (
@@ -42,6 +42,7 @@ from micheck.storage.models import (
     RatioRow,
     Result,
     Token,
+    WorkerRow,
     utcnow,
 )
 
@@ -466,3 +467,45 @@ def queued_before(s: Session, older_than: timedelta) -> list[Evaluation]:
         Evaluation.status == Q, Evaluation.rq_job_id.is_not(None),
         or_(Evaluation.enqueued_at.is_(None), Evaluation.enqueued_at < cutoff),
         Evaluation.updated_at < cutoff)))
+
+
+# ---- workers ------------------------------------------------------------------------------
+
+
+def live_workers(s: Session, stale_after: timedelta) -> list[WorkerRow]:
+    """Workers whose heartbeat is younger than `stale_after` (the same threshold after
+    which the reconciler gives a running evaluation up): older ones are gone."""
+    cutoff = utcnow() - stale_after
+    return list(s.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff)
+                          .order_by(WorkerRow.name)))
+
+
+def count_live_workers(s: Session, stale_after: timedelta) -> int:
+    cutoff = utcnow() - stale_after
+    return s.scalar(select(func.count()).select_from(WorkerRow)
+                    .where(WorkerRow.heartbeat_at >= cutoff)) or 0
+
+
+def release_worker(s: Session, worker: str, max_attempts: int, why: str) -> dict[str, list[str]]:
+    """A worker is known dead (its supervisor reaped it and its job processes): give each
+    attempt it was running up now instead of after stale_after_s, retrying (queued) while
+    attempts remain, and forget its row. Attempts are never refunded: an attempt number is
+    used once, so a late write from it could never pass for its successor's."""
+    out: dict[str, list[str]] = {"retried": [], "failed": [], "canceled": []}
+    for eid, attempt, cancel in s.execute(
+            select(Evaluation.id, Evaluation.attempts, Evaluation.cancel_requested).where(
+                Evaluation.status == R, Evaluation.worker == worker)).all():
+        msg = f"{why} during attempt {attempt}"
+        if cancel:  # its owner asked to stop it: that is what happened
+            if finish_attempt(s, eid, attempt, status=CANCELED, code="canceled",
+                              message=f"canceled on request ({msg})"):
+                out["canceled"].append(eid)
+        elif attempt < max_attempts:
+            if finish_attempt(s, eid, attempt, status=Q, code="worker_lost",
+                              message=msg + "; retrying"):
+                out["retried"].append(eid)
+        elif finish_attempt(s, eid, attempt, status=FAILED, code="worker_lost",
+                            message=f"{msg}; gave up after {attempt} attempts"):
+            out["failed"].append(eid)
+    s.execute(delete(WorkerRow).where(WorkerRow.name == worker))
+    return out

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from micheck.service.auth import Caller
 from micheck.service.deps import (
@@ -75,7 +75,7 @@ def _visible(row: Evaluation | None, caller: Caller, settings) -> Evaluation:
                               "description": "an identical evaluation (deduplicated) or an "
                                              "Idempotency-Key replay"}, **PROBLEMS})
 def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, settings: SettingsDep,
-           caller: Writer, metrics: MetricsDep,
+           caller: Writer, metrics: MetricsDep, background: BackgroundTasks,
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
            ) -> JSONResponse:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
@@ -163,12 +163,18 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
                 raise ProblemError(409, "conflicting concurrent request") from None
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
                                   request, settings)
-    try:
-        dispatch(db, jq, caller.name)  # fair scheduling: only the owner's next goes to RQ
-    except Exception as exc:  # the row is durable; the reconciler enqueues it later
-        log.warning("evaluation stored but not enqueued (%s); the reconciler will retry", exc)
+    # the row is committed: the caller needs no more. After the response is sent, put the
+    # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time)
+    background.add_task(_dispatch, db, jq, caller.name)
     metrics.submissions.labels("created").inc()
     return response
+
+
+def _dispatch(db, jq, owner: str | None) -> None:
+    try:
+        dispatch(db, jq, owner)
+    except Exception as exc:  # the row is durable; the reconciler enqueues it later
+        log.warning("evaluation stored but not enqueued (%s); the reconciler will retry", exc)
 
 
 @router.get("", operation_id="list_evaluations", response_model=EvaluationPage,

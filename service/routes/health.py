@@ -1,35 +1,55 @@
-"""Liveness, readiness (database and Redis answer) and Prometheus metrics."""
+"""Liveness, readiness (database, Redis and a live worker) and Prometheus metrics."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, Response
-from micheck.service.deps import DBDep, MetricsDep, QueueDep
+from micheck.service.deps import DBDep, MetricsDep, QueueDep, SettingsDep
 from micheck.service.problems import ProblemError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+
+from micheck.storage import store
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", operation_id="healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz(settings: SettingsDep) -> dict[str, str]:
+    """The process answers. Under `micheck up` it also names its run (`instance`), so
+    `up` never mistakes another stack's API on the same port for its own."""
+    body = {"status": "ok"}
+    if settings.instance_id:
+        body["instance"] = settings.instance_id
+    return body
 
 
-@router.get("/readyz", operation_id="readyz")
-def readyz(db: DBDep, jq: QueueDep) -> dict[str, str]:
-    checks = {}
+@router.get("/readyz", operation_id="readyz", responses={503: {"description": "a part is down; the body says which"}})
+def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
+    """200 when the database and Redis answer and a worker beat within stale_after_s;
+    otherwise 503 naming each part that is down. Reads and submissions still work while
+    Redis or the workers are down (submissions wait in the database)."""
+    checks: dict[str, str] = {}
     try:
         with db.session() as s:
             s.execute(text("SELECT 1"))
+            live = store.count_live_workers(s, timedelta(seconds=settings.stale_after_s))
         checks["database"] = "ok"
+        checks["workers"] = f"{live} live" if live else "down: no worker heartbeat within " \
+                                                        f"{settings.stale_after_s:g} s"
     except Exception as exc:
-        raise ProblemError(503, f"database unreachable: {type(exc).__name__}") from None
+        checks["database"] = f"down: {type(exc).__name__}"
+        checks["workers"] = "unknown: the database is down"
     try:
         jq.redis.ping()
         checks["redis"] = "ok"
     except Exception as exc:
-        raise ProblemError(503, f"redis unreachable: {type(exc).__name__}") from None
+        checks["redis"] = f"down: {type(exc).__name__}"
+    down = sorted(k for k, v in checks.items() if not (v == "ok" or v.endswith(" live")))
+    if down:
+        raise ProblemError(503, "not ready: " + ", ".join(f"{k} {checks[k]}" for k in down),
+                           headers={"Retry-After": "5"}, down=down, **checks)
     return {"status": "ready", **checks}
 
 

@@ -1,4 +1,10 @@
-"""The workers that reported recently, and what they are doing."""
+"""The workers that beat recently, and what they are doing.
+
+A worker whose heartbeat is older than stale_after_s is gone (the reconciler gives its
+evaluation up after the same time) and is not listed. Hosts, pids and the evaluations
+other owners run are an admin's business: other callers see each worker's device, queue
+and heartbeat, whether it is busy, and the id of an evaluation only if it is their own.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,28 @@ from micheck.service.deps import DBDep, Reader, SettingsDep
 from sqlalchemy import select
 
 from micheck.contract import WorkerView
-from micheck.storage.models import WorkerRow, utcnow
+from micheck.storage import store
+from micheck.storage.models import Evaluation, utcnow
 
 router = APIRouter(prefix="/v1", tags=["workers"])
 
 
 @router.get("/workers", operation_id="list_workers")
-def workers(db: DBDep, settings: SettingsDep, _caller: Reader) -> list[WorkerView]:
+def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView]:
     now = utcnow()
-    cutoff = now - timedelta(seconds=settings.worker_forget_after_s)
     with db.session() as s:
-        rows = s.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff)
-                         .order_by(WorkerRow.name)).all()
-        return [WorkerView(name=r.name, device=r.device, queue=r.queue,
-                           current_evaluation=r.current_evaluation,
-                           heartbeat_age_seconds=round((now - r.heartbeat_at).total_seconds(), 3))
-                for r in rows]
+        rows = store.live_workers(s, timedelta(seconds=settings.stale_after_s))
+        busy = [r.current_evaluation for r in rows if r.current_evaluation]
+        owners = dict(s.execute(select(Evaluation.id, Evaluation.owner)
+                                .where(Evaluation.id.in_(busy))).all()) if busy else {}
+    out = []
+    for i, r in enumerate(rows):
+        mine = r.current_evaluation is not None and caller.name is not None \
+            and owners.get(r.current_evaluation) == caller.name
+        out.append(WorkerView(
+            name=r.name if caller.admin else f"worker-{i + 1}", device=r.device, queue=r.queue,
+            current_evaluation=r.current_evaluation if caller.admin or mine else None,
+            busy=r.current_evaluation is not None,
+            host=r.host if caller.admin else None, pid=r.pid if caller.admin else None,
+            heartbeat_age_seconds=round((now - r.heartbeat_at).total_seconds(), 3)))
+    return out

@@ -49,3 +49,27 @@ def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
         g = gets[part]
         assert 0 < g["median_ms"] <= g["p90_ms"] <= g["p99_ms"] <= g["max_ms"]
         assert math.isfinite(g["max_ms"])
+
+
+def test_open_loop_post_then_get_summary(stack: Stack) -> None:
+    from bench.api import _load_summary, body, open_loop
+
+    stack.start_api()
+    token = stack.token("bench")
+    post = open_loop(stack.url, token, 12, 40, "POST", lambda i: "/v1/evaluations",
+                     lambda i: body(1000 + i))
+    assert post.statuses == [202] * 12 and post.wall_s >= 11 / 40
+    s = _load_summary(post, 40)
+    assert s["n"] == 12 and s["statuses"] == {"202": 12}
+    assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"] and 0 < s["achieved_per_s"] <= 45
+    get = open_loop(stack.url, token, 12, 40, "GET", lambda i: "/v1/evaluations?limit=1")
+    assert get.statuses == [200] * 12
+
+
+def test_profile_books_the_submission_path(tmp_path: Path) -> None:
+    from bench.api import profile_submit
+
+    res = profile_submit(n=30, rate=30)
+    assert res["accepted"] == 30 and res["cpu_ms_per_request"] > 0
+    assert 0.9 <= sum(res["self_time_share"].values()) <= 1.0001  # shares of the whole
+    assert any(k.endswith(" create") for k in res["micheck_cumulative_ms_per_request"])

@@ -35,4 +35,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 def test_no_server_errors(case, bearer):
-    case.call_and_validate(headers=bearer, checks=[not_a_server_error])
+    response = case.call(headers=bearer)
+    if case.path == "/readyz" and response.status_code == 503:
+        # /readyz's documented answer while a part is down (this app has no worker)
+        assert response.json()["down"] == ["workers"]
+        return
+    case.validate_response(response, checks=[not_a_server_error])

@@ -182,3 +182,31 @@ def test_lock_owner_makes_count_then_insert_atomic(db):
     assert admitted.count(True) == 50
     with db.session() as s:
         assert store.count_queued(s, "alice") == 50
+
+
+def test_release_worker_hands_back_a_dead_workers_attempts(db):
+    from micheck.storage.models import WorkerRow
+
+    retry, spent, cancel, other = (_new(db, seeds=[i]) for i in range(4))
+    with db.session() as s:
+        for eid in (retry, spent, cancel):
+            store.claim(s, eid, "w1", 3)
+        store.claim(s, other, "w2", 3)
+        s.get(Evaluation, spent).attempts = 3
+        store.request_cancel(s, cancel)
+        for name, age in (("w1", 0), ("w2", 0), ("w3", 120)):
+            s.add(WorkerRow(name=name, device="cpu", queue="cpu", host="h", pid=1,
+                            heartbeat_at=utcnow() - timedelta(seconds=age)))
+    with db.session() as s:
+        assert [w.name for w in store.live_workers(s, timedelta(seconds=60))] == ["w1", "w2"]
+        done = store.release_worker(s, "w1", 3, "worker w1 died")
+    assert done == {"retried": [retry], "failed": [spent], "canceled": [cancel]}
+    with db.session() as s:
+        rows = {e: s.get(Evaluation, e) for e in (retry, spent, cancel, other)}
+        assert [rows[e].status for e in (retry, spent, cancel, other)] == [
+            "queued", "failed", "canceled", "running"]
+        assert rows[retry].attempts == 1 and rows[retry].error_code == "worker_lost"
+        assert "gave up after 3" in rows[spent].error_message
+        assert store.count_live_workers(s, timedelta(seconds=60)) == 1  # w1's row is gone
+        # a late write from the released attempt cannot land
+        assert store.heartbeat(s, retry, 1) is None
