@@ -494,6 +494,7 @@ def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
     from micheck.spec import load_spec
 
     request = load_spec(spec_path)
+    started = time.monotonic()
     bar = ProgressLine(stream=sys.stdout)
     with Client(stack.url, token) as client:
         view = client.submit(request)
@@ -507,6 +508,8 @@ def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
         result = client.results(view.id)
     print()
     print(ratio_table(result))
+    print(f"demo wall time: {time.monotonic() - started:.0f} s from submission to verdict "
+          f"({result.provenance.wall_seconds:.0f} s of training and evaluation)")
     print(f"stored in: {stack.settings.database_url} (evaluation {view.id})")
     print(f"while a stack runs (`micheck up --var-dir {stack.var_dir}`): "
           f"GET /v1/evaluations/{view.id}/results with the token in {stack.var_dir / 'token'}")
