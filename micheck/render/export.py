@@ -69,8 +69,14 @@ def results_csv(result: EvaluationResult, evaluation_id: str = "") -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in result.ratios:
+        if r.kind == "step":  # a monotonicity step is the difference of two rows above
+            continue
         num_k, den_k = operands(r, req.dataset.height)
-        for i, seed in enumerate(req.seeds):
+        # the seeds this point was computed on (adaptive rounds may add seeds to some
+        # points only), in the order of its per-seed values
+        seeds = [s for s in result.provenance.seeds if _key(*num_k, s, r.rho) in est
+                 and (den_k is None or _key(*den_k, s) in est)]
+        for i, seed in enumerate(seeds):
             num = est.get(_key(*num_k, seed, r.rho))
             den = est.get(_key(*den_k, seed)) if den_k else None
             den_mi = (num.true_mi if num else None) if den_k is None else \

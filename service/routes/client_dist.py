@@ -47,6 +47,8 @@ DIST = "micheck"
 MAPPED_PARTS = ("micheck.service", "micheck.workers", "micheck.clients")
 # pyproject's [tool.setuptools.package-data]: files besides modules that ship in packages
 PACKAGE_DATA = ("*.py", "*.ini", "*.mako", "*.html", "*.css", "*.yml", "*.yaml")
+# pyproject's per-package data in sub-folders (tool.setuptools.package-data)
+DATA_GLOBS = {"micheck.service": ("templates/*.html",)}
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _lock = threading.Lock()
 _built: dict[Path, Path] = {}  # var dir -> wheel built by this process
@@ -78,9 +80,13 @@ def _members() -> list[tuple[str, bytes]]:
     """(path in the wheel, content) of every module and package-data file."""
     out = []
     for package, directory in _packages():
-        for f in sorted(directory.iterdir()):
-            if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in PACKAGE_DATA):
-                out.append((f"{package.replace('.', '/')}/{f.name}", f.read_bytes()))
+        files = [f for f in directory.iterdir()
+                 if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in PACKAGE_DATA)]
+        for pattern in DATA_GLOBS.get(package, ()):
+            files += [f for f in directory.glob(pattern) if f.is_file()]
+        for f in sorted(set(files)):
+            rel = f.relative_to(directory).as_posix()
+            out.append((f"{package.replace('.', '/')}/{rel}", f.read_bytes()))
     return out
 
 

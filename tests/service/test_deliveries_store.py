@@ -28,7 +28,7 @@ def _events(db, eid: str) -> list[str]:  # noqa: F811
 
 def test_every_terminal_transition_writes_a_delivery(db):  # noqa: F811
     ok, failed, canceled, lost, retried = (_new(db, i) for i in range(5))
-    result = fake_engine(steps=1)(_request(seeds=[0]))
+    result = fake_engine(steps=1)(_request(seeds=[0, 1, 2], max_seeds=3))
     with db.session() as s:
         assert store.to_view(s.get(store.Evaluation, ok)).request.webhook is None  # not shown
         for eid in (ok, failed, retried):

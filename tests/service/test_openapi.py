@@ -120,7 +120,7 @@ def test_generated_client_round_trips_an_evaluation(client, app, tmp_path, monke
     assert done.status == models.EvaluationStatus.SUCCEEDED and done.id == view.id
     result = ev.get_results.sync(evaluation_id=view.id, client=gen)
     assert isinstance(result, models.EvaluationResult)
-    assert result.provenance.seeds == [0] and result.request.dataset.name.value == "gaussian"
+    assert result.provenance.seeds == [0, 1, 2] and result.request.dataset.name.value == "gaussian"
     (ratio,) = result.ratios
     assert ratio.test == "ground_truth" and ratio.value == pytest.approx(0.95)
     page = ev.list_evaluations.sync(client=gen, estimator=models.ListEvaluationsEstimatorType0

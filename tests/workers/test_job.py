@@ -54,7 +54,7 @@ def test_success_writes_result_and_progress(db, service_settings):
     row = _row(db, eid)
     assert row.status == "succeeded" and row.attempts == 1 and row.steps_done == 4
     with db.session() as s:
-        assert store.load_result(s, row).ratios[0].value == 0.95
+        assert store.load_result(s, row).ratios[0].value == pytest.approx(0.95)
     # a duplicate delivery of the same job does nothing
     assert execute(eid, fake_engine(), service_settings, db) == "succeeded"
     assert _row(db, eid).attempts == 1
