@@ -125,7 +125,7 @@ def test_sigkill_mid_job_is_retried_without_mixing(stack: Stack, whole_worker: b
         assert view["status"] == "succeeded", view
         assert view["attempts"] == 2 and view["error"] is None
         res = c.get(f"/v1/evaluations/{eid}/results").json()
-        assert len(res["estimates"]) == 1  # attempt 1 left nothing behind
+        assert len(res["estimates"]) == len(LONGER["seeds"])  # attempt 1 left nothing behind
     from micheck.storage.db import Database
     from micheck.storage.models import Result
 
