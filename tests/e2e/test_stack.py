@@ -23,7 +23,8 @@ FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0
 # so a poll could see the first progress only once the job had already finished)
 LONGER = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"],
                                      "train": {"batch_size": 16, "steps": 800,
-                                               "eval_samples": 64}}}
+                                               "eval_samples": 64}},
+          "seeds": [0], "max_seeds": 1}  # one critic: the job's length stays ~10 s
 
 
 @pytest.fixture
