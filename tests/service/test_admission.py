@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi.testclient import TestClient
 from micheck.service import auth
-from micheck.service.app import create_app
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
@@ -47,17 +45,6 @@ ALPHA_SPEC = {**TINY_SPEC, "estimator": {"name": "alpha", "params": {"alpha": 0.
 NULLABLE = {"train_size", "tolerance", "eval_samples", "max_steps", "max_seeds"}
 BAD_NUMBERS: list[Any] = [float("inf"), float("-inf"), float("nan"), 2**63, 2**80, -(2**70),
                           True, "0.5", None, {}, [1]]
-
-
-@pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture

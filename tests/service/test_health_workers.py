@@ -14,17 +14,6 @@ from tests.service.support import TINY_SPEC
 
 
 @pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
 def tokens(app):
     return {n: {"Authorization": f"Bearer {auth.create_token(app.state.db, n, admin=n == 'root')}"}
             for n in ("alice", "bob", "root")}

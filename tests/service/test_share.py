@@ -18,17 +18,6 @@ from tests.service.support import TINY_SPEC, fake_engine
 
 
 @pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
 def alice(app):
     return {"Authorization": f"Bearer {auth.create_token(app.state.db, 'alice')}"}
 
