@@ -13,6 +13,7 @@ from micheck.service.problems import ProblemError
 from micheck.queue import JobQueue
 from micheck.settings import Settings
 from micheck.storage.db import Database
+from micheck.storage.models import Evaluation
 
 # the trivial dependencies are `async def`: a sync one costs a thread-pool hop per request
 _bearer = HTTPBearer(auto_error=False, description="a token from `micheck token create`")
@@ -99,3 +100,15 @@ def visible_owner(caller: auth.Caller, settings: Settings) -> str | None:
     if caller.admin or settings.open_reads:
         return None
     return caller.name
+
+
+def visible_evaluation(row: Evaluation | None, caller: auth.Caller,
+                       settings: Settings) -> Evaluation:
+    """The evaluation row if this caller may read it: 404 when it does not exist, 403 when
+    it belongs to another token."""
+    if row is None:
+        raise ProblemError(404, "no such evaluation")
+    owner = visible_owner(caller, settings)
+    if owner is not None and row.owner != owner:
+        raise ProblemError(403, "this evaluation belongs to another token")
+    return row

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
-from micheck.service.problems import ProblemError
+from micheck.service.deps import DBDep, Reader, SettingsDep, visible_evaluation
 
 from micheck.contract import DeliveryView, Problem
 from micheck.storage import deliveries
@@ -22,10 +21,5 @@ def list_deliveries(evaluation_id: str, db: DBDep, settings: SettingsDep,
     """Every webhook delivery of this evaluation (oldest first) with each try's outcome.
     URLs are shown without their query string; secrets never."""
     with db.session() as s:
-        row = s.get(Evaluation, evaluation_id)
-        if row is None:
-            raise ProblemError(404, "no such evaluation")
-        owner = visible_owner(caller, settings)
-        if owner is not None and row.owner != owner:
-            raise ProblemError(403, "this evaluation belongs to another token")
+        visible_evaluation(s.get(Evaluation, evaluation_id), caller, settings)
         return deliveries.list_deliveries(s, evaluation_id)

@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from micheck.service.auth import Caller
 from micheck.service.deps import (
     DBDep,
     MetricsDep,
@@ -18,6 +17,7 @@ from micheck.service.deps import (
     Reader,
     SettingsDep,
     Writer,
+    visible_evaluation,
     visible_owner,
 )
 from micheck.service.limits import check_limits, default_limits
@@ -58,15 +58,6 @@ def _view_response(view: EvaluationView, status: int, request: Request,
     view = with_link(view, request, settings)
     return JSONResponse(view.model_dump(mode="json"), status_code=status,
                         headers={"Location": f"/v1/evaluations/{view.id}"})
-
-
-def _visible(row: Evaluation | None, caller: Caller, settings) -> Evaluation:
-    if row is None:
-        raise ProblemError(404, "no such evaluation")
-    owner = visible_owner(caller, settings)
-    if owner is not None and row.owner != owner:
-        raise ProblemError(403, "this evaluation belongs to another token")
-    return row
 
 
 @router.post("", operation_id="submit_evaluation", status_code=202,
@@ -230,7 +221,7 @@ def get(evaluation_id: str, request: Request, db: DBDep, settings: SettingsDep,
         caller: Reader) -> Response:
     """Status and progress. Poll with If-None-Match: an unchanged evaluation answers 304."""
     with db.session() as s:
-        row = _visible(s.get(Evaluation, evaluation_id), caller, settings)
+        row = visible_evaluation(s.get(Evaluation, evaluation_id), caller, settings)
         body = with_link(store.to_view(row), request, settings).model_dump_json().encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     inm = request.headers.get("if-none-match", "")
@@ -249,7 +240,7 @@ def results(evaluation_id: str, request: Request, db: DBDep, settings: SettingsD
     if exports.wants_csv(request.headers.get("accept", "")):
         return exports.csv_response(db, evaluation_id, caller, settings)
     with db.session() as s:
-        row = _visible(s.get(Evaluation, evaluation_id), caller, settings)
+        row = visible_evaluation(s.get(Evaluation, evaluation_id), caller, settings)
         if row.status != store.OK:
             why = f": {row.error_code}: {row.error_message}" if row.error_code else ""
             raise ProblemError(409, f"evaluation is {row.status}{why}", status_value=row.status)

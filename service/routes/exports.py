@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
+from micheck.service.deps import DBDep, Reader, SettingsDep, visible_evaluation
 from micheck.service.problems import ProblemError
 
 from micheck.contract import Problem
@@ -40,12 +40,7 @@ def wants_csv(accept: str) -> bool:
 
 def csv_response(db, evaluation_id: str, caller, settings) -> Response:
     with db.session() as s:
-        row = s.get(Evaluation, evaluation_id)
-        if row is None:
-            raise ProblemError(404, "no such evaluation")
-        owner = visible_owner(caller, settings)
-        if owner is not None and row.owner != owner:
-            raise ProblemError(403, "this evaluation belongs to another token")
+        row = visible_evaluation(s.get(Evaluation, evaluation_id), caller, settings)
         if row.status != store.OK:
             why = f": {row.error_code}: {row.error_message}" if row.error_code else ""
             raise ProblemError(409, f"evaluation is {row.status}{why}", status_value=row.status)
