@@ -9,6 +9,8 @@
 # root). Data and socket live in a fresh temp dir; it listens on 127.0.0.1 only, with
 # trust auth: never use this for anything but tests.
 set -euo pipefail
+# runuser lives in /usr/sbin, which a non-login PATH (e.g. PATH=/usr/bin:/bin) leaves out
+export PATH="$PATH:/usr/sbin:/sbin"
 bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 [ -x "$bindir/initdb" ] || { echo "ci-postgres: PostgreSQL server binaries not found" >&2; exit 1; }
 
