@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import Bound, make_bound, training_key
+from micheck.workers.estimators import Bound, critic_bound, training_key
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import CriticTask, task_seed
 from torch import Tensor
@@ -78,8 +78,7 @@ class MixedStack:
                 spec = spec_of(members[0])
                 rows = torch.tensor(members, device=device)
                 critics = torch.tensor([index_of(m) for m in members], device=device)
-                out.append((rows, critics, make_bound(spec.name, spec.params,
-                                                      baselines(critics))))
+                out.append((rows, critics, critic_bound(spec, baselines(critics))))
             return out
 
         # objectives: one per critic, grouped by training objective

@@ -15,6 +15,8 @@ separable embeddings of 32), App. B.2 (conv 64 k5 s2, conv 128 k5 s2, fc 1024, s
 by the critic's width), and for GM (Eq. 9) three likelihood models per estimate: a
 RealNVP of 5 coupling layers with 2 x 100 MLPs for vectors, a VAE (the CNN encoder, a
 2 x 400 MLP decoder) for images whose held-out bound costs ``iw_samples`` decoder passes.
+A critic with ``block = b`` scores n*b pairs per batch instead of n^2 (a joint critic
+runs its network after conv1 once per scored pair).
 """
 
 from __future__ import annotations
@@ -57,19 +59,21 @@ def _mlp(inp: int, hidden: int, out: int) -> float:
 
 def critic_forward_macs(critic: CriticSpec, shape: tuple[int, ...], mult: int, n: int
                         ) -> float:
-    """MACs of one forward pass of a critic on a batch of n pairs (n^2 scores)."""
+    """MACs of one forward pass of a critic on a batch of n pairs: n^2 scores, or n*b
+    with ``critic.block = b`` (the pairs within each block of b)."""
+    pairs = n * (critic.block or n)
     if len(shape) == 3:
         c, h, w = shape
         c *= mult
         if critic.kind == "joint":
             first, rest = _cnn(2 * c, h, w, 1, critic.width)
-            return n * first + n * n * rest  # conv1 split over x and y, the rest per pair
+            return n * first + pairs * rest  # conv1 split over x and y, the rest per pair
         first, rest = _cnn(c, h, w, critic.embed_dim, critic.width)
-        return 2 * n * (first + rest) + n * n * critic.embed_dim
+        return 2 * n * (first + rest) + pairs * critic.embed_dim
     d = shape[0] * mult
     if critic.kind == "joint":
-        return 2 * n * d * critic.hidden + n * n * (critic.hidden ** 2 + critic.hidden)
-    return 2 * n * _mlp(d, critic.hidden, critic.embed_dim) + n * n * critic.embed_dim
+        return 2 * n * d * critic.hidden + pairs * (critic.hidden ** 2 + critic.hidden)
+    return 2 * n * _mlp(d, critic.hidden, critic.embed_dim) + pairs * critic.embed_dim
 
 
 def gm_forward_macs(request: EvaluationRequest, shape: tuple[int, ...], mult: int, n: int,

@@ -69,6 +69,13 @@ class CriticSpec(_Request):
     width: float = Field(1.0, gt=0, le=4, description=(
         "CNN width multiplier: conv channels 64w, 128w and fc 1024w (App. B.2 is w=1; "
         "w=0.25 is ~15x cheaper, for CPU demos)"))
+    block: int | None = Field(None, ge=2, le=4096, description=(
+        "score the pairs within blocks of this many samples only: the batch of n splits "
+        "into n/block blocks and the critic scores block x block pairs in each (n*block "
+        "critic passes instead of n^2); each bound is the mean over blocks of the bound on "
+        "one block, i.e. the estimator at batch size `block` (InfoNCE's ceiling is "
+        "log(block)). Must divide train.batch_size; discriminative estimators only. "
+        "Default: all n^2 pairs"))
 
 
 class TrainSpec(_Request):
@@ -117,6 +124,19 @@ class EstimatorSpec(_Request):
     def _params(self) -> EstimatorSpec:
         entry = estimators.get(self.name)
         self.params = entry.parse_params(self.params).model_dump(mode="json")
+        return self
+
+    @model_validator(mode="after")
+    def _block(self) -> EstimatorSpec:
+        block, n = self.critic.block, self.train.batch_size
+        if block is None:
+            return self
+        if self.entry.family != "discriminative":
+            raise ValueError(f"critic.block applies to the critics of discriminative "
+                             f"estimators; {self.name} ({self.entry.family}) scores no pairs")
+        if n % block:
+            raise ValueError(f"critic.block {block} must divide train.batch_size {n} "
+                             f"(blocks of equal size)")
         return self
 
     @property
@@ -418,12 +438,15 @@ class EvaluationRequest(_Request):
         """The spec with every default filled in, minus fields that do not change results.
 
         Shaped as before data roots existed (``dataset.data_dir: null``, no ``data_root``
-        unless one is named), so the deduplication keys of unchanged specs stay the same.
+        unless one is named; no ``critic.block`` unless one is set), so the deduplication
+        keys of unchanged specs stay the same.
         """
         out = self.model_dump(mode="json",
                               exclude={"force", "label", "labels", "webhook", "baseline"})
         root = out["dataset"].pop("data_root", None)
         out["dataset"]["data_dir"] = None
+        if out["estimator"]["critic"].get("block") is None:  # all pairs, as before blocks
+            out["estimator"]["critic"].pop("block", None)
         if root is not None:
             out["dataset"]["data_root"] = root
         return out

@@ -10,6 +10,14 @@ A joint critic scores all n^2 pairs. Its first layer is linear in the concatenat
 and broadcast-add, which is the same function at a fraction of the cost. A separable
 critic computes g(x)^T h(y): 2n encoder passes for n^2 scores.
 
+Blocks (``CriticSpec.block = b``): the critic scores only the pairs within blocks of b
+consecutive samples and returns ``(m, b, b)`` with m = n/b (``(K, m, b, b)`` stacked):
+``out[k, i, j] = T(x_{kb+i}, y_{kb+j})``, the diagonal blocks of the full matrix. A joint
+CNN then runs its trunk on n*b pairs instead of n^2 (b = 16 at n = 64: a quarter). The
+bounds read it through ``workers.estimators.critic_bound`` (what this changes in each
+estimator is written there). Separable critics support blocks too (the same encoders,
+fewer dot products), so both architectures can be compared as one estimator.
+
 Every critic carries ``log_baseline``, the learned constant of TUBA / I_alpha; the
 other bounds leave it untouched.
 
@@ -29,9 +37,19 @@ from torch.nn import functional as F  # noqa: N812
 from micheck.contract import CriticSpec
 
 
+def blocks_of(n: int, block: int | None) -> tuple[int, int]:
+    """(m, b): a batch of n as m blocks of b (one block of n when block is None)."""
+    if block is None:
+        return 1, n
+    if n % block:
+        raise ValueError(f"critic block {block} does not divide the batch of {n}")
+    return n // block, block
+
+
 class _Critic(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, block: int | None = None) -> None:
         super().__init__()
+        self.block = block
         self.log_baseline = nn.Parameter(torch.zeros(()))
 
 
@@ -70,24 +88,33 @@ def stacked_mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
 class _StackedCritic(nn.Module):
     stacks_natively = True
 
-    def __init__(self) -> None:
+    def __init__(self, block: int | None = None) -> None:
         super().__init__()
+        self.block = block
         self.log_baseline = nn.Parameter(torch.zeros(1))
+
+    def _split(self, t: Tensor) -> Tensor:
+        """(K, n, f) -> (K, m, b, f) when blocked (module docstring)."""
+        if self.block is None:
+            return t
+        m, b = blocks_of(t.shape[1], self.block)
+        return t.view(t.shape[0], m, b, *t.shape[2:])
 
 
 class SeparableMLPCritic(_StackedCritic):
-    def __init__(self, dx: int, dy: int, hidden: int = 256, embed_dim: int = 32) -> None:
-        super().__init__()
+    def __init__(self, dx: int, dy: int, hidden: int = 256, embed_dim: int = 32,
+                 block: int | None = None) -> None:
+        super().__init__(block)
         self.g = stacked_mlp(dx, hidden, embed_dim)
         self.h = stacked_mlp(dy, hidden, embed_dim)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.g(x) @ self.h(y).transpose(-1, -2)
+        return self._split(self.g(x)) @ self._split(self.h(y)).transpose(-1, -2)
 
 
 class JointMLPCritic(_StackedCritic):
-    def __init__(self, dx: int, dy: int, hidden: int = 256) -> None:
-        super().__init__()
+    def __init__(self, dx: int, dy: int, hidden: int = 256, block: int | None = None) -> None:
+        super().__init__(block)
         self.dx = dx
         self.first = StackedLinear(dx + dy, hidden)
         self.rest = nn.Sequential(nn.ReLU(), StackedLinear(hidden, hidden), nn.ReLU(),
@@ -95,9 +122,9 @@ class JointMLPCritic(_StackedCritic):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         w = self.first.weight
-        hx = torch.baddbmm(self.first.bias, x, w[:, : self.dx])  # (K, n, hidden)
-        hy = torch.bmm(y, w[:, self.dx:])
-        pairs = hx.unsqueeze(2) + hy.unsqueeze(1)  # (K, n, n, hidden): pair (i, j)
+        hx = self._split(torch.baddbmm(self.first.bias, x, w[:, : self.dx]))  # (K, [m,] n, h)
+        hy = self._split(torch.bmm(y, w[:, self.dx:]))
+        pairs = hx.unsqueeze(-2) + hy.unsqueeze(-3)  # (K, [m,] b, b, hidden): pair (i, j)
         return self.rest(pairs).squeeze(-1)
 
 
@@ -131,20 +158,26 @@ class ConvEncoder(nn.Module):
 
 class SeparableCNNCritic(_Critic):
     def __init__(self, cx: int, cy: int, height: int, width: int, embed_dim: int = 32,
-                 scale: float = 1.0) -> None:
-        super().__init__()
+                 scale: float = 1.0, block: int | None = None) -> None:
+        super().__init__(block)
         self.g = ConvEncoder(cx, height, width, embed_dim, scale)
         self.h = ConvEncoder(cy, height, width, embed_dim, scale)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.g(x) @ self.h(y).T
+        gx, hy = self.g(x), self.h(y)
+        if self.block is None:
+            return gx @ hy.T
+        m, b = blocks_of(x.shape[0], self.block)
+        return gx.view(m, b, -1) @ hy.view(m, b, -1).transpose(-1, -2)
 
 
 class JointCNNCritic(_Critic):
-    """T(x, y) = CNN([x, y] stacked over channels), evaluated on all n^2 pairs."""
+    """T(x, y) = CNN([x, y] stacked over channels), evaluated on all n^2 pairs, or on the
+    b^2 pairs of each block of b (n*b pairs) when ``block`` is set."""
 
-    def __init__(self, cx: int, cy: int, height: int, width: int, scale: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, cx: int, cy: int, height: int, width: int, scale: float = 1.0,
+                 block: int | None = None) -> None:
+        super().__init__(block)
         self.cx = cx
         self.net = ConvEncoder(cx + cy, height, width, 1, scale)
 
@@ -152,18 +185,25 @@ class JointCNNCritic(_Critic):
         conv1 = self.net.conv1
         fx = F.conv2d(x, conv1.weight[:, : self.cx], conv1.bias, stride=2, padding=2)
         fy = F.conv2d(y, conv1.weight[:, self.cx:], None, stride=2, padding=2)
-        n = x.shape[0]
-        pairs = (fx.unsqueeze(1) + fy.unsqueeze(0)).flatten(0, 1)  # (n*n, 64, h, w)
-        return self.net.trunk(pairs).view(n, n)
+        if self.block is None:
+            n = x.shape[0]
+            pairs = (fx.unsqueeze(1) + fy.unsqueeze(0)).flatten(0, 1)  # (n*n, 64, h, w)
+            return self.net.trunk(pairs).view(n, n)
+        m, b = blocks_of(x.shape[0], self.block)
+        fx, fy = fx.view(m, b, *fx.shape[1:]), fy.view(m, b, *fy.shape[1:])
+        pairs = (fx.unsqueeze(2) + fy.unsqueeze(1)).flatten(0, 2)  # (m*b*b, 64, h, w)
+        return self.net.trunk(pairs).view(m, b, b)
 
 
 def build_critic(spec: CriticSpec, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> nn.Module:
-    """A critic for single samples of shape x_shape / y_shape ((C, H, W) or (d,))."""
+    """A critic for single samples of shape x_shape / y_shape ((C, H, W) or (d,)); its
+    scores are read by ``workers.estimators.critic_bound`` of the same spec."""
     if len(x_shape) == 3:
         (cx, h, w), cy = x_shape, y_shape[0]
         if spec.kind == "joint":
-            return JointCNNCritic(cx, cy, h, w, spec.width)
-        return SeparableCNNCritic(cx, cy, h, w, spec.embed_dim, spec.width)
+            return JointCNNCritic(cx, cy, h, w, spec.width, spec.block)
+        return SeparableCNNCritic(cx, cy, h, w, spec.embed_dim, spec.width, spec.block)
     if spec.kind == "joint":
-        return JointMLPCritic(x_shape[0], y_shape[0], spec.hidden)
-    return SeparableMLPCritic(x_shape[0], y_shape[0], spec.hidden, spec.embed_dim)
+        return JointMLPCritic(x_shape[0], y_shape[0], spec.hidden, spec.block)
+    return SeparableMLPCritic(x_shape[0], y_shape[0], spec.hidden, spec.embed_dim,
+                              spec.block)

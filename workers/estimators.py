@@ -14,13 +14,37 @@ Each estimator has a *training objective* (maximised by the trainer) and a *valu
 Each bound is registered by its estimator's name with ``register_bound`` next to its
 math (the protocol entry, with the typed params, lives in ``micheck.estimators``);
 ``make_bound`` looks it up, so there is no if-chain to extend.
+
+Blocked scores (``critic.block = b``, a CPU approximation of a joint critic). A joint
+critic (App. B.2: x and y stacked over channels, one output) costs one network pass per
+scored pair, n^2 per batch. With blocks the critic splits the batch of n into m = n/b
+blocks of b consecutive samples and scores only the b x b pairs within each block:
+``scores[..., k, i, j] = T(x_{kb+i}, y_{kb+j})``, shape (..., m, b, b), n*b passes. The
+bounds are unchanged: ``make_bound(..., blocks=True)`` (``critic_bound`` for a spec)
+applies each one to every block (the block index is one more leading dimension) and
+reports the mean over blocks. So a blocked estimate is exactly the estimator at batch
+size b, averaged over the m independent batches of a step (with b = n: the full-matrix
+bound, the same numbers). Per estimator:
+
+- InfoNCE (Eq. 5): b - 1 negatives per positive; the ceiling is log b, not log n.
+- NWJ (Eq. 4), JS (its marginal softplus term), TUBA, I_alpha: the product-of-marginals
+  terms are means, so the blocked value averages them over the n(b-1) within-block pairs
+  instead of n(n-1): the same expectation, more variance. I_alpha's m(y) averages over
+  the b (leave-one-out: b - 1) x's of y's block.
+- DV / MINE's value (Eq. 3), SMILE (Eq. 17): log E_Q[e^T] (clipped for SMILE) is taken
+  over each block's b(b-1) pairs and the logs are averaged, as at batch size b: the
+  log of a smaller sample mean, so the upward bias of the batch-b estimator (Jensen);
+  SMILE's clip bounds it.
+- MINE's training surrogate: the moving average of E_Q[e^T] tracks the mean over all
+  n(b-1) within-block pairs of a step (one average per critic, as without blocks), and
+  the objective is the mean over blocks, i.e. the surrogate on those pairs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -28,6 +52,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from micheck import estimators as registry
+from micheck.contract import EstimatorSpec
 from micheck.estimators import Params
 from micheck.estimators.builtin import AlphaParams, MineParams, SmileParams
 
@@ -135,9 +160,12 @@ def alpha_bound(scores: Tensor, log_baseline: Tensor, alpha: float) -> Tensor:
 
 @dataclass
 class MineState:
-    """MINE's exponential moving average of the partition function E_Q[e^T]."""
+    """MINE's exponential moving average of the partition function E_Q[e^T]. With
+    ``blocks`` the last leading dimension of the scores indexes blocks: the average
+    tracks the mean partition over them (one per critic)."""
 
     ema: Tensor | None = None
+    blocks: bool = False
 
 
 def mine_surrogate(scores: Tensor, state: MineState, rate: float) -> Tensor:
@@ -147,6 +175,8 @@ def mine_surrogate(scores: Tensor, state: MineState, rate: float) -> Tensor:
     partition = torch.exp(offdiag_logmeanexp(scores))
     with torch.no_grad():
         batch = partition.detach()
+        if state.blocks:
+            batch = batch.mean(-1, keepdim=True)
         state.ema = batch if state.ema is None else (1 - rate) * state.ema + rate * batch
     return diag_mean(scores) - partition / state.ema
 
@@ -160,6 +190,7 @@ class Bound:
     value: Callable[[Tensor], Tensor]
     uses_baseline: bool = False
     state: MineState = field(default_factory=MineState)
+    blocks: bool = False  # scores (..., m, b, b): the mean over the m blocks is reported
 
 
 BaselineFn = Callable[[], Tensor]
@@ -195,12 +226,15 @@ def training_key(name: str, params: Mapping[str, Any]) -> str:
 
 
 def make_bound(name: str, params: Mapping[str, Any] | Params,
-               log_baseline: Tensor | BaselineFn | None = None) -> Bound:
+               log_baseline: Tensor | BaselineFn | None = None, *,
+               blocks: bool = False) -> Bound:
     """The Bound of a registered estimator, built by the factory registered for it.
 
     ``params`` are validated by the entry's params model (defaults filled in).
     ``log_baseline`` is the learned constant b of TUBA / I_alpha, one per stacked critic:
     a tensor, or a function returning the current one (read at every call).
+    ``blocks``: the scores are blocked, (..., m, b, b) (module docstring); the Bound's
+    objective and value are the mean over blocks of the registered bound on each block.
     """
     entry = registry.get(name)
     factory = _BOUNDS.get(entry.name)
@@ -209,7 +243,23 @@ def make_bound(name: str, params: Mapping[str, Any] | Params,
                          f"({entry.family}); registered: {', '.join(sorted(_BOUNDS))}")
     lb = log_baseline if log_baseline is None or callable(log_baseline) else (
         lambda: log_baseline)
-    return factory(entry.parse_params(params), lb)
+    if not blocks:
+        return factory(entry.parse_params(params), lb)
+    # one baseline per critic, broadcast over its blocks
+    block_lb = None if lb is None else (lambda: lb().unsqueeze(-1))
+    bound = factory(entry.parse_params(params), block_lb)
+    bound.state.blocks = True
+    objective, value = bound.objective, bound.value
+    return replace(bound, objective=lambda s: objective(s).mean(-1),
+                   value=lambda s: value(s).mean(-1), blocks=True)
+
+
+def critic_bound(spec: EstimatorSpec, log_baseline: Tensor | BaselineFn | None = None
+                 ) -> Bound:
+    """The Bound that reads the scores of ``build_critic(spec.critic, ...)``: blocked when
+    the critic is (``critic.block``). Training, the curve and the held-out estimate all
+    go through it, so they agree."""
+    return make_bound(spec.name, spec.params, log_baseline, blocks=spec.critic.block is not None)
 
 
 def _fixed(name: str, objective: Callable[[Tensor], Tensor],

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import make_bound
+from micheck.workers.estimators import critic_bound
 from micheck.workers.mige import SSGEConfig, mi_surrogate
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import (
@@ -184,7 +184,7 @@ def critic_gradients(ds: DatasetSpec, rhos: list[float], seeds: list[int], est: 
         torch.manual_seed(s)  # init depends on the (rho, seed) alone
         modules.append(build_critic(est.critic, (ds.dim,), (ds.dim,)))
     stack = Stack(modules, est.train.lr, device, batched=batched)
-    bound = make_bound(est.name, est.params, lambda: stack.param("log_baseline"))
+    bound = critic_bound(est, lambda: stack.param("log_baseline"))
     gens = [torch.Generator().manual_seed(s) for s in seeds_of]
     rho_t = torch.tensor([p[0] for p in points], dtype=torch.float32, device=device)
     cubic = ds.name == "cubic"

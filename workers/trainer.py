@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import make_bound
+from micheck.workers.estimators import critic_bound
 from micheck.workers.stacked import Stack
 from torch import Tensor
 
@@ -134,7 +134,8 @@ class CriticLearner(Learner):
             torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
             modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
         self.stack = Stack(modules, est.train.lr, device, batched=batched)
-        self.bound = make_bound(est.name, est.params, lambda: self.stack.param("log_baseline"))
+        # the one reader of these critics' scores: training, curve and held-out pass agree
+        self.bound = critic_bound(est, lambda: self.stack.param("log_baseline"))
 
     def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
                    ) -> tuple[Tensor, Tensor]:

@@ -41,6 +41,12 @@ def test_defaults_are_filled_and_aliases_resolved():
      "rows apply only"),
     (with_(estimator={"name": "smile", "critic": {"arch": "mlp"}}), "does not fit mnist"),
     (with_(extra=1), "extra"),
+    (with_(estimator={"name": "smile", "critic": {"kind": "joint", "block": 24}}),
+     "critic.block 24 must divide train.batch_size 64"),
+    (with_(estimator={"name": "smile", "critic": {"kind": "joint", "block": 1}}),
+     "greater than or equal to 2"),
+    (with_(estimator={"name": "gm", "critic": {"block": 16}}),
+     "gm \\(generative\\) scores no pairs"),
 ])
 def test_validation_names_the_problem(spec, message):
     if message is None:
@@ -184,3 +190,21 @@ def test_generator_versions_are_in_the_spec_hash(monkeypatch):
     monkeypatch.setitem(definitions.GENERATOR_VERSIONS, "same_class", "2")
     assert parse_spec(PAIRS).spec_hash() != before
     assert parse_spec(PAIRS).spec_hash() != parse_spec(BASE).spec_hash()
+
+
+def test_critic_block_is_accepted_for_joint_and_separable_critics_and_hashed():
+    plain = parse_spec(BASE)
+    blocked = [parse_spec(with_(estimator={"name": "smile", "critic": {"kind": kind,
+                                                                      "block": 16}}))
+               for kind in ("joint", "separable")]
+    assert [r.estimator.critic.block for r in blocked] == [16, 16]
+    # block: null spelled out is the default: the key of every stored spec is unchanged
+    none = parse_spec(with_(estimator={"name": "smile", "critic": {"block": None}}))
+    assert none.spec_hash() == plain.spec_hash()
+    assert "block" not in plain.canonical()["estimator"]["critic"]
+    # a block is part of what ran: recorded in the request and in the key
+    separable = blocked[1]
+    assert separable.canonical()["estimator"]["critic"]["block"] == 16
+    assert separable.spec_hash() != plain.spec_hash()
+    full_batch = parse_spec(with_(estimator={"name": "smile", "critic": {"block": 64}}))
+    assert full_batch.spec_hash() not in (plain.spec_hash(), separable.spec_hash())
