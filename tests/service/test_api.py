@@ -200,3 +200,20 @@ def test_idempotency_key_reruns_after_cancel_or_failure(client, tokens, app):
                       ).json()["status"] == "canceled"
     # a different body under the key is still a conflict
     assert client.post("/v1/evaluations", json=_spec(seeds=[9]), headers=h).status_code == 409
+
+
+def test_a_critic_block_is_checked_at_the_door(client, tokens):
+    def submit(critic: dict, name: str = "infonce"):
+        est = {**TINY_SPEC["estimator"], "name": name, "critic": critic}
+        return client.post("/v1/evaluations", json=_spec(estimator=est),
+                           headers=tokens["alice"])
+
+    r = submit({"kind": "joint", "block": 3})  # batch_size 16
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "critic.block 3 must divide train.batch_size 16" in r.json()["detail"]
+    r = submit({"kind": "joint", "block": 4}, name="gm")
+    assert r.status_code == 422 and "scores no pairs" in r.json()["detail"]
+    r = submit({"kind": "joint", "block": 4})
+    assert r.status_code == 202, r.text
+    view = client.get(f"/v1/evaluations/{r.json()['id']}", headers=tokens["alice"]).json()
+    assert view["request"]["estimator"]["critic"]["block"] == 4  # recorded as asked
