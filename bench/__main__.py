@@ -127,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
 
     def speed_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--parts", default="", help="comma list of: peak, gaussian, mnist, "
-                        "growth, memory, profile (default all)")
+                        "blocks, growth, memory, profile (default all)")
 
     for name, fn, adders in (("staircase", cmd_staircase, [staircase_args]),
                              ("mnist", cmd_mnist, [mnist_args]),
@@ -144,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
                     help="comma list of: infonce, mine, gm, smile5, smileinf (default all)")
     sp.add_argument("--critic", choices=["separable", "joint"], default="separable")
     sp.add_argument("--width", type=float, default=0.25, help="CNN width (App. B.2: 1)")
+    sp.add_argument("--block", type=int, default=0,
+                    help="score the pairs within blocks of this many samples (critic.block: "
+                         "n*b critic passes instead of n^2; the estimators become those at "
+                         "batch size b, e.g. InfoNCE's ceiling log b); 0: all n^2 pairs")
     sp.add_argument("--steps", type=int, default=1875,
                     help="critic steps (App. B.2: 2 epochs of 60k at batch 64 = 1875)")
     sp.add_argument("--max-steps", type=int, default=1875,

@@ -62,14 +62,22 @@ class StepBench:
     mode: a workers.stacked mode (None: what the engine picks; "sequential": one by one)."""
 
     def __init__(self, kind: str, x_shape: tuple[int, ...], k: int, n: int,
-                 mode: str | None = None) -> None:
-        mods = [build_critic(CriticSpec(kind=kind), x_shape, x_shape) for _ in range(k)]
+                 mode: str | None = None, width: float = 1.0, block: int | None = None
+                 ) -> None:
+        spec = CriticSpec(kind=kind, width=width, block=block)
+        mods = [build_critic(spec, x_shape, x_shape) for _ in range(k)]
         self.stack = Stack(mods, 5e-4, torch.device("cpu"), batched=mode != "sequential",
                            mode=None if mode == "sequential" else mode)
         self.x, self.y = torch.rand(k, n, *x_shape), torch.rand(k, n, *x_shape)
+        self.bound = infonce if block is None else make_bound("infonce", {}, blocks=True).value
 
     def step(self) -> None:
-        self.stack.step(infonce(self.stack(self.x, self.y)))
+        self.stack.step(self.bound(self.stack(self.x, self.y)))
+
+    @torch.no_grad()
+    def held_out(self) -> None:
+        """One held-out batch: scores and the bound, no gradient."""
+        self.bound(self.stack(self.x, self.y))
 
     def flops(self) -> int:
         with FlopCounterMode(display=False) as fc:
@@ -192,6 +200,28 @@ def flop_rate(kind: str, shape: tuple[int, ...], k: int, n: int, steps: int, rep
     return out
 
 
+def blocks(steps: int, repeats: int, width: float = 0.25, n: int = 64
+           ) -> list[dict[str, object]]:
+    """The joint CNN critic of App. B.2 on MNIST at batch n: all n^2 pairs against blocks
+    of 8 and 16 (``critic.block``: n*b pairs), the separable critic for reference. ms per
+    training step and per held-out batch, one critic, at the given width."""
+    cases: list[tuple[str, int | None]] = [("joint", None), ("joint", 16), ("joint", 8),
+                                           ("separable", None)]
+    benches = {c: StepBench(c[0], MNIST_SHAPE, 1, n, "sequential", width, c[1]) for c in cases}
+    train = interleaved({c: (lambda sb=sb: [sb.step() for _ in range(steps)])
+                         for c, sb in benches.items()}, repeats)
+    held = interleaved({c: (lambda sb=sb: [sb.held_out() for _ in range(steps)])
+                        for c, sb in benches.items()}, repeats)
+    full = train[("joint", None)]
+    return [{"critic": kind, "block": block, "pairs": n * (block or n), "n": n,
+             "width": width, "steps": steps, "repeats": repeats,
+             "threads": torch.get_num_threads(),
+             "ms_per_step": round(train[(kind, block)] / steps * 1e3, 1),
+             "ms_per_held_out_batch": round(held[(kind, block)] / steps * 1e3, 1),
+             "speedup_over_full_joint": round(full / train[(kind, block)], 2)}
+            for kind, block in cases]
+
+
 def growth(quick: bool) -> list[dict[str, object]]:
     """ms per critic step vs batch size n (one critic) and vs critics stacked K (n = 64)."""
     rows = []
@@ -307,7 +337,7 @@ def plot(rows: list[dict[str, object]], path: Path) -> None:
 
 def main(a: Namespace) -> None:
     parts = [p.strip() for p in a.parts.split(",") if p.strip()] or \
-        ["peak", "gaussian", "mnist", "growth", "memory", "profile"]
+        ["peak", "gaussian", "mnist", "blocks", "growth", "memory", "profile"]
     out = a.out if not a.quick else a.out / "quick"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "speed.json"
@@ -335,6 +365,10 @@ def main(a: Namespace) -> None:
             flop_rate("separable", MNIST_SHAPE, 2, 64, 1, reps, peak,
                       ("auto", "vmap", "sequential"))]
         for r in report[f"mnist_threads{threads}"]:
+            print(r, flush=True)
+    if "blocks" in parts:
+        report[f"blocks_threads{threads}"] = blocks(4 if a.quick else 12, reps)
+        for r in report[f"blocks_threads{threads}"]:
             print(r, flush=True)
     if "growth" in parts:
         report["growth"] = growth(a.quick)

@@ -44,17 +44,19 @@ def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
              "until_converged": a.max_steps > a.steps, "max_steps": a.max_steps}
     if a.eval_samples:
         train["eval_samples"] = a.eval_samples
+    critic = {"kind": a.critic, "arch": "cnn", "width": a.width}
+    if getattr(a, "block", 0) and name != "gm":  # GM trains likelihood models, no pairs
+        critic["block"] = a.block
     return EvaluationRequest.model_validate({
-        "estimator": {"name": name, "params": params,
-                      "critic": {"kind": a.critic, "arch": "cnn", "width": a.width},
-                      "train": train},
+        "estimator": {"name": name, "params": params, "critic": critic, "train": train},
         "dataset": {"name": "mnist", **({"train_size": a.train_size} if a.train_size else {})},
         "tests": tests, "seeds": list(range(a.seeds)), "max_seeds": a.seeds,
         "label": f"bench {'figs' if figs else 'table3'} {key}"})
 
 
 def tag_of(a: Namespace) -> str:
-    return a.tag or f"{a.critic}_w{a.width:g}_s{a.steps}-{a.max_steps}_seeds{a.seeds}"
+    block = f"_b{a.block}" if getattr(a, "block", 0) else ""
+    return a.tag or f"{a.critic}{block}_w{a.width:g}_s{a.steps}-{a.max_steps}_seeds{a.seeds}"
 
 
 def run(a: Namespace, figs: bool = False) -> Path:
@@ -116,12 +118,17 @@ def records(results: dict[str, EvaluationResult]) -> list[dict]:
                 "steps_max": max(steps), "converged": sum(bool(e.converged) for e in
                                                          res.estimates),
                 "critics": len(res.estimates),
-                "critic": f"{res.request.estimator.critic.kind} CNN, width "
-                          f"{res.request.estimator.critic.width:g}",
+                "critic": _critic_label(res),
                 "paper": p, "paper_inside_ci": inside,
                 "wall_seconds": res.provenance.wall_seconds, "device": res.provenance.device,
                 "code_version": res.provenance.code_version})
     return out
+
+
+def _critic_label(res: EvaluationResult) -> str:
+    c = res.request.estimator.critic
+    block = f", blocks of {c.block}" if c.block else ""
+    return f"{c.kind} CNN, width {c.width:g}{block}"
 
 
 def _fmt(x: float | None) -> str:
@@ -193,7 +200,8 @@ def main(a: Namespace) -> None:
     recs = records(results)
     docs = a.docs
     docs.mkdir(parents=True, exist_ok=True)
-    meta = {"tag": tag_of(a), "critic": a.critic, "width": a.width, "steps": a.steps,
+    meta = {"tag": tag_of(a), "critic": a.critic, "width": a.width,
+            "block": getattr(a, "block", 0) or None, "steps": a.steps,
             "max_steps": a.max_steps, "seeds": a.seeds,
             "estimators": {k: {"wall_seconds": r.provenance.wall_seconds,
                                "verdict": r.verdict, "device": r.provenance.device}
