@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from micheck.contract import EvaluationResult, Ratio
+from micheck.contract import CriticSpec, EvaluationResult, Ratio
 
 
 def case_name(r: Ratio) -> str:
@@ -113,12 +113,20 @@ def _suite(result: EvaluationResult, name: str, props: dict[str, str]) -> ET.Ele
     return suite
 
 
+def _critic(c: CriticSpec) -> str:
+    """kind/arch, plus the width of a CNN and its blocks (what ran, for provenance)."""
+    text = f"{c.kind}/{c.arch or 'auto'}"
+    if c.width != 1.0:
+        text += f", width {c.width:g}"
+    return text + (f", pairs within blocks of {c.block}" if c.block else "")
+
+
 def properties(result: EvaluationResult, evaluation_id: str | None = None,
                url: str | None = None) -> dict[str, str]:
     req, prov = result.request, result.provenance
     props = {"estimator": req.estimator.name,
              "estimator.params": ", ".join(f"{k}={v}" for k, v in req.estimator.params.items()),
-             "critic": f"{req.estimator.critic.kind}/{req.estimator.critic.arch or 'auto'}",
+             "critic": _critic(req.estimator.critic),
              "train": (f"batch {req.estimator.train.batch_size}, "
                        f"{req.estimator.train.steps} steps, lr {req.estimator.train.lr:g}"),
              "dataset": req.dataset.name, "seeds": ", ".join(map(str, prov.seeds)),

@@ -82,3 +82,12 @@ def test_error_document_and_control_characters():
     assert root.get("errors") == "1"
     err = root.find("testsuite/testcase/error")
     assert err.get("message") == "evaluation e9 failed: bad? input <here>"
+
+
+def test_the_critic_property_states_width_and_blocks(mnist_result):
+    req = mnist_result.request.model_copy(deep=True)
+    req.estimator.critic = req.estimator.critic.model_copy(
+        update={"kind": "joint", "arch": "cnn", "width": 0.25, "block": 16})
+    result = mnist_result.model_copy(update={"request": req})
+    props = {p.get("name"): p.get("value") for p in _parse(to_junit(result)).iter("property")}
+    assert props["critic"] == "joint/cnn, width 0.25, pairs within blocks of 16"
