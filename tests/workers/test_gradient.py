@@ -69,6 +69,26 @@ def test_a_trained_critics_gradient_follows_the_sign_and_scale_of_the_truth():
     assert out[(0.6, 0)].mi_test == pytest.approx(analytic_mi(0.6, 2), abs=0.25)
 
 
+@pytest.mark.parametrize("name", ["nwj", "tuba"])
+def test_blocked_critics_read_through_the_same_bound_in_the_gradient_test(name):
+    """critic.block reaches the gradient test's critics and bound: blocks of the whole
+    batch train and differentiate the same numbers as the full matrix; smaller blocks
+    give other, finite ones."""
+    ds = DatasetSpec(name="gaussian", dim=2)
+
+    def run(block):
+        est = EstimatorSpec(name=name, critic={"block": block},
+                            train=TrainSpec(batch_size=32, steps=20, lr=5e-3, eval_samples=128))
+        return critic_gradients(ds, [-0.5, 0.5], [0], est, torch.device("cpu"))
+
+    full, whole, small = run(None), run(32), run(8)
+    for k, o in full.items():
+        assert whole[k].gradient == pytest.approx(o.gradient, rel=1e-4, abs=1e-5)
+        assert whole[k].mi_test == pytest.approx(o.mi_test, rel=1e-4, abs=1e-5)
+        assert small[k].gradient != pytest.approx(o.gradient, rel=1e-3)
+        assert math.isfinite(small[k].gradient) and math.isfinite(small[k].mi_test)
+
+
 def _outcomes(values: dict[tuple[float, int], float | None]):
     return {k: GradientOutcome(k[0], k[1], v, None) for k, v in values.items()}
 
