@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 from micheck.workers.data import cifar
 
-from micheck.errors import DataNotFound, FetchError
+from micheck.errors import DataNotFound, FetchError, SpecError
 from micheck.settings import data_settings
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,16 @@ def _content_range_start(value: str | None) -> int | None:
         return None
 
 
-def _content_range_total(value: str | None) -> int:
+def _int(value: str | None) -> int:
+    """A size header as a number; 0 (unknown) when absent or garbled."""
     try:
-        return int((value or "").rsplit("/", 1)[1])
-    except (IndexError, ValueError):
+        return max(int(value or 0), 0)
+    except ValueError:
         return 0
+
+
+def _content_range_total(value: str | None) -> int:
+    return _int((value or "").rsplit("/", 1)[-1]) if "/" in (value or "") else 0
 
 
 def download(url: str, part: Path, progress: Progress | None = None) -> None:
@@ -82,7 +87,8 @@ def download(url: str, part: Path, progress: Progress | None = None) -> None:
     Sends ``Range: bytes=<size>-`` when `part` is not empty: 206 from that offset appends,
     200 (a server that ignores Range) or a 206 from elsewhere starts over, 416 (the part is
     already whole, or longer than the file) starts over once without Range. A transfer cut
-    short keeps `part` for the next run. Raises FetchError with one line."""
+    short keeps `part` for the next run. Raises FetchError with one line (SpecError for a
+    URL that is not http(s))."""
     have = part.stat().st_size if part.exists() else 0
     try:
         with httpx.Client(follow_redirects=True, timeout=TIMEOUT) as client:
@@ -110,7 +116,7 @@ def download(url: str, part: Path, progress: Progress | None = None) -> None:
                                          f"{part} and run again")
                     start = have if resumed else 0
                     total = (_content_range_total(response.headers.get("content-range"))
-                             if resumed else int(response.headers.get("content-length") or 0))
+                             if resumed else _int(response.headers.get("content-length")))
                     if not resumed and have:
                         log.info("%s ignored the Range request: downloading from the start",
                                  url)
@@ -127,9 +133,11 @@ def download(url: str, part: Path, progress: Progress | None = None) -> None:
                         raise FetchError(f"downloading {url}: the connection closed after "
                                          f"{done} of {total} bytes; run again to resume")
                     return
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise SpecError(f"cannot download from {url!r}: {exc}") from None
     except httpx.HTTPError as exc:
         again = "; run again to resume" if part.exists() and part.stat().st_size else ""
-        raise FetchError(f"downloading {url}: {type(exc).__name__}: {exc or 'no detail'}"
+        raise FetchError(f"downloading {url}: {type(exc).__name__}: {str(exc) or 'no detail'}"
                          f"{again}") from None
 
 
@@ -179,6 +187,8 @@ def fetch_cifar10(root: str | None = None, *, url: str | None = None, md5: str |
     settings = data_settings()
     url = url or settings.cifar10_url
     md5 = (md5 or settings.cifar10_md5).lower()
+    if len(md5) != 32 or not set(md5) <= set("0123456789abcdef"):
+        raise SpecError(f"an MD5 is 32 hexadecimal digits, not {md5!r}")
     base = cifar.configured_dir(root)
     try:
         return Fetched(cifar.batches_dir(root), downloaded=False)

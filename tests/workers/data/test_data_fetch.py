@@ -126,7 +126,8 @@ def serve(archive: tuple[bytes, dict[str, np.ndarray]]) -> Iterator[Callable[...
         served = Served(f"http://127.0.0.1:{server.server_address[1]}{PATH}",
                         archive[0] if payload is None else payload, **options)  # type: ignore[arg-type]
         server.RequestHandlerClass = _handler(served)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         servers.append(server)
         return served
 
@@ -298,7 +299,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("case", ["404", "no network", "checksum", "unwritable", "bad root",
-                                  "wrong flag"])
+                                  "wrong flag", "not http", "bad md5"])
 def test_cli_errors_are_one_line(case, tmp_path, root, serve, capsys, monkeypatch) -> None:
     served = serve()
     argv = ["cifar10", "--url", served.url, "--md5", served.md5, "--quiet"]
@@ -317,6 +318,12 @@ def test_cli_errors_are_one_line(case, tmp_path, root, serve, capsys, monkeypatc
     elif case == "bad root":
         argv += ["--root", "nowhere"]
         expect_code, expect = 2, "'nowhere' is not configured"
+    elif case == "bad md5":
+        argv[4] = "c58f30108f"
+        expect_code, expect = 2, "an MD5 is 32 hexadecimal digits"
+    elif case == "not http":
+        argv[2] = "ftp://example.org/cifar-10-python.tar.gz"
+        expect_code, expect = 2, "unsupported protocol 'ftp://'"
     else:
         argv += ["--wheel", "x.whl"]
         expect_code, expect = 2, "--wheel applies only to mnist"
