@@ -41,7 +41,8 @@ Progress = Callable[[int, int, int], None]
 
 @dataclass(frozen=True)
 class Fetched:
-    """What :func:`fetch_cifar10` did: where the batches are and whether it downloaded."""
+    """What :func:`fetch_cifar10` did: where the batches are, and whether this run put them
+    there (False: they were already in place)."""
 
     directory: Path
     downloaded: bool
@@ -182,8 +183,10 @@ def fetch_cifar10(root: str | None = None, *, url: str | None = None, md5: str |
     Does nothing when the root already holds the batch files (directly or in
     cifar-10-batches-py). Otherwise downloads `url` (default: the ``cifar10_url`` setting)
     with resumption, checks its MD5 against `md5` (default: ``cifar10_md5``), unpacks it
-    and deletes the archive. Raises FetchError (one line) for network, HTTP, checksum and
-    disk errors, SpecError for an unknown root name."""
+    and deletes the archive (a ``.part`` that already has the MD5, left by a run stopped
+    while unpacking, is unpacked without a download). Raises FetchError (one line) for
+    network, HTTP, checksum and disk errors, SpecError for an unknown root name, a
+    malformed MD5 or a URL that is not http(s)."""
     settings = data_settings()
     url = url or settings.cifar10_url
     md5 = (md5 or settings.cifar10_md5).lower()
@@ -202,7 +205,8 @@ def fetch_cifar10(root: str | None = None, *, url: str | None = None, md5: str |
     part = base / f"{ARCHIVE}.part"
     try:
         base.mkdir(parents=True, exist_ok=True)
-        download(url, part, progress)
+        if not (part.is_file() and md5_of(part) == md5):
+            download(url, part, progress)
         got = md5_of(part)
         if got != md5:
             part.unlink()

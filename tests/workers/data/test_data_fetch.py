@@ -233,14 +233,25 @@ def test_an_interrupted_download_resumes_on_the_next_run(root, serve, archive) -
     assert_loads(archive[1])
 
 
-def test_a_whole_unverified_part_is_fetched_again(root, serve, archive) -> None:
-    """A .part as long as the file (a run stopped before the check): the server answers
-    the Range with 416 and the download starts over."""
+def test_a_whole_but_wrong_part_is_fetched_again(root, serve, archive) -> None:
+    """A .part as long as the file but not it: the server answers the Range with 416 and
+    the download starts over."""
+    served = serve()
+    root.mkdir()
+    (root / f"{fetch.ARCHIVE}.part").write_bytes(bytes(len(served.payload)))
+    fetch.fetch_cifar10(url=served.url, md5=served.md5)
+    assert [status for _, status, _ in served.requests] == [416, 200]
+    assert_loads(archive[1])
+
+
+def test_a_verified_part_is_unpacked_without_a_download(root, serve, archive) -> None:
+    """A run stopped after the download (e.g. the disk filled while unpacking) left the
+    whole archive: the next run checks it and unpacks it, with no request."""
     served = serve()
     root.mkdir()
     (root / f"{fetch.ARCHIVE}.part").write_bytes(served.payload)
-    fetch.fetch_cifar10(url=served.url, md5=served.md5)
-    assert [status for _, status, _ in served.requests] == [416, 200]
+    assert fetch.fetch_cifar10(url=served.url, md5=served.md5).downloaded
+    assert served.requests == [] and leftovers(root) == []
     assert_loads(archive[1])
 
 
