@@ -111,13 +111,29 @@ class EstimatorSpec(_Request):
         try:
             return estimators.get(v).name
         except KeyError as exc:
+            # a plug-in's name: known where it is installed (a worker) or reported (the
+            # service, which refuses a name no live worker has); params checked there
+            if estimators.valid_name(v):
+                return v.lower()
             raise ValueError(exc.args[0]) from None
 
     @model_validator(mode="after")
     def _params(self) -> EstimatorSpec:
-        entry = estimators.get(self.name)
+        try:
+            entry = estimators.get(self.name)
+        except KeyError:
+            return self
         self.params = entry.parse_params(self.params).model_dump(mode="json")
         return self
+
+    @property
+    def known(self) -> bool:
+        """Whether this process knows the estimator (built in, installed or reported)."""
+        try:
+            estimators.get(self.name)
+        except KeyError:
+            return False
+        return True
 
     @property
     def entry(self) -> estimators.EstimatorEntry:
@@ -428,10 +444,13 @@ class EvaluationRequest(_Request):
             out["dataset"]["data_root"] = root
         return out
 
-    def spec_hash(self) -> str:
-        """Deduplication key: canonical spec plus the definition versions it runs under."""
-        payload = {"spec": self.canonical(),
-                   "definitions": definition_versions(self.estimator.name, self.generators())}
+    def spec_hash(self, definitions: dict[str, str] | None = None) -> str:
+        """Deduplication key: canonical spec plus the definition versions it runs under
+        (``definitions``: those a result recorded, where this process does not know the
+        estimator, e.g. a client rendering a plug-in's result)."""
+        if definitions is None:
+            definitions = definition_versions(self.estimator.name, self.generators())
+        payload = {"spec": self.canonical(), "definitions": definitions}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -540,6 +559,9 @@ class SeedRounds(_Model):
 
 
 class Provenance(_Model):
+    """What a result was computed with. A plug-in estimator's distribution and version are
+    in ``definition_versions`` under ``plugin`` (``dist==version``) and in ``plugin``."""
+
     definition_versions: dict[str, str]
     code_version: str
     seeds: list[int]
@@ -548,6 +570,11 @@ class Provenance(_Model):
     started_at: datetime
     finished_at: datetime
     wall_seconds: float
+
+    @property
+    def plugin(self) -> str | None:
+        """The plug-in estimator's 'distribution==version'; None for a built-in."""
+        return self.definition_versions.get("plugin")
 
 
 class EvaluationResult(_Model):
@@ -567,6 +594,13 @@ class EvaluationResult(_Model):
         if isinstance(data, dict) and "verdict" not in data:
             data = {**data, "verdict": "inconclusive", "passed": False}
         return data
+
+    def spec_hash(self) -> str:
+        """The request's deduplication key, from the versions this result recorded where
+        this process does not know the estimator (a plug-in installed on the worker)."""
+        req = self.request
+        return req.spec_hash() if req.estimator.known else req.spec_hash(
+            dict(self.provenance.definition_versions))
 
     def counts(self) -> dict[str, int]:
         """How many points passed, failed and were inconclusive."""

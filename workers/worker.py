@@ -28,6 +28,7 @@ from sqlalchemy import delete
 from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from micheck.errors import SpecError
+from micheck.estimators import plugins
 from micheck.queue import JobQueue, reconcile
 from micheck.settings import Settings, set_worker_device, set_worker_pid
 from micheck.storage import store
@@ -144,6 +145,19 @@ def _wait_for_horse(worker: SpawnWorker) -> None:
             os.waitpid(pid, 0)
 
 
+def plugin_report() -> dict[str, Any]:
+    """The plug-in estimators installed beside this worker, as its row reports them
+    (micheck.estimators.plugins: torch-free, never raises)."""
+    loaded = plugins.load()
+    for b in loaded.broken:
+        log.warning("plug-in estimator %s (%s==%s) did not load: %s", b.name, b.distribution,
+                    b.version, b.reason)
+    if loaded.entries:
+        log.info("plug-in estimators: %s", ", ".join(f"{e.name} ({e.provider})"
+                                                     for e in loaded.entries))
+    return plugins.report(loaded)
+
+
 def run_worker(settings: Settings, *, device: str | None = None, queues: list[str] | None = None,
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
@@ -161,7 +175,8 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
         s.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < stale))
         s.merge(WorkerRow(name=name, device=device, queue=",".join(queues),
                           host=socket.gethostname(), pid=os.getpid(), started_at=utcnow(),
-                          heartbeat_at=utcnow(), current_evaluation=None))
+                          heartbeat_at=utcnow(), current_evaluation=None,
+                          plugins=plugin_report()))
     keeper = _Housekeeper(db, jq, name, settings)
     keeper.start()
     try:
