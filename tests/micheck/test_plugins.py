@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.plugin_dists)
 """The plug-in loader (micheck.estimators.plugins) on real installed distributions
 (dist-info folders on sys.path, read by importlib.metadata), and what the protocol does
 with a plug-in's name where it is not installed (a CI box, the service)."""

@@ -10,14 +10,13 @@ import math
 
 import pytest
 import torch
+from micheck.workers.engine import evaluate
+from micheck.workers.estimators import dv, make_bound
+from micheck_plugin_example import ESTIMATOR
+from micheck_plugin_example.bound import dv_clipped
 
 from micheck.contract import EvaluationRequest
 from micheck.estimators import plugins
-from micheck.workers.engine import evaluate
-from micheck.workers.estimators import dv, make_bound
-
-from micheck_plugin_example import ESTIMATOR
-from micheck_plugin_example.bound import dv_clipped
 
 
 def test_the_entry_point_registers_the_estimator() -> None:
