@@ -85,7 +85,8 @@ def require(name: str, plugins: dict[str, LivePlugin]) -> None:
     msg = (f"no live worker has the estimator {name!r}: it is not built in ({builtin}) and "
            f"no live worker reports a plug-in of that name (plug-ins on live workers: "
            f"{live_names}); install the plug-in beside a worker and restart it")
-    raise ProblemError(422, msg, errors=[{"field": "estimator.name", "message": msg}])
+    raise ProblemError(422, f"estimator.name: {msg}",
+                       errors=[{"field": "estimator.name", "message": msg}])
 
 
 def catalog_row(entry: EstimatorEntry, lp: LivePlugin | None = None) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def test_a_plugin_is_listed_and_accepted_while_a_live_worker_has_it(app, client,
     r = client.post("/v1/evaluations", json=PLUGIN_SPEC, headers=alice)
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     detail = r.json()["detail"]
-    assert detail.startswith("no live worker has the estimator 'dv_clipped': it is not built "
+    assert detail.startswith("estimator.name: no live worker has the estimator 'dv_clipped': "
+                             "it is not built "
                              "in (alpha, dv, gm, infonce, js, mige, mine, nwj, smile, tuba)")
     assert "plug-ins on live workers: none" in detail
     assert r.json()["errors"][0]["field"] == "estimator.name"
@@ -83,4 +84,5 @@ def test_a_typo_of_a_builtin_gets_the_same_clear_422(client, alice):
     spec = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"], "name": "infonse"}}
     r = client.post("/v1/evaluations", json=spec, headers=alice)
     assert r.status_code == 422
-    assert r.json()["detail"].startswith("no live worker has the estimator 'infonse'")
+    assert r.json()["detail"].startswith("estimator.name: no live worker has the estimator "
+                                         "'infonse'")

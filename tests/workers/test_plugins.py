@@ -38,13 +38,13 @@ def _request(name: str, params: dict | None = None, steps: int = 3) -> Evaluatio
 
 def test_the_engine_trains_with_the_example_plugin(example_site):
     # validated where the plug-in was not loaded yet (a service or CI box): names only
-    req = _request("dv_clipped", {"clip": 20.0}, steps=150)
+    req = _request("dv_clipped", {"clip": 20.0}, steps=100)
     assert not req.estimator.known
     result = evaluate(req, device="cpu")
     assert result.provenance.plugin == "micheck-plugin-example==0.1.0"
     assert result.provenance.definition_versions["dv_clipped"] == "1"
     (est,) = result.estimates
-    # a 2-d Gaussian with I = 1 nat: a lower bound, learnt in 150 steps
+    # a 2-d Gaussian with I = 1 nat: a lower bound, learnt in 100 steps
     assert est.mi_test is not None and 0.4 < est.mi_test < 1.2, est
     assert result.request.estimator.params == {"clip": 20.0}
     assert result.spec_hash() == result.request.spec_hash()  # known here: the same key
