@@ -33,9 +33,9 @@ import importlib.metadata as md
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import create_model
+from pydantic import Field, create_model
 
 from micheck import estimators
 from micheck.estimators import EstimatorEntry, Origin, Params
@@ -129,20 +129,37 @@ def report(loaded: Loaded) -> dict[str, Any]:
     }
 
 
-def _default(spec: Mapping[str, Any]) -> tuple[Any, Any]:
-    return (Any, spec["default"]) if "default" in spec else (Any, ...)
+_TYPES: dict[str, type] = {"number": float, "integer": int, "boolean": bool, "string": str}
+_BOUNDS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt",
+           "exclusiveMaximum": "lt", "minLength": "min_length", "maxLength": "max_length"}
+_PLAIN = {"type", "default", "description", "title", "enum", *_BOUNDS}
+
+
+def _field(spec: Mapping[str, Any], required: bool) -> tuple[Any, Any]:
+    """A pydantic field for one property of a params schema: typed and bounded where the
+    schema is a plain number, integer, boolean or string (what pydantic writes for such a
+    field), Any otherwise (e.g. a union: the worker's own model checks it)."""
+    default = ... if required else spec.get("default", ...)
+    kind = spec.get("type")
+    if not isinstance(kind, str) or kind not in _TYPES or set(spec) - _PLAIN:
+        return Any, Field(default)
+    typ: Any = _TYPES[kind]
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        typ = Literal[tuple(spec["enum"])]
+    return typ, Field(default, **{arg: spec[key] for key, arg in _BOUNDS.items()
+                                  if key in spec})
 
 
 def entry_from_report(item: Mapping[str, Any]) -> EstimatorEntry:
     """A plug-in's entry rebuilt from a worker's report: the same name, version,
-    definition and origin; a params model that knows the parameter names and defaults
-    (unknown names are refused, defaults filled in) and leaves the types to the worker."""
+    definition and origin; a params model built from the reported JSON schema: unknown
+    names refused, defaults filled in, plain numbers, integers, booleans and strings
+    typed and bounded as the plug-in declared them; anything richer is left to the
+    worker, which validates with the plug-in's own model."""
     schema = item.get("params") or {}
     props = schema.get("properties") or {}
     required = set(schema.get("required") or ())
-    fields: dict[str, Any] = {}
-    for key, spec in props.items():
-        fields[key] = (Any, ...) if key in required else _default(spec)
+    fields = {key: _field(spec, key in required) for key, spec in props.items()}
     model = create_model(f"Reported_{item['name']}", __base__=Params, **fields)
     return EstimatorEntry(
         name=item["name"], family=item.get("family", "discriminative"),

@@ -66,10 +66,26 @@ def test_report_and_the_entry_rebuilt_from_it(example_site):
     assert item["params"]["properties"]["clip"]["default"] == 10.0
     entry = plugins.entry_from_report(item)
     assert entry.provider == "micheck-plugin-example==0.1.0" and entry.version == "1"
-    # the names are checked and the defaults filled in; the types are the worker's
+    # names checked, defaults filled in, plain numbers typed and bounded as declared
     assert entry.parse_params({}).model_dump() == {"clip": 10.0}
+    assert entry.parse_params({"clip": 5}).model_dump() == {"clip": 5.0}
     with pytest.raises(ValueError, match=r"takes no parameter\(s\) \['clipp'\]"):
         entry.parse_params({"clipp": 1.0})
+    with pytest.raises(ValueError, match="params.clip: Input should be a valid number"):
+        entry.parse_params({"clip": True})
+    with pytest.raises(ValueError, match="params.clip: Input should be greater than 0"):
+        entry.parse_params({"clip": 0})
+
+
+def test_a_richer_schema_is_left_to_the_worker():
+    smile = estimators.get("smile")  # tau: a number or 'inf' (anyOf); objective: an enum
+    entry = plugins.entry_from_report({
+        "name": "smile_copy", "version": "1", "distribution": "d", "distribution_version": "1",
+        "params": smile.params_schema()})
+    assert entry.parse_params({}).model_dump() == {"tau": 5.0, "objective": "js"}
+    assert entry.parse_params({"tau": "anything"}).model_dump()["tau"] == "anything"
+    with pytest.raises(ValueError, match="params.objective: Input should be 'js' or 'direct'"):
+        entry.parse_params({"objective": "neither"})
 
 
 def test_a_plugin_name_passes_the_contract_where_it_is_not_installed():

@@ -67,6 +67,9 @@ def test_a_plugin_is_listed_and_accepted_while_a_live_worker_has_it(app, client,
     typo = {**PLUGIN_SPEC, "estimator": {**PLUGIN_SPEC["estimator"], "params": {"clp": 1.0}}}
     r = client.post("/v1/evaluations", json=typo, headers=alice)
     assert r.status_code == 422 and "dv_clipped takes no parameter(s) ['clp']" in r.text
+    wrong = {**PLUGIN_SPEC, "estimator": {**PLUGIN_SPEC["estimator"], "params": {"clip": 0}}}
+    r = client.post("/v1/evaluations", json=wrong, headers=alice)  # the plug-in's own bound
+    assert r.status_code == 422 and "params.clip: Input should be greater than 0" in r.text
     defaults = {**PLUGIN_SPEC, "estimator": {**PLUGIN_SPEC["estimator"], "params": {}}}
     r = client.post("/v1/evaluations", json=defaults, headers=alice)
     assert r.status_code == 202 and r.json()["request"]["estimator"]["params"] == {"clip": 10.0}
