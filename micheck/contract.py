@@ -676,6 +676,10 @@ class WorkerView(_Model):
     host: str | None = None
     pid: int | None = None
     heartbeat_age_seconds: float | None = None
+    plugins: list[str] = Field(default_factory=list, description=(
+        "plug-in estimators installed beside it: 'name (distribution==version)'"))
+    broken_plugins: list[str] | None = Field(None, description=(
+        "admins: plug-ins that did not load, each with the reason"))
 
 
 class Problem(BaseModel):

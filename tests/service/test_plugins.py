@@ -13,7 +13,7 @@ from micheck.service import auth
 
 from micheck import estimators
 from micheck.storage.models import WorkerRow, utcnow
-from tests.plugin_dists import example_site, isolated_registry  # noqa: F401
+from tests.plugin_dists import broken_site, example_site, isolated_registry  # noqa: F401
 from tests.service.support import TINY_SPEC
 
 PLUGIN_SPEC = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"], "name": "dv_clipped",
@@ -23,6 +23,11 @@ PLUGIN_SPEC = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"], "name": "dv_
 @pytest.fixture
 def alice(app):
     return {"Authorization": f"Bearer {auth.create_token(app.state.db, 'alice')}"}
+
+
+@pytest.fixture
+def root(app):
+    return {"Authorization": f"Bearer {auth.create_token(app.state.db, 'root', admin=True)}"}
 
 
 def _register_worker(app, name: str) -> None:
@@ -89,3 +94,20 @@ def test_a_typo_of_a_builtin_gets_the_same_clear_422(client, alice):
     assert r.status_code == 422
     assert r.json()["detail"].startswith("estimator.name: no live worker has the estimator "
                                          "'infonse'")
+
+
+def test_workers_show_their_plugins_and_admins_why_some_did_not_load(app, client, alice, root,
+                                                                     broken_site):
+    _register_worker(app, "w1")
+    (mine,) = client.get("/v1/workers", headers=alice).json()
+    assert "dv_clipped (micheck-plugin-example==0.1.0)" in mine["plugins"]
+    assert "bad_nan (micheck-broken-plugins==2.0.1)" in mine["plugins"]
+    assert mine["broken_plugins"] is None  # reasons are for admins
+    (theirs,) = client.get("/v1/workers", headers=root).json()
+    assert sorted(theirs["broken_plugins"])[0] == (
+        "bad_import (micheck-broken-plugins==2.0.1): ImportError: this plug-in needs a "
+        "package not installed")
+    assert len(theirs["broken_plugins"]) == 4
+    listed = {e["name"]: e["origin"] for e in client.get("/v1/estimators").json()}
+    assert listed["dv"] == "built-in" and listed["bad_nan"] == "micheck-broken-plugins==2.0.1"
+    assert "bad_import" not in listed
