@@ -120,3 +120,15 @@ def test_the_job_fails_a_broken_plugins_evaluation_and_runs_the_next(broken_site
     with db.session() as s:
         result = store.load_result(s, s.get(Evaluation, good))
     assert result.provenance.plugin == "micheck-plugin-example==0.1.0"
+
+
+def test_micheck_run_names_the_broken_plugin_in_one_line(broken_site, tmp_path, capsys):
+    from micheck.cli import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(_request("bad_shape").model_dump_json())
+    assert main(["run", str(spec), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("micheck: plug-in estimator 'bad_shape' (micheck-broken-plugins=="
+                          "2.0.1): its objective returned shape (1, 32)")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
