@@ -6,9 +6,10 @@
     ├── EvaluationError      the engine failed while running a valid spec
     │   ├── Canceled         a cancel request was honoured between training steps
     │   └── PluginFailed     a plug-in estimator raised or returned NaN / a wrong shape
+    ├── FetchError           `micheck data fetch` could not download, verify or unpack a data set
     └── ApiError             the service answered with a problem (clients.errors refines it)
 
-The CLI maps SpecError to exit code 2, ApiError and timeouts to 3, and prints one
+The CLI maps SpecError to exit code 2, ApiError, FetchError and timeouts to 3, and prints one
 line instead of a traceback.
 """
 
@@ -39,6 +40,11 @@ class PluginFailed(EvaluationError):
     """A plug-in estimator raised, returned a non-finite value from finite scores or a
     value of the wrong shape, or could not be loaded: this evaluation fails, the worker
     goes on (micheck.workers.plugins)."""
+
+
+class FetchError(MicheckError):
+    """A data set could not be downloaded, verified or unpacked (network, HTTP status,
+    checksum, disk); the message says what to do."""
 
 
 class ApiError(MicheckError):
