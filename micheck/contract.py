@@ -102,7 +102,9 @@ class EstimatorSpec(_Request):
     default filled in (``typed_params`` gives the model itself)."""
 
     # the schema lists the registry's names (a generated client gets an enum); the
-    # validator also accepts other spellings (case, aliases) and names the known ones
+    # validator also accepts other spellings (case, aliases) and names the known ones,
+    # and any well-formed name this process does not know: a plug-in's, which the service
+    # accepts while a live worker reports it (micheck.service.plugins)
     name: str = Field(max_length=64, json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
@@ -378,8 +380,9 @@ class EvaluationRequest(_Request):
         request as explicit steps, so a stored request reads back the same)."""
         train, ds = self.estimator.train, self.dataset
         if "steps" not in train.model_fields_set and ds.is_image:
-            family = "generative" if self.estimator.entry.family == "generative" else \
-                "discriminative"
+            # a plug-in this process does not know is discriminative (plug-ins always are)
+            family = "generative" if self.estimator.known and \
+                self.estimator.entry.family == "generative" else "discriminative"
             images = DATASETS[ds.name].train_images
             if ds.train_size:
                 images = min(images, ds.train_size)

@@ -93,6 +93,12 @@ def test_a_plugin_name_passes_the_contract_where_it_is_not_installed():
         "name": "Not_Installed_Here", "params": {"anything": [1, 2]}}})
     assert req.estimator.name == "not_installed_here" and not req.estimator.known
     assert req.estimator.params == {"anything": [1, 2]}  # for the worker to check
+    images = EvaluationRequest.model_validate({  # the paper's schedule: a critic's epochs
+        "estimator": {"name": "not_installed_here", "train": {"batch_size": 64}},
+        "dataset": {"name": "mnist"}, "tests": [{"kind": "baseline"}]})
+    assert images.estimator.train.steps == EvaluationRequest.model_validate({
+        "estimator": {"name": "infonce", "train": {"batch_size": 64}},
+        "dataset": {"name": "mnist"}, "tests": [{"kind": "baseline"}]}).estimator.train.steps
     with pytest.raises(ValueError, match="unknown estimator 'no such!'"):
         EvaluationRequest.model_validate({**SPEC, "estimator": {"name": "no such!"}})
     with pytest.raises(ValueError, match="params.tau"):  # built-ins stay checked at once

@@ -16,13 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* under pl
 from micheck.workers.engine import evaluate
 from micheck.workers.job import execute
 
-from micheck.contract import EvaluationRequest
+from micheck.contract import EvaluationRequest, EvaluationResult
 from micheck.errors import PluginFailed, SpecError
 from micheck.estimators import plugins
+from micheck.render.junit import properties
 from micheck.storage import store
 from micheck.storage.db import Database
 from micheck.storage.models import Evaluation
-from tests.plugin_dists import broken_site, example_site  # noqa: F401
+from tests.plugin_dists import broken_site, example_site, isolated_registry  # noqa: F401
 from tests.service.support import redis_server, service_settings  # noqa: F401
 
 
@@ -40,14 +41,21 @@ def test_the_engine_trains_with_the_example_plugin(example_site):
     # validated where the plug-in was not loaded yet (a service or CI box): names only
     req = _request("dv_clipped", {"clip": 20.0}, steps=100)
     assert not req.estimator.known
-    result = evaluate(req, device="cpu")
+    with isolated_registry():  # the worker's process
+        result = evaluate(req, device="cpu")
+        key = result.request.spec_hash()
+    # a client without the plug-in reads and renders it, with the same deduplication key
+    result = EvaluationResult.model_validate_json(result.model_dump_json())
+    assert not result.request.estimator.known
+    props = properties(result)
+    assert props["spec_hash"] == key == result.spec_hash()
+    assert props["definition.plugin"] == "micheck-plugin-example==0.1.0"
     assert result.provenance.plugin == "micheck-plugin-example==0.1.0"
     assert result.provenance.definition_versions["dv_clipped"] == "1"
     (est,) = result.estimates
     # a 2-d Gaussian with I = 1 nat: a lower bound, learnt in 100 steps
     assert est.mi_test is not None and 0.4 < est.mi_test < 1.2, est
     assert result.request.estimator.params == {"clip": 20.0}
-    assert result.spec_hash() == result.request.spec_hash()  # known here: the same key
 
 
 def test_the_plugins_own_model_checks_its_params_in_the_worker(example_site):
