@@ -109,7 +109,9 @@ class EstimatorSpec(_Request):
     default filled in (``typed_params`` gives the model itself)."""
 
     # the schema lists the registry's names (a generated client gets an enum); the
-    # validator also accepts other spellings (case, aliases) and names the known ones
+    # validator also accepts other spellings (case, aliases) and names the known ones,
+    # and any well-formed name this process does not know: a plug-in's, which the service
+    # accepts while a live worker reports it (micheck.service.plugins)
     name: str = Field(max_length=64, json_schema_extra={"enum": ESTIMATOR_NAMES})
     params: dict[str, Any] = Field(default_factory=dict)
     critic: CriticSpec = Field(default_factory=CriticSpec)
@@ -121,11 +123,18 @@ class EstimatorSpec(_Request):
         try:
             return estimators.get(v).name
         except KeyError as exc:
+            # a plug-in's name: known where it is installed (a worker) or reported (the
+            # service, which refuses a name no live worker has); params checked there
+            if estimators.valid_name(v):
+                return v.lower()
             raise ValueError(exc.args[0]) from None
 
     @model_validator(mode="after")
     def _params(self) -> EstimatorSpec:
-        entry = estimators.get(self.name)
+        try:
+            entry = estimators.get(self.name)
+        except KeyError:
+            return self
         self.params = entry.parse_params(self.params).model_dump(mode="json")
         return self
 
@@ -141,6 +150,15 @@ class EstimatorSpec(_Request):
             raise ValueError(f"critic.block {block} must divide train.batch_size {n} "
                              f"(blocks of equal size)")
         return self
+
+    @property
+    def known(self) -> bool:
+        """Whether this process knows the estimator (built in, installed or reported)."""
+        try:
+            estimators.get(self.name)
+        except KeyError:
+            return False
+        return True
 
     @property
     def entry(self) -> estimators.EstimatorEntry:
@@ -382,8 +400,9 @@ class EvaluationRequest(_Request):
         request as explicit steps, so a stored request reads back the same)."""
         train, ds = self.estimator.train, self.dataset
         if "steps" not in train.model_fields_set and ds.is_image:
-            family = "generative" if self.estimator.entry.family == "generative" else \
-                "discriminative"
+            # a plug-in this process does not know is discriminative (plug-ins always are)
+            family = "generative" if self.estimator.known and \
+                self.estimator.entry.family == "generative" else "discriminative"
             images = DATASETS[ds.name].train_images
             if ds.train_size:
                 images = min(images, ds.train_size)
@@ -468,10 +487,13 @@ class EvaluationRequest(_Request):
             out["dataset"]["data_root"] = root
         return out
 
-    def spec_hash(self) -> str:
-        """Deduplication key: canonical spec plus the definition versions it runs under."""
-        payload = {"spec": self.canonical(),
-                   "definitions": definition_versions(self.estimator.name, self.generators())}
+    def spec_hash(self, definitions: dict[str, str] | None = None) -> str:
+        """Deduplication key: canonical spec plus the definition versions it runs under
+        (``definitions``: those a result recorded, where this process does not know the
+        estimator, e.g. a client rendering a plug-in's result)."""
+        if definitions is None:
+            definitions = definition_versions(self.estimator.name, self.generators())
+        payload = {"spec": self.canonical(), "definitions": definitions}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -580,6 +602,9 @@ class SeedRounds(_Model):
 
 
 class Provenance(_Model):
+    """What a result was computed with. A plug-in estimator's distribution and version are
+    in ``definition_versions`` under ``plugin`` (``dist==version``) and in ``plugin``."""
+
     definition_versions: dict[str, str]
     code_version: str
     seeds: list[int]
@@ -588,6 +613,11 @@ class Provenance(_Model):
     started_at: datetime
     finished_at: datetime
     wall_seconds: float
+
+    @property
+    def plugin(self) -> str | None:
+        """The plug-in estimator's 'distribution==version'; None for a built-in."""
+        return self.definition_versions.get("plugin")
 
 
 class EvaluationResult(_Model):
@@ -607,6 +637,13 @@ class EvaluationResult(_Model):
         if isinstance(data, dict) and "verdict" not in data:
             data = {**data, "verdict": "inconclusive", "passed": False}
         return data
+
+    def spec_hash(self) -> str:
+        """The request's deduplication key, from the versions this result recorded where
+        this process does not know the estimator (a plug-in installed on the worker)."""
+        req = self.request
+        return req.spec_hash() if req.estimator.known else req.spec_hash(
+            dict(self.provenance.definition_versions))
 
     def counts(self) -> dict[str, int]:
         """How many points passed, failed and were inconclusive."""
@@ -682,6 +719,10 @@ class WorkerView(_Model):
     host: str | None = None
     pid: int | None = None
     heartbeat_age_seconds: float | None = None
+    plugins: list[str] = Field(default_factory=list, description=(
+        "plug-in estimators installed beside it: 'name (distribution==version)'"))
+    broken_plugins: list[str] | None = Field(None, description=(
+        "admins: plug-ins that did not load, each with the reason"))
 
 
 class Problem(BaseModel):

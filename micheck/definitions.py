@@ -77,7 +77,10 @@ def definition_versions(estimator: str, generators: tuple[str, ...] | list[str] 
                         ) -> dict[str, str]:
     """The versions a result depends on: its estimator's, the test protocol's and those of
     the task generators it draws from (keys "generator:<name>")."""
-    out = {"engine": ENGINE_VERSION, estimator: estimators.get(estimator).version}
+    entry = estimators.get(estimator)
+    out = {"engine": ENGINE_VERSION, estimator: entry.version}
+    if entry.origin is not None:  # a plug-in: the distribution that defines it
+        out["plugin"] = str(entry.origin)
     out.update({f"generator:{g}": GENERATOR_VERSIONS[g] for g in sorted(set(generators))})
     return out
 

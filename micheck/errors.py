@@ -4,7 +4,8 @@
     ├── SpecError            a spec or request is invalid (CLI exit 2, HTTP 422)
     │   └── DataNotFound     the data set's files are missing (names the path expected)
     ├── EvaluationError      the engine failed while running a valid spec
-    │   └── Canceled         a cancel request was honoured between training steps
+    │   ├── Canceled         a cancel request was honoured between training steps
+    │   └── PluginFailed     a plug-in estimator raised or returned NaN / a wrong shape
     ├── FetchError           `micheck data fetch` could not download, verify or unpack a data set
     └── ApiError             the service answered with a problem (clients.errors refines it)
 
@@ -33,6 +34,12 @@ class EvaluationError(MicheckError):
 
 class Canceled(EvaluationError):
     """The evaluation was canceled on request."""
+
+
+class PluginFailed(EvaluationError):
+    """A plug-in estimator raised, returned a non-finite value from finite scores or a
+    value of the wrong shape, or could not be loaded: this evaluation fails, the worker
+    goes on (micheck.workers.plugins)."""
 
 
 class FetchError(MicheckError):

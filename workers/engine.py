@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
-from micheck.workers import gradient
+from micheck.workers import gradient, plugins
 from micheck.workers import selfconsistency as sc
 from micheck.workers.data import load_images, load_labels
 from micheck.workers.data.pairs import same_class_sampler
@@ -35,6 +35,7 @@ from micheck.contract import (
     SeedRounds,
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
+from micheck.errors import SpecError
 from micheck.plan import Measurement, plan, points
 from micheck.scoring import decision_count, diagnostics, score
 from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict, overall
@@ -123,6 +124,21 @@ def _next_round(request: EvaluationRequest, ratios: list[Ratio], estimates: dict
     return new, sorted(want, key=lambda m: m.key(0))
 
 
+def with_plugin(request: EvaluationRequest) -> EvaluationRequest:
+    """The request with its estimator resolved here: a plug-in's bound loaded and its
+    params validated by the plug-in's own strict model (a service without the plug-in
+    only checked their names). SpecError / PluginFailed otherwise."""
+    est = request.estimator
+    entry = plugins.prepare(est.name)
+    if entry.origin is None:
+        return request
+    try:
+        params = entry.parse_params(est.params).model_dump(mode="json")
+    except ValueError as exc:
+        raise SpecError(f"estimator {entry.name} ({entry.provider}): {exc}") from None
+    return request.model_copy(update={"estimator": est.model_copy(update={"params": params})})
+
+
 def evaluate(request: EvaluationRequest, *, device: str | None = None,
              progress: Callable[[Progress], None] | None = None,
              should_cancel: Callable[[], bool] | None = None,
@@ -131,6 +147,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     them (up to request.seed_cap); raises SpecError/DataNotFound for input only the data can
     reject, Canceled when should_cancel() turns true."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    request = with_plugin(request)
     dev = pick_device(device)
     whole, request = request, request.model_copy(
         update={"tests": [t for t in request.tests if t.kind != "mi_gradient"]})

@@ -19,7 +19,7 @@ from typing import Any
 from rq.timeouts import JobTimeoutException
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
-from micheck.errors import Canceled, DataNotFound, SpecError
+from micheck.errors import Canceled, DataNotFound, PluginFailed, SpecError
 from micheck.processes import die_with_parent
 from micheck.settings import Settings
 from micheck.storage import store
@@ -169,6 +169,8 @@ def _run(db: Database, eid: str, claim: store.Claim, evaluate: Engine, beat: _Be
         return end(store.FAILED, "data_not_found", str(exc))
     except SpecError as exc:
         return end(store.FAILED, "invalid_spec", str(exc))
+    except PluginFailed as exc:  # deterministic: a retry would fail the same way
+        return end(store.FAILED, "plugin_failed", str(exc))
     except JobTimeoutException:
         return end(store.FAILED, "timeout", f"the run exceeded its job timeout of "
                                             f"{_timeout_of(db, eid)} s")

@@ -28,6 +28,7 @@ from sqlalchemy import delete
 from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from micheck.errors import SpecError
+from micheck.estimators import plugins
 from micheck.queue import JobQueue, reconcile
 from micheck.settings import Settings, set_worker_device, set_worker_pid
 from micheck.storage import store
@@ -144,6 +145,33 @@ def _wait_for_horse(worker: SpawnWorker) -> None:
             os.waitpid(pid, 0)
 
 
+def plugin_report() -> dict[str, Any]:
+    """The plug-in estimators installed beside this worker, as its row reports them
+    (micheck.estimators.plugins: torch-free, never raises)."""
+    loaded = plugins.load()
+    for b in loaded.broken:
+        log.warning("plug-in estimator %s (%s==%s) did not load: %s", b.name, b.distribution,
+                    b.version, b.reason)
+    if loaded.entries:
+        log.info("plug-in estimators: %s", ", ".join(f"{e.name} ({e.provider})"
+                                                     for e in loaded.entries))
+    return plugins.report(loaded)
+
+
+def register(db: Database, settings: Settings, name: str, device: str,
+             queues: list[str]) -> None:
+    """This worker's row: what it serves and the plug-in estimators installed beside it
+    (the service accepts a plug-in's name while a live worker reports it)."""
+    report = plugin_report()
+    with db.session() as s:
+        # forget this host's rows that stopped beating long ago (crashed earlier runs)
+        stale = utcnow() - timedelta(seconds=settings.worker_forget_after_s)
+        s.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < stale))
+        s.merge(WorkerRow(name=name, device=device, queue=",".join(queues),
+                          host=socket.gethostname(), pid=os.getpid(), started_at=utcnow(),
+                          heartbeat_at=utcnow(), current_evaluation=None, plugins=report))
+
+
 def run_worker(settings: Settings, *, device: str | None = None, queues: list[str] | None = None,
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
@@ -155,13 +183,7 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
     signal.signal(signal.SIGTERM, _stop_now)  # until RQ installs its own handlers
     wait_for_redis(jq)
     name = name or f"{socket.gethostname()}.{device.replace(':', '')}.{os.getpid()}"
-    with db.session() as s:
-        # forget this host's rows that stopped beating long ago (crashed earlier runs)
-        stale = utcnow() - timedelta(seconds=settings.worker_forget_after_s)
-        s.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < stale))
-        s.merge(WorkerRow(name=name, device=device, queue=",".join(queues),
-                          host=socket.gethostname(), pid=os.getpid(), started_at=utcnow(),
-                          heartbeat_at=utcnow(), current_evaluation=None))
+    register(db, settings, name, device, queues)
     keeper = _Housekeeper(db, jq, name, settings)
     keeper.start()
     try:

@@ -25,6 +25,12 @@ The registration API is public so a module outside this repository can add an es
 Bump ``version`` whenever a change would move a stored number (formula, default,
 training signal): a stored result records the version it was computed under, and the
 version is hashed into the deduplication key of every request that names the estimator.
+
+Plug-ins: an installed distribution registers an estimator through the entry-point group
+``micheck.estimators`` (:mod:`micheck.estimators.plugins`); its entry carries the
+distribution's name and version (``origin``) and the dotted path of its bound (``bound``),
+which only a worker's job process imports. A service without the plug-in installed knows
+it from what live workers report (:func:`set_reported`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,17 @@ class NoParams(Params):
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a plug-in estimator comes from: its installed distribution."""
+
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
 class EstimatorEntry:
     name: str
     family: Family
@@ -59,6 +76,15 @@ class EstimatorEntry:
     params_model: type[Params] = NoParams
     aliases: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # plug-ins only: "module:attr" of the bound factory (imported in the worker's job
+    # process, where torch is), and the distribution that installed it (set by the loader)
+    bound: str | None = None
+    origin: Origin | None = None
+
+    @property
+    def provider(self) -> str:
+        """'built-in', or the plug-in's 'distribution==version'."""
+        return "built-in" if self.origin is None else str(self.origin)
 
     @property
     def source(self) -> str:  # the name GET /v1/estimators has always used
@@ -96,6 +122,14 @@ class EstimatorEntry:
 
 _ENTRIES: dict[str, EstimatorEntry] = {}
 _ALIASES: dict[str, str] = {}
+# plug-ins this process has not installed but live workers report (the service's view);
+# replaced as a whole by set_reported, so a reader never sees half an update
+_REPORTED: dict[str, EstimatorEntry] = {}
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is spelled like an estimator name (lowercase, digits, '_')."""
+    return bool(_NAME.match(name.lower()))
 
 
 def register(entry: EstimatorEntry, *, replace: bool = False) -> EstimatorEntry:
@@ -120,16 +154,35 @@ def canonical_name(name: str) -> str:
 
 
 def get(name: str) -> EstimatorEntry:
-    """The entry for a name or alias; KeyError naming the known ones otherwise."""
-    entry = _ENTRIES.get(canonical_name(name))
+    """The entry for a name or alias (registered here, else reported by a live worker);
+    KeyError naming the known ones otherwise."""
+    key = canonical_name(name)
+    entry = _ENTRIES.get(key) or _REPORTED.get(key)
     if entry is None:
-        raise KeyError(f"unknown estimator {name!r}; known: {', '.join(sorted(_ENTRIES))}")
+        known = sorted({*_ENTRIES, *_REPORTED})
+        raise KeyError(f"unknown estimator {name!r}; known: {', '.join(known)}")
     return entry
 
 
 def entries() -> list[EstimatorEntry]:
     """Every registered estimator, in registration order."""
     return list(_ENTRIES.values())
+
+
+def is_registered(name: str) -> bool:
+    """Whether this process registered ``name`` (built in or an installed plug-in)."""
+    return canonical_name(name) in _ENTRIES
+
+
+def set_reported(reported: Mapping[str, EstimatorEntry]) -> None:
+    """Replace the plug-ins known only from live workers' reports (the service calls
+    this before validating a submission); names registered here take precedence."""
+    global _REPORTED
+    _REPORTED = {k: v for k, v in reported.items() if k not in _ENTRIES}
+
+
+def reported() -> list[EstimatorEntry]:
+    return list(_REPORTED.values())
 
 
 def names() -> list[str]:

@@ -131,7 +131,7 @@ def properties(result: EvaluationResult, evaluation_id: str | None = None,
                        f"{req.estimator.train.steps} steps, lr {req.estimator.train.lr:g}"),
              "dataset": req.dataset.name, "seeds": ", ".join(map(str, prov.seeds)),
              "device": prov.device, "code_version": prov.code_version,
-             "torch_version": prov.torch_version, "spec_hash": req.spec_hash()}
+             "torch_version": prov.torch_version, "spec_hash": result.spec_hash()}
     props.update({f"definition.{k}": v for k, v in sorted(prov.definition_versions.items())})
     if evaluation_id:
         props["evaluation_id"] = evaluation_id

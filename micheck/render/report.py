@@ -231,7 +231,7 @@ def _provenance(result: EvaluationResult, view: EvaluationView | None) -> str:
         ("device", p.device), ("torch", p.torch_version),
         ("started", p.started_at.isoformat(timespec="seconds")),
         ("finished", p.finished_at.isoformat(timespec="seconds")),
-        ("wall time", f"{p.wall_seconds:.1f} s"), ("spec hash", result.request.spec_hash())]
+        ("wall time", f"{p.wall_seconds:.1f} s"), ("spec hash", result.spec_hash())]
     if view is not None:
         pairs += [("evaluation id", view.id), ("attempts", view.attempts),
                   ("worker", view.worker),

@@ -204,6 +204,8 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_evaluation: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # micheck.estimators.plugins.report(): {"estimators": [...], "broken": [...]}
+    plugins: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class LabelRow(Base):

@@ -480,6 +480,16 @@ def live_workers(s: Session, stale_after: timedelta) -> list[WorkerRow]:
                           .order_by(WorkerRow.name)))
 
 
+def live_plugin_reports(s: Session, stale_after: timedelta) -> list[tuple[str, dict]]:
+    """(worker name, plug-in report) of each live worker that reported plug-ins
+    (micheck.estimators.plugins.report), in name order."""
+    cutoff = utcnow() - stale_after
+    rows = s.execute(select(WorkerRow.name, WorkerRow.plugins)
+                     .where(WorkerRow.heartbeat_at >= cutoff, WorkerRow.plugins.is_not(None))
+                     .order_by(WorkerRow.name)).all()
+    return [(name, report) for name, report in rows if isinstance(report, dict)]
+
+
 def count_live_workers(s: Session, stale_after: timedelta) -> int:
     cutoff = utcnow() - stale_after
     return s.scalar(select(func.count()).select_from(WorkerRow)

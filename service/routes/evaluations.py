@@ -21,6 +21,8 @@ from micheck.service.deps import (
     visible_owner,
 )
 from micheck.service.limits import check_limits, default_limits
+from micheck.service.plugins import LivePlugins
+from micheck.service.plugins import require as require_estimator
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
 from micheck.service.routes.share import with_link
@@ -65,8 +67,9 @@ def _view_response(view: EvaluationView, status: int, request: Request,
              responses={200: {"model": EvaluationView,
                               "description": "an identical evaluation (deduplicated) or an "
                                              "Idempotency-Key replay"}, **PROBLEMS})
-def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, settings: SettingsDep,
-           caller: Writer, metrics: MetricsDep, background: BackgroundTasks,
+def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: DBDep,
+           jq: QueueDep, settings: SettingsDep, caller: Writer, metrics: MetricsDep,
+           background: BackgroundTasks,
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
            ) -> JSONResponse:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
@@ -77,7 +80,9 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
     Everything is checked before anything is stored: the contract (strict, bounded,
     finite), this server's limits, the estimated compute (micheck.budget) per request and
     per token, and the token's queue, the latter two atomically (lock_owner). The
-    response body is built inside the transaction, so nothing fails after the commit."""
+    response body is built inside the transaction, so nothing fails after the commit.
+    A plug-in estimator is accepted while a live worker reports it (422 otherwise)."""
+    require_estimator(body.estimator.name, plugins)
     cost = budget.estimate(body)
     check_limits(body, settings)  # the compute budget: below, with the token's limits
     if body.webhook is not None:

@@ -31,6 +31,7 @@ def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView
                                 .where(Evaluation.id.in_(busy))).all()) if busy else {}
     out = []
     for i, r in enumerate(rows):
+        report = r.plugins if isinstance(r.plugins, dict) else {}
         mine = r.current_evaluation is not None and caller.name is not None \
             and owners.get(r.current_evaluation) == caller.name
         out.append(WorkerView(
@@ -38,5 +39,10 @@ def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView
             current_evaluation=r.current_evaluation if caller.admin or mine else None,
             busy=r.current_evaluation is not None,
             host=r.host if caller.admin else None, pid=r.pid if caller.admin else None,
-            heartbeat_age_seconds=round((now - r.heartbeat_at).total_seconds(), 3)))
+            heartbeat_age_seconds=round((now - r.heartbeat_at).total_seconds(), 3),
+            plugins=[f"{p.get('name')} ({p.get('distribution')}=={p.get('distribution_version')})"
+                     for p in report.get("estimators") or ()],
+            broken_plugins=[f"{b.get('name')} ({b.get('distribution')}=={b.get('version')}): "
+                            f"{b.get('reason')}" for b in report.get("broken") or ()]
+            if caller.admin else None))
     return out
