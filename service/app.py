@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
         app.include_router(r)
     docs.install(app)
 
+    app.add_middleware(problems.CatchAll)  # innermost: the timing below sees its 500s
+
     @app.middleware("http")
     async def _timing(request, call_next):
         start = time.perf_counter()

@@ -154,6 +154,7 @@ def create(body: EvaluationRequest, request: Request, db: DBDep, jq: QueueDep, s
                 raise ProblemError(409, "conflicting concurrent request") from None
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
                                   request, settings)
+    db.storage.note_written()  # space was found: /readyz stops reporting storage full
     # the row is committed: the caller needs no more. After the response is sent, put the
     # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time)
     background.add_task(_dispatch, db, jq, caller.name)
