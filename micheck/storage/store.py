@@ -480,6 +480,15 @@ def live_workers(s: Session, stale_after: timedelta) -> list[WorkerRow]:
                           .order_by(WorkerRow.name)))
 
 
+def worker_alive(s: Session, name: str, stale_after: timedelta) -> bool | None:
+    """Whether the worker beat within `stale_after`; None when it has no row."""
+    beat = s.scalar(select(WorkerRow.heartbeat_at).where(WorkerRow.name == name))
+    if beat is None:
+        return None
+    return bool(s.scalar(select(func.count()).select_from(WorkerRow).where(
+        WorkerRow.name == name, WorkerRow.heartbeat_at >= utcnow() - stale_after)))
+
+
 def count_live_workers(s: Session, stale_after: timedelta) -> int:
     cutoff = utcnow() - stale_after
     return s.scalar(select(func.count()).select_from(WorkerRow)
