@@ -58,10 +58,26 @@ def secret(settings: Settings) -> bytes:
         return settings.share_secret.encode()
     path = Path(settings.var_dir) / SECRET_FILE
     try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return _create_secret(path)
+    # every view carries a link: read the file again only when it changed (a rotation
+    # replaces it: a new inode), not once per evaluation listed
+    stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _cache.get("key")
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
         return _create_secret(path)
-    return key or rotate_secret(settings)  # an empty file (made by hand) is no key
+    if not key:  # an empty file (made by hand) is no key
+        return rotate_secret(settings)
+    _cache["key"] = (stamp, key)
+    return key
+
+
+_cache: dict[str, tuple[tuple[str, int, int, int], bytes]] = {}
 
 
 def _write_temp(path: Path, key: bytes) -> Path:
