@@ -368,10 +368,6 @@ def inprocess_submit(n: int = 300, *, profile: bool = True) -> dict[str, Any]:
                                 max_queued_per_token=3 * n + 100, max_token_gmac=1e12,
                                 log_level="WARNING")
             app = create_app(settings, run_reconciler=False)
-            import os
-            if os.environ.get("HACK_INDEX"):
-                with app.state.db.engine.begin() as conn:
-                    conn.exec_driver_sql(os.environ["HACK_INDEX"])
             token = auth.create_token(app.state.db, "bench")
             asyncio.run(drive(app, token, range(10**8, 10**8 + WARMUP), False))  # lazy imports
             wall, cpu, get = asyncio.run(drive(app, token, range(n), True))
