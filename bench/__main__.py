@@ -69,6 +69,15 @@ def cmd_table3(a: argparse.Namespace) -> None:
     table3.main(a)
 
 
+def cmd_figs(a: argparse.Namespace) -> None:
+    """Figs 4-6 of paper 002 (MNIST ratio vs rows t) with intervals and verdicts."""
+    from bench import table3
+
+    a.estimators = _list(a.table3_estimators) or list(table3.ESTIMATORS)
+    a.rows = [int(x) for x in _list(a.rows)]
+    table3.main_figs(a)
+
+
 def cmd_api(a: argparse.Namespace) -> None:
     from bench import api
 
@@ -138,21 +147,26 @@ def parser() -> argparse.ArgumentParser:
         for add in adders:
             add(sp)
         sp.set_defaults(fn=fn)
-    sp = sub.add_parser("table3", help=cmd_table3.__doc__)
-    common(sp)
-    sp.add_argument("--table3-estimators", default="",
-                    help="comma list of: infonce, mine, gm, smile5, smileinf (default all)")
-    sp.add_argument("--critic", choices=["separable", "joint"], default="separable")
-    sp.add_argument("--width", type=float, default=0.25, help="CNN width (App. B.2: 1)")
-    sp.add_argument("--steps", type=int, default=1875,
-                    help="critic steps (App. B.2: 2 epochs of 60k at batch 64 = 1875)")
-    sp.add_argument("--max-steps", type=int, default=1875,
-                    help="> --steps: train on until the plateau test passes, up to this")
-    sp.add_argument("--seeds", type=int, default=3)
-    sp.add_argument("--eval-samples", type=int, default=0, help="0: the whole test split")
-    sp.add_argument("--train-size", type=int, default=0, help="0: all 60k training images")
-    sp.add_argument("--docs", type=Path, default=OUT, help="where table3.json/.md go")
-    sp.set_defaults(fn=cmd_table3)
+    for name, fn in (("table3", cmd_table3), ("figs", cmd_figs)):
+        sp = sub.add_parser(name, help=fn.__doc__)
+        common(sp)
+        sp.add_argument("--table3-estimators", default="",
+                        help="comma list of: infonce, mine, gm, smile5, smileinf (default all)")
+        sp.add_argument("--critic", choices=["separable", "joint"], default="separable")
+        sp.add_argument("--width", type=float, default=0.25, help="CNN width (App. B.2: 1)")
+        sp.add_argument("--steps", type=int, default=1875,
+                        help="critic steps (App. B.2: 2 epochs of 60k at batch 64 = 1875)")
+        sp.add_argument("--max-steps", type=int, default=1875,
+                        help="> --steps: train on until the plateau test passes, up to this")
+        sp.add_argument("--seeds", type=int, default=3)
+        sp.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (App. B.2: 1e-4)")
+        sp.add_argument("--eval-samples", type=int, default=0, help="0: the whole test split")
+        sp.add_argument("--train-size", type=int, default=0, help="0: all 60k training images")
+        sp.add_argument("--docs", type=Path, default=OUT, help="where table3.json/.md go")
+        if name == "figs":
+            sp.add_argument("--rows", default="", help="comma list of t (default "
+                            "0,4,...,28 as in Figs 4-6)")
+        sp.set_defaults(fn=fn)
     from bench import api  # httpx only: cheap to import for --help
 
     sp = sub.add_parser("api", help="submit/status latency, client footprint, report render "

@@ -32,15 +32,34 @@ TESTS = ("data_processing", "additivity")
 FIG_ROWS = [0, 4, 8, 12, 16, 20, 24, 28]
 
 
+# What paper 002 Sec. 6.2 (p. 8-9) says of its Figures 4-6 (MNIST); the figures' numbers are not
+# in the text, so the claims are compared with our verdicts, not numbers.
+FIG_CLAIMS = {
+    "baseline": "Most methods (except GM) predict zero MI when X and Y are independent (t = 0); "
+                "the estimate is non-decreasing with t, with different slopes (Fig. 4).",
+    "data_processing": "With t2 = t1 - 3 the ratio should be about 1; all methods except MINE "
+                       "and GM perform well; MINE performs poorly on MNIST (Fig. 5).",
+    "additivity": "The ratio should be 2; no discriminative method works except when t is very "
+                  "small; for large t the ratio converges to 1; GM performs near perfectly at "
+                  "every t (Fig. 6).",
+}
+
+
+def fig_rows(a: Namespace) -> list[int]:
+    return list(getattr(a, "rows", None) or FIG_ROWS)
+
+
 def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
     name, params, _ = ESTIMATORS[key]
     if figs:
-        tests = [{"kind": "baseline", "rows": FIG_ROWS},
-                 {"kind": "data_processing", "rows": [r for r in FIG_ROWS if r >= 4]},
-                 {"kind": "additivity", "rows": [r for r in FIG_ROWS if r >= 4]}]
+        rows = fig_rows(a)
+        # data processing compares t with t - 3 (Sec. 6.2): rows below 4 have no such pair
+        tests = [{"kind": "baseline", "rows": rows},
+                 {"kind": "data_processing", "rows": [r for r in rows if r >= 4]},
+                 {"kind": "additivity", "rows": [r for r in rows if r >= 1]}]
     else:
         tests = [{"kind": k, "transform": tr} for tr in TRANSFORMS for k in TESTS]
-    train = {"batch_size": 64, "steps": a.steps, "lr": 1e-4,
+    train = {"batch_size": 64, "steps": a.steps, "lr": a.lr,
              "until_converged": a.max_steps > a.steps, "max_steps": a.max_steps}
     if a.eval_samples:
         train["eval_samples"] = a.eval_samples
@@ -54,7 +73,9 @@ def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
 
 
 def tag_of(a: Namespace) -> str:
-    return a.tag or f"{a.critic}_w{a.width:g}_s{a.steps}-{a.max_steps}_seeds{a.seeds}"
+    lr = "" if a.lr == 1e-4 else f"_lr{a.lr:g}"
+    rows = "" if fig_rows(a) == FIG_ROWS else "_rows" + "-".join(map(str, fig_rows(a)))
+    return a.tag or f"{a.critic}_w{a.width:g}_s{a.steps}-{a.max_steps}{lr}_seeds{a.seeds}{rows}"
 
 
 def run(a: Namespace, figs: bool = False) -> Path:
@@ -204,6 +225,67 @@ def main(a: Namespace) -> None:
     (docs / "table3_table.md").write_text(md + "\n")
     print(md)
     print(f"written {docs}/table3.json, table3.png, table3_table.md")
+
+
+def fig_records(results: dict[str, EvaluationResult]) -> list[dict]:
+    """One record per (estimator, test, t) of the Figs 4-6 grid: mean, interval, verdict."""
+    out = []
+    for key, res in results.items():
+        for r in res.ratios:
+            if r.transform != "rows" or r.kind != "ratio":
+                continue
+            out.append({"estimator": ESTIMATORS[key][2], "test": r.test, "t": r.t,
+                        "mean": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                        "ci_level": r.ci_level, "band_low": r.band_low,
+                        "band_high": r.band_high, "verdict": r.verdict,
+                        "reason_code": r.reason_code, "seeds": r.seeds,
+                        "per_seed": r.per_seed})
+    return out
+
+
+def figs_md(recs: list[dict]) -> str:
+    """Per test: the paper's claim, then one row per t with each estimator's cell."""
+    labels = list(dict.fromkeys(r["estimator"] for r in recs))
+    parts = []
+    for test, claim in FIG_CLAIMS.items():
+        rows = sorted({r["t"] for r in recs if r["test"] == test})
+        parts += [f"### {test}", "", f"Paper: {claim}", "",
+                  "| t | " + " | ".join(labels) + " |", "|" + "---|" * (1 + len(labels))]
+        for t in rows:
+            cells = []
+            for lab in labels:
+                r = next((x for x in recs if x["estimator"] == lab and x["test"] == test
+                          and x["t"] == t), None)
+                cells.append("-" if r is None else f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, "
+                             f"{_fmt(r['ci_high'])}] {r['verdict']}")
+            parts.append(f"| {t} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def main_figs(a: Namespace) -> None:
+    """Figs 4-6: the rows grid per estimator, one plot per test with every estimator on it."""
+    from micheck.render.plots import available, render_series, series_label
+
+    out = run(a, figs=True)
+    results = load(out)
+    if not results:
+        raise SystemExit(f"no results under {out}")
+    recs = fig_records(results)
+    docs = a.docs
+    docs.mkdir(parents=True, exist_ok=True)
+    series = [(series_label(r), r) for r in results.values()]
+    for test in FIG_CLAIMS:
+        if any(test in available(r) for _, r in series):
+            (docs / f"figs_{test}.png").write_bytes(render_series(series, test))
+    meta = {"tag": tag_of(a), "critic": a.critic, "width": a.width, "steps": a.steps,
+            "max_steps": a.max_steps, "lr": a.lr, "seeds": a.seeds, "rows": fig_rows(a),
+            "cost": {k: cost(r) for k, r in results.items()}}
+    (docs / "figs.json").write_text(json.dumps({"meta": meta, "points": recs}, indent=1))
+    md = figs_md(recs)
+    (docs / "figs_table.md").write_text(md + "\n")
+    print(md)
+    print(f"written {docs}/figs.json, figs_table.md, figs_*.png")
 
 
 def cost(result: EvaluationResult) -> dict:

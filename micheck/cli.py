@@ -1,13 +1,13 @@
 """The `micheck` command. Each part of the system registers its own subcommands:
 
-- workers.cli: run (in-process evaluation, no service), worker
+- workers.cli: run (in-process evaluation, no service), worker, data (fetch a data set)
 - service.cli: serve, token, db
 - up: up (the whole stack on one machine)
 - clients.cli: submit, status, results, cancel, list, report
 
 A part whose extra is not installed (e.g. the client-only install has no torch)
 still lists its commands, which then say what to install. Errors print one line:
-exit 2 for bad input, 3 for service errors or timeouts, 1 for a failed verdict, 4 for an
+exit 2 for bad input, 3 for service errors, timeouts or failed downloads, 1 for a failed verdict, 4 for an
 inconclusive one (micheck.verdicts.exit_code).
 """
 
@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
 # module -> (extra that provides its dependencies, commands it registers)
 PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "micheck.workers.cli": ("worker", ("run", "worker")),
+    "micheck.workers.cli": ("worker", ("run", "worker", "data")),
     "micheck.service.cli": ("service", ("serve", "token", "db")),
     "micheck.up": ("service", ("up",)),
     "micheck.clients.cli": ("", ("submit", "status", "results", "cancel", "list", "report")),

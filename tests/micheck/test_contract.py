@@ -184,3 +184,21 @@ def test_generator_versions_are_in_the_spec_hash(monkeypatch):
     monkeypatch.setitem(definitions.GENERATOR_VERSIONS, "same_class", "2")
     assert parse_spec(PAIRS).spec_hash() != before
     assert parse_spec(PAIRS).spec_hash() != parse_spec(BASE).spec_hash()
+
+
+@pytest.mark.parametrize(("spec", "steps"), [
+    # paper 002 App. B.2: 2 epochs at batch 64 for critics, 10 for the VAE
+    (BASE, 1875),
+    (with_(estimator={"name": "gm"}), 9375),
+    (with_(estimator={"name": "mine", "train": {"batch_size": 128}}), 938),
+    (with_(dataset={"name": "mnist", "train_size": 6400}), 200),
+    (with_(dataset={"name": "cifar10"}), 1563),
+    (with_(estimator={"name": "mine", "train": {"steps": 300}}), 300),  # given: kept
+    (with_(dataset={"name": "gaussian"}, tests=[{"kind": "ground_truth"}]), 1000),
+])
+def test_omitted_steps_on_images_are_the_papers_epochs(spec, steps):
+    req = parse_spec(spec)
+    assert req.estimator.train.steps == steps
+    # stored as explicit steps: the request reads back, and hashes, the same
+    again = EvaluationRequest.model_validate(req.model_dump(mode="json"))
+    assert again.estimator.train.steps == steps and again.spec_hash() == req.spec_hash()

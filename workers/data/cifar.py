@@ -5,8 +5,10 @@ Each batch file is a pickle of a dict with b"data" (uint8 ndarray [N, 3072]: the
 (a list of ints). Nothing ships the data set, so the directory is the operator's
 configuration: a named root of $MICHECK_DATA_ROOTS picked by the spec's data_root,
 else $MICHECK_DATA_DIR, else ~/.cache/micheck/data. Either the batches directory
-itself or its parent may be configured. A request never names a server path, and
-errors name the root, never the path (no existence oracle for callers).
+itself or its parent may be configured; ``micheck data fetch cifar10``
+(:mod:`micheck.workers.data.fetch`) downloads and unpacks the official archive there.
+A request never names a server path, and errors name the root, never the path (no
+existence oracle for callers).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def batches_dir(root: str | None = None) -> Path:
     raise DataNotFound(
         f"CIFAR-10 not found in {_root_name(root)}: expected the files {', '.join(wanted)} "
         f"in it or in its {SUBDIR} folder (missing: {', '.join(missing)}). The operator "
-        "unpacks cifar-10-python.tar.gz there")
+        "unpacks cifar-10-python.tar.gz there, or runs `micheck data fetch cifar10`")
 
 
 def _field(batch: dict[Any, Any], key: str) -> Any:

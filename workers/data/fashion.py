@@ -58,7 +58,7 @@ def data_dir() -> Path:
     return data_settings().fashion_mnist_dir.expanduser()
 
 
-def _find(directory: Path, stem: str) -> Path | None:
+def find(directory: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem):
         if (directory / name).is_file():
             return directory / name
@@ -69,7 +69,7 @@ def load_split(split: str, directory: Path | None = None) -> tuple[np.ndarray, n
     """uint8 images (N, 28, 28) and uint8 labels (N,) of one split."""
     directory = directory or data_dir()
     stems = FILES[split]
-    paths = [_find(directory, stem) for stem in stems]
+    paths = [find(directory, stem) for stem in stems]
     if None in paths:
         missing = [s for s, p in zip(stems, paths, strict=True) if p is None]
         raise DataNotFound(

@@ -15,35 +15,7 @@ from pydantic import ValidationError
 
 from micheck.contract import DatasetSpec
 from micheck.errors import DataNotFound, SpecError
-
-PER_BATCH = 4
-
-
-def make_images(n: int, offset: int) -> np.ndarray:
-    """(n, 3, 32, 32) uint8 whose value encodes image, channel, row and column."""
-    i, c, r, w = np.meshgrid(np.arange(n) + offset, np.arange(3), np.arange(32), np.arange(32),
-                             indexing="ij")
-    return ((i * 11 + c * 80 + r * 3 + w) % 256).astype(np.uint8)
-
-
-def write_cifar(root: Path, str_keys: bool = False) -> dict[str, np.ndarray]:
-    """Batches like the real ones: protocol 2 dicts, data uint8 (N, 3072), labels a list."""
-    root.mkdir(parents=True, exist_ok=True)
-    written: dict[str, np.ndarray] = {}
-    for k, name in enumerate([*cifar.FILES["train"], *cifar.FILES["test"]]):
-        images = make_images(PER_BATCH, offset=k * PER_BATCH)
-        # The real layout: 1024 red values row by row, then green, then blue.
-        flat = np.concatenate([images[:, 0].reshape(PER_BATCH, -1),
-                               images[:, 1].reshape(PER_BATCH, -1),
-                               images[:, 2].reshape(PER_BATCH, -1)], axis=1)
-        batch = {b"batch_label": f"batch {k}".encode(), b"data": flat,
-                 b"labels": [(k + j) % 10 for j in range(PER_BATCH)],
-                 b"filenames": [f"img{j}.png".encode() for j in range(PER_BATCH)]}
-        if str_keys:  # what the original Python 2 files give when read as latin1
-            batch = {key.decode(): value for key, value in batch.items()}
-        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
-        written[name] = images
-    return written
+from tests.workers.data.support import PER_BATCH, write_cifar
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,69 @@
+"""bench/table3.py: the Table 3 and Figs 4-6 requests, records and the figs writer.
+
+The writer is run on a stored engine result (docs/bench/demo_result.json, SMILE(5) on MNIST),
+placed where `run` looks for done work, so nothing trains here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench import table3
+from bench.__main__ import parser
+from micheck.contract import EvaluationResult
+
+ROOT = Path(__file__).resolve().parents[2]
+STORED = ROOT / "docs" / "bench" / "demo_result.json"
+
+
+def _args(tmp_path: Path, *extra: str):
+    a = parser().parse_args(["figs", "--out", str(tmp_path / "out"), "--docs",
+                             str(tmp_path / "docs"), *extra])
+    a.estimators = ["smile5"]
+    a.rows = [int(x) for x in a.rows.split(",")] if a.rows else []
+    return a
+
+
+def test_table3_request_is_six_transform_tests_at_the_papers_schedule(tmp_path: Path) -> None:
+    a = parser().parse_args(["table3"])
+    req = table3.request("mine", a)
+    assert {(t.kind, t.transform) for t in req.tests} == {
+        (k, tr) for k in table3.TESTS for tr in table3.TRANSFORMS}
+    assert req.estimator.train.steps == 1875 and req.estimator.train.lr == 1e-4
+    assert req.estimator.train.batch_size == 64 and len(req.seeds) == 3
+
+
+def test_figs_request_covers_the_rows_grid(tmp_path: Path) -> None:
+    a = _args(tmp_path, "--rows", "0,7,14,28", "--lr", "5e-4")
+    req = table3.request("smile5", a, figs=True)
+    rows = {t.kind: t.rows for t in req.tests}
+    assert rows == {"baseline": [0, 7, 14, 28], "data_processing": [7, 14, 28],
+                    "additivity": [7, 14, 28]}
+    assert req.estimator.train.lr == 5e-4
+    assert table3.tag_of(a).endswith("_lr0.0005_seeds3_rows0-7-14-28")
+    assert "rows" not in table3.tag_of(_args(tmp_path))
+
+
+def test_figs_writer_reads_verdicts_from_stored_results(tmp_path: Path) -> None:
+    a = _args(tmp_path, "--rows", "0,14,28")
+    done = a.out / "figs" / table3.tag_of(a)
+    done.mkdir(parents=True)
+    shutil.copy(STORED, done / "smile5.json")
+    table3.main_figs(a)
+
+    stored = EvaluationResult.model_validate_json(STORED.read_text())
+    data = json.loads((a.docs / "figs.json").read_text())
+    points = data["points"]
+    want = [(r.test, r.t, r.verdict) for r in stored.ratios
+            if r.transform == "rows" and r.kind == "ratio"]
+    assert [(p["test"], p["t"], p["verdict"]) for p in points] == want
+    assert all(p["estimator"] == "SMILE(tau=5.0)" for p in points)
+    assert data["meta"]["cost"]["smile5"]["critics"] == len(stored.estimates)
+    md = (a.docs / "figs_table.md").read_text()
+    for claim in table3.FIG_CLAIMS.values():
+        assert claim in md
+    for test in ("baseline", "additivity"):
+        png = (a.docs / f"figs_{test}.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
