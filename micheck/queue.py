@@ -19,6 +19,8 @@ from rq import Callback, Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now, utcparse
+from rq.worker import Worker
 
 from micheck import budget
 from micheck.contract import Cost, EvaluationRequest
@@ -97,6 +99,31 @@ class JobQueue:
             return False
         return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
                           JobStatus.DEFERRED, None)
+
+    def job_state(self, job_id: str | None) -> tuple[JobStatus | None, str | None]:
+        """(RQ's status of the job, the worker that started it); (None, None) when RQ has
+        no such job."""
+        if not job_id:
+            return None, None
+        try:
+            job = Job.fetch(job_id, connection=self.redis, serializer=self.serializer)
+        except NoSuchJobError:
+            return None, None
+        return job.get_status(refresh=False), job.worker_name or None
+
+    def rq_worker_beat(self, name: str) -> float | None:
+        """Seconds since RQ's worker `name` last beat, or None when RQ has forgotten it
+        (its key expired: the worker is gone)."""
+        raw = self.redis.hget(Worker.redis_worker_namespace_prefix + name, "last_heartbeat")
+        if not raw:
+            return None
+        return (now() - utcparse(raw.decode())).total_seconds()
+
+    def discard(self, job_id: str) -> None:
+        """Delete a job whose worker is gone, so that RQ's own clean-up of abandoned jobs
+        does not retry it later behind the reconciler's back."""
+        with contextlib.suppress(NoSuchJobError):
+            Job.fetch(job_id, connection=self.redis, serializer=self.serializer).delete()
 
     def cancel(self, job_id: str | None) -> None:
         if not job_id:
@@ -186,12 +213,49 @@ def reconcile(db: Database, jq: JobQueue) -> dict[str, int]:
             if key == "retried":
                 submit(db, jq, eid)
     with db.session() as s:
-        queued = [(r.id, r.rq_job_id) for r in
+        queued = [(r.id, r.rq_job_id, r.attempts) for r in
                   store.queued_before(s, timedelta(seconds=st.requeue_grace_s))]
-    for eid, job_id in queued:
-        if not jq.job_alive(job_id):
+    for eid, job_id, attempts in queued:
+        status, worker = jq.job_state(job_id)
+        if status == JobStatus.STARTED and not _worker_alive(db, jq, worker):
+            # started by a worker that died before its job process claimed the row (or
+            # after the row was handed back): RQ would call it started until its own
+            # clean-up, minutes later, and the owner's turn would wait on it
+            jq.discard(job_id)  # type: ignore[arg-type]
+            lost = f"worker {worker} died holding its job"
+            if attempts >= st.max_attempts:
+                with db.session() as s:
+                    if store.fail_queued(s, eid, "worker_lost",
+                                         f"{lost}; gave up after {attempts} attempts"):
+                        done["failed"] += 1
+                log.warning("evaluation %s: %s; its attempts are spent", eid, lost)
+                continue
+            log.warning("evaluation %s: %s: re-enqueueing", eid, lost)
+        elif jq.job_alive(job_id):
+            continue
+        else:
             log.warning("evaluation %s is queued but Redis has no live job: re-enqueueing", eid)
-            submit(db, jq, eid)
-            done["requeued"] += 1
+        submit(db, jq, eid)
+        done["requeued"] += 1
     done["dispatched"] = len(dispatch(db, jq, all_owners=True))
     return done
+
+
+# RQ's worker beats at least this often while it runs a job (its job_monitoring_interval)
+RQ_MONITORING_S = 30.0
+
+
+def _worker_alive(db: Database, jq: JobQueue, name: str | None) -> bool:
+    """Whether the RQ worker `name` still lives: by its row in the workers table (beaten
+    every heartbeat_interval_s; alive within stale_after_s, as /readyz and /v1/workers
+    count it), else, for a worker that has no row (released by `up`, or not micheck's),
+    by RQ's own key and heartbeat."""
+    if not name:
+        return False
+    stale_after = jq.settings.stale_after_s
+    with db.session() as s:
+        alive = store.worker_alive(s, name, timedelta(seconds=stale_after))
+    if alive is not None:
+        return alive
+    beat = jq.rq_worker_beat(name)
+    return beat is not None and beat < stale_after + RQ_MONITORING_S

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # (waiting there or running); the rest wait in the database, dispatched in turn.
     dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
+    storage_full_retry_s: int = Field(30, ge=1, description="after a write fails for lack of "
+                                      "space (disk or database full): the 503's Retry-After, "
+                                      "and how long /readyz reports storage as full unless a "
+                                      "write succeeds first")
+
     open_reads: bool = Field(False, description="GET endpoints need no token and every "
                              "caller reads every owner's evaluations: an operator's explicit "
                              "choice for a closed network (logged as a warning at start); "

@@ -79,6 +79,32 @@ class _BodyLimit:
         await resp(scope, receive, send)
 
 
+class _Timing:
+    """Request latency by method, route template and status, into the app's metrics. Plain
+    ASGI: Starlette's BaseHTTPMiddleware costs a task group and two streams per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            route = scope.get("route")  # the router puts it in this very scope
+            self.metrics.latency.labels(scope["method"], getattr(route, "path", "other"),
+                                        str(status)).observe(time.perf_counter() - start)
+
+
 def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
                run_deliveries: bool = True) -> FastAPI:
     """The API. Its lifespan runs the reconciler and the webhook delivery loop."""
@@ -124,16 +150,8 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
         app.include_router(r)
     docs.install(app)
 
-    @app.middleware("http")
-    async def _timing(request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        app.state.metrics.latency.labels(request.method, getattr(route, "path", "other"),
-                                         str(response.status_code)
-                                         ).observe(time.perf_counter() - start)
-        return response
-
+    app.add_middleware(problems.CatchAll)  # innermost: the timing below sees its 500s
+    app.add_middleware(_Timing, metrics=app.state.metrics)
     app.add_middleware(_BodyLimit, limit=settings.max_payload_bytes)
     return app
 

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from micheck.errors import MicheckError
 from micheck.storage.db import Database
@@ -81,6 +81,10 @@ def set_limits(db: Database, name: str, *, max_queued: int | None = None,
 def lookup(db: Database, token: str) -> Caller | None:
     """The caller a presented token stands for; None if it is unknown or revoked."""
     with db.session() as s:
-        row = s.scalars(select(Token).where(Token.sha256 == hash_token(token),
-                                            Token.revoked_at.is_(None))).first()
+        row = s.execute(_LOOKUP, {"sha256": hash_token(token)}).first()
         return Caller(row.name, row.admin) if row else None
+
+
+# built once: building a statement costs more than running it (every request runs this)
+_LOOKUP = select(Token.name, Token.admin).where(Token.sha256 == bindparam("sha256"),
+                                                Token.revoked_at.is_(None)).limit(1)

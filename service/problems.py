@@ -1,7 +1,11 @@
 """Every error response is application/problem+json (RFC 9457), built here and only here.
 
 Unexpected exceptions are logged with their traceback and answered with a bare 500:
-a client never sees a stack trace.
+a client never sees a stack trace. Storage out of space (a full disk or database) is a
+503 with Retry-After, remembered for /readyz. Every error is answered inside the app
+(`CatchAll`), never re-raised to the server, so the connection stays open for the next
+request on it (uvicorn closes a keep-alive connection when the app raises after its
+response).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from micheck.errors import MicheckError, SpecError
 from micheck.spec import describe_validation_error
+from micheck.storage.db import storage_full
 
 log = logging.getLogger("micheck.api")
 MEDIA_TYPE = "application/problem+json"
@@ -93,8 +100,58 @@ def install(app: FastAPI) -> None:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return problem_response(request, 500, str(exc))
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "the server failed to handle this request; "
-                                              "the error is in its log")
+    # DBAPIError and OSError: a full disk is a 503; anything else of theirs a 500
+    app.add_exception_handler(DBAPIError, _storage_or_crash)  # type: ignore[arg-type]
+    app.add_exception_handler(OSError, _storage_or_crash)  # type: ignore[arg-type]
+    # last resort (an error in a middleware outside CatchAll): Starlette answers it, then
+    # re-raises it to the server
+    app.add_exception_handler(Exception, _crash)
+
+
+def _crash(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "the server failed to handle this request; "
+                                          "the error is in its log")
+
+
+def _storage_or_crash(request: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After when the storage is out of space (the transaction was rolled
+    back: nothing of the request is stored), remembered for /readyz; else a 500."""
+    reason = storage_full(exc)
+    if reason is None:
+        return _crash(request, exc)
+    state = request.app.state
+    state.db.storage.note_full(reason)
+    retry = state.settings.storage_full_retry_s
+    log.error("%s %s: storage full: %s", request.method, request.url.path, exc)
+    return problem_response(request, 503, f"storage full ({reason}); nothing was stored, "
+                                          f"retry in {retry} s", headers={"Retry-After": str(retry)})
+
+
+class CatchAll:
+    """Answers an exception that escaped the routes' handlers with the 500 (or 503) above,
+    and does not re-raise it: the connection stays usable. Once a response has started
+    there is nothing to answer with, and the exception goes on to the server."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            request = Request(scope, receive)
+            response = (_storage_or_crash(request, exc) if isinstance(exc, DBAPIError | OSError)
+                        else _crash(request, exc))
+            await response(scope, receive, send)

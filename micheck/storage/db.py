@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +35,62 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+SQLITE_FULL = 13  # sqlite3.OperationalError.sqlite_errorcode: "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL SQLSTATE disk_full (psycopg.errors.DiskFull)
+
+
+def storage_full(exc: BaseException) -> str | None:
+    """Why `exc` means the storage is out of space, or None if it does not.
+
+    SQLite's SQLITE_FULL (a full disk, or the database at its max_page_count), PostgreSQL's
+    SQLSTATE 53100 (disk_full), or an OSError ENOSPC/EDQUOT (a file under var_dir). Looks
+    through SQLAlchemy's wrapper (``.orig``) and the exception chain."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "no space left on the device"
+        if getattr(e, "sqlite_errorcode", None) == SQLITE_FULL or (
+                type(e).__name__ == "OperationalError" and "database or disk is full" in str(e)):
+            return "the database or its disk is full"
+        if getattr(e, "sqlstate", None) == PG_DISK_FULL or getattr(e, "pgcode", None) == PG_DISK_FULL:
+            return "the database server's disk is full"
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return None
+
+
+class StorageState:
+    """The last time a write failed for lack of space, remembered for `hold_s` seconds
+    (or until a write succeeds): /readyz reports storage as full meanwhile. A failed write
+    is the only sure sign, since a write probe that fits in pages the database already has
+    succeeds on a full disk. Per process, like the engine."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._full_at: float | None = None
+        self.reason = ""
+
+    def note_full(self, reason: str) -> None:
+        with self._lock:
+            self._full_at, self.reason = time.monotonic(), reason
+
+    def note_written(self) -> None:
+        with self._lock:
+            self._full_at = None
+
+    def full_for(self, hold_s: float) -> float | None:
+        """Seconds since the last failed write if within `hold_s`, else None."""
+        with self._lock:
+            if self._full_at is None:
+                return None
+            age = time.monotonic() - self._full_at
+            return age if age < hold_s else None
+
+
 class Database:
     """An engine plus a session factory; one per process."""
 
@@ -39,6 +98,7 @@ class Database:
         self.url = settings.database_url
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.storage = StorageState()
         if migrate:
             ensure_schema(self.engine)
 

@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from micheck.contract import (
@@ -91,18 +102,31 @@ def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | No
     return row
 
 
+# The statements a submission runs, built once with bound parameters: building a
+# SQLAlchemy statement costs several times what SQLite takes to run it (bench.api
+# --inprocess).
+
+
+def _duplicate_query(of_owner: bool) -> Select:
+    q = select(Evaluation).where(Evaluation.spec_hash == bindparam("spec_hash"),
+                                 Evaluation.status.in_([OK, Q, R]))
+    if of_owner:
+        q = q.where(Evaluation.owner == bindparam("owner"))
+    # prefer a finished one: it answers at once
+    return q.order_by((Evaluation.status == OK).desc(), Evaluation.created_at.desc()).limit(1)
+
+
+_DUPLICATE_ANY, _DUPLICATE_OF = _duplicate_query(False), _duplicate_query(True)
+
+
 def find_duplicate(s: Session, spec_hash: str, owner: str | None) -> Evaluation | None:
     """The newest identical evaluation that succeeded or is still in flight.
 
     ``owner`` None means every owner's evaluations are visible to the caller.
     """
-    q = select(Evaluation).where(Evaluation.spec_hash == spec_hash,
-                                 Evaluation.status.in_([OK, Q, R]))
-    if owner is not None:
-        q = q.where(Evaluation.owner == owner)
-    # prefer a finished one: it answers at once
-    q = q.order_by((Evaluation.status == OK).desc(), Evaluation.created_at.desc()).limit(1)
-    return s.scalars(q).first()
+    if owner is None:
+        return s.scalars(_DUPLICATE_ANY, {"spec_hash": spec_hash}).first()
+    return s.scalars(_DUPLICATE_OF, {"spec_hash": spec_hash, "owner": owner}).first()
 
 
 def count_queued(s: Session, owner: str | None) -> int:
@@ -139,12 +163,54 @@ def lock_owner(s: Session, owner: str) -> None:
     s.execute(update(Token).where(Token.name == owner).values(name=Token.name))
 
 
+_tokens = Token.__table__
+_LOCK_AND_LIMITS = (update(_tokens).where(_tokens.c.name == bindparam("owner"))
+                    .values(name=_tokens.c.name)
+                    .returning(_tokens.c.max_queued, _tokens.c.max_request_gmac,
+                               _tokens.c.max_token_gmac))
+
+
+def admission_limits(s: Session, owner: str, defaults: TokenLimits) -> TokenLimits:
+    """`lock_owner` and `token_limits` in one statement (UPDATE ... RETURNING): the lock,
+    and the token's limits read under it."""
+    row = s.execute(_LOCK_AND_LIMITS, {"owner": owner}).first()
+    if row is None:
+        return defaults
+    queued, request_gmac, token_gmac = row
+    return TokenLimits(defaults.max_queued if queued is None else queued,
+                       defaults.max_request_gmac if request_gmac is None else request_gmac,
+                       defaults.max_token_gmac if token_gmac is None else token_gmac)
+
+
+def admission_load(s: Session, owner: str | None, queue: str) -> tuple[int, float, int]:
+    """`owner_load` plus how many of the owner's evaluations are in RQ on `queue` (running,
+    or queued and dispatched), in one query: a submission that finds its owner's turns on
+    that queue all taken needs no dispatch pass (the end of one of them starts the next)."""
+    stmt = _ADMISSION_LOAD if owner is not None else _admission_load(Evaluation.owner.is_(None))
+    queued, gmac, in_rq = s.execute(stmt, {"owner": owner, "queue": queue}).one()
+    return int(queued), float(gmac), int(in_rq)
+
+
+def _admission_load(whose: ColumnElement[bool]) -> Select:
+    in_rq = and_(Evaluation.queue == bindparam("queue"),
+                 or_(Evaluation.status == R, Evaluation.rq_job_id.is_not(None)))
+    return select(func.coalesce(func.sum(case((Evaluation.status == Q, 1), else_=0)), 0),
+                  func.coalesce(func.sum(Evaluation.cost_gmac), 0.0),
+                  func.coalesce(func.sum(case((in_rq, 1), else_=0)), 0)
+                  ).where(whose, Evaluation.status.in_([Q, R]))
+
+
+_ADMISSION_LOAD = _admission_load(Evaluation.owner == bindparam("owner"))
+
+
 def owner_load(s: Session, owner: str | None) -> tuple[int, float]:
-    """(queued evaluations, estimated GMAC of queued and running ones) of an owner."""
-    queued = count_queued(s, owner)
-    gmac = s.scalar(select(func.coalesce(func.sum(Evaluation.cost_gmac), 0.0))
-                    .where(Evaluation.owner == owner, Evaluation.status.in_([Q, R]))) or 0.0
-    return queued, float(gmac)
+    """(queued evaluations, estimated GMAC of queued and running ones) of an owner, in
+    one query."""
+    queued, gmac = s.execute(
+        select(func.coalesce(func.sum(case((Evaluation.status == Q, 1), else_=0)), 0),
+               func.coalesce(func.sum(Evaluation.cost_gmac), 0.0))
+        .where(Evaluation.owner == owner, Evaluation.status.in_([Q, R]))).one()
+    return int(queued), float(gmac)
 
 
 def to_dispatch(s: Session, per_owner: int, owner: str | None = None,
@@ -155,20 +221,22 @@ def to_dispatch(s: Session, per_owner: int, owner: str | None = None,
     Marks each one dispatched (``rq_job_id`` = a placeholder until the job id is known),
     so a concurrent call does not pick it again; a placeholder whose enqueue failed
     looks like a lost job to the reconciler, which enqueues it again."""
-    waiting = select(Evaluation.owner, Evaluation.queue).where(
-        Evaluation.status == Q, Evaluation.rq_job_id.is_(None)).distinct()
+    # one grouped query: per (owner, queue), how many are in RQ and how many wait
+    dispatched = or_(Evaluation.status == R, Evaluation.rq_job_id.is_not(None))
+    load = select(Evaluation.owner, Evaluation.queue,
+                  func.sum(case((dispatched, 1), else_=0)),
+                  func.sum(case((dispatched, 0), else_=1))
+                  ).where(Evaluation.status.in_([Q, R])
+                          ).group_by(Evaluation.owner, Evaluation.queue)
     if not all_owners:
-        waiting = waiting.where(Evaluation.owner == owner)
+        load = load.where(Evaluation.owner == owner)
     out: list[Evaluation] = []
-    for who, queue in s.execute(waiting).all():
+    for who, queue, in_rq, waiting in s.execute(load).all():
+        free = per_owner - int(in_rq or 0)
+        if free <= 0 or not waiting:
+            continue
         mine = and_(Evaluation.owner == who if who is not None else Evaluation.owner.is_(None),
                     Evaluation.queue == queue)
-        in_rq = s.scalar(select(func.count()).select_from(Evaluation).where(
-            mine, or_(Evaluation.status == R,
-                      and_(Evaluation.status == Q, Evaluation.rq_job_id.is_not(None))))) or 0
-        free = per_owner - in_rq
-        if free <= 0:
-            continue
         rows = list(s.scalars(select(Evaluation).where(
             mine, Evaluation.status == Q, Evaluation.rq_job_id.is_(None))
             .order_by(Evaluation.created_at, Evaluation.id).limit(free)))
@@ -488,6 +556,15 @@ def live_plugin_reports(s: Session, stale_after: timedelta) -> list[tuple[str, d
                      .where(WorkerRow.heartbeat_at >= cutoff, WorkerRow.plugins.is_not(None))
                      .order_by(WorkerRow.name)).all()
     return [(name, report) for name, report in rows if isinstance(report, dict)]
+
+
+def worker_alive(s: Session, name: str, stale_after: timedelta) -> bool | None:
+    """Whether the worker beat within `stale_after`; None when it has no row."""
+    beat = s.scalar(select(WorkerRow.heartbeat_at).where(WorkerRow.name == name))
+    if beat is None:
+        return None
+    return bool(s.scalar(select(func.count()).select_from(WorkerRow).where(
+        WorkerRow.name == name, WorkerRow.heartbeat_at >= utcnow() - stale_after)))
 
 
 def count_live_workers(s: Session, stale_after: timedelta) -> int:

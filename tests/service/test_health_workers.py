@@ -45,7 +45,8 @@ def test_readyz_names_what_is_down(app, client):
     _worker(app, "w-live")
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "ready", "database": "ok", "workers": "1 live", "redis": "ok"}
+    assert r.json() == {"status": "ready", "database": "ok", "workers": "1 live", "storage": "ok",
+                        "redis": "ok"}
 
 
 def test_readyz_with_redis_down_names_redis(service_settings):

@@ -100,3 +100,46 @@ def test_configured_secret_signs_and_changing_it_revokes(service_settings, alice
         assert not (service_settings.var_dir / share.SECRET_FILE).exists()
         service_settings.share_secret = "s3cret-two"
         assert c.get(_path(view["report_link"])).status_code == 403
+
+
+def _create_at_once(var_dir: str, _i: int, barrier) -> bytes:
+    from micheck.settings import Settings
+
+    settings = Settings(var_dir=var_dir)
+    barrier.wait()
+    return share.secret(settings)
+
+
+def test_concurrent_first_use_makes_one_secret(tmp_path):
+    """Several API processes (and threads) needing the secret at once on a fresh var dir:
+    none fails (a shared temp name made a rename raise FileNotFoundError), and all sign
+    with the one key the file keeps."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from micheck.settings import Settings
+
+    n = 6
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(12):
+        var_dir = tmp_path / f"p{round_}"
+        with ctx.Manager() as manager:
+            barrier = manager.Barrier(n)
+            with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+                keys = list(pool.map(_create_at_once, [str(var_dir)] * n, range(n),
+                                     [barrier] * n))
+        assert len(set(keys)) == 1, keys
+        assert (var_dir / share.SECRET_FILE).read_bytes().strip() == keys[0]
+        assert [p.name for p in var_dir.iterdir()] == [share.SECRET_FILE]  # no temp left
+    for round_ in range(12):
+        settings = Settings(var_dir=tmp_path / f"t{round_}")
+        barrier = threading.Barrier(n)
+
+        def first(_i: int, settings=settings, barrier=barrier) -> bytes:
+            barrier.wait()
+            return share.secret(settings)
+
+        with ThreadPoolExecutor(n) as pool:
+            keys = list(pool.map(first, range(n)))
+        assert len(set(keys)) == 1 and keys[0] == share.secret(settings)

@@ -157,21 +157,31 @@ def test_mi_gradient_rows_round_trip_with_their_rho(db):
     assert all(e.gradient is not None and e.true_gradient is not None for e in back.estimates)
 
 
-def test_lock_owner_makes_count_then_insert_atomic(db):
-    """60 concurrent admissions with a limit of 50 on each backend: lock_owner serialises
-    one owner's count and insert (PostgreSQL: the token row's lock; SQLite: the write
-    lock), so exactly 50 get in."""
+@pytest.mark.parametrize("lock", ["lock_owner", "admission_limits"])
+def test_lock_owner_makes_count_then_insert_atomic(db, lock):
+    """60 concurrent admissions with a limit of 50 on each backend: lock_owner (and
+    admission_limits, which the submission route uses: the lock and the token's limits in
+    one UPDATE ... RETURNING) serialises one owner's count and insert (PostgreSQL: the
+    token row's lock; SQLite: the write lock), so exactly 50 get in."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from micheck.service.auth import create_token
+    from micheck.service.auth import create_token, set_limits
 
     create_token(db, "alice")
+    set_limits(db, "alice", max_queued=50)  # the default below is 10: the row's value counts
+    defaults = store.TokenLimits(10, 1e6, 1e6)
 
     def admit(seed: int) -> bool:
         with db.session() as s:
-            store.lock_owner(s, "alice")
-            queued, _ = store.owner_load(s, "alice")
-            if queued >= 50:
+            if lock == "lock_owner":
+                store.lock_owner(s, "alice")
+                queued, _ = store.owner_load(s, "alice")
+                limit = store.token_limits(s, "alice", defaults).max_queued
+            else:
+                limit = store.admission_limits(s, "alice", defaults).max_queued
+                queued, _, in_rq = store.admission_load(s, "alice", "cpu")
+                assert in_rq == 0  # none dispatched
+            if queued >= limit:
                 return False
             store.create_evaluation(s, _request(seeds=[seed]), owner="alice", queue="cpu",
                                     job_timeout_s=600)
