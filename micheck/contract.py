@@ -143,7 +143,8 @@ class EstimatorSpec(_Request):
         block, n = self.critic.block, self.train.batch_size
         if block is None:
             return self
-        if self.entry.family != "discriminative":
+        # an unknown name is a plug-in (discriminative only: the loader refuses others)
+        if self.known and self.entry.family != "discriminative":
             raise ValueError(f"critic.block applies to the critics of discriminative "
                              f"estimators; {self.name} ({self.entry.family}) scores no pairs")
         if n % block:

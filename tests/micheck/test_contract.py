@@ -226,3 +226,11 @@ def test_omitted_steps_on_images_are_the_papers_epochs(spec, steps):
     # stored as explicit steps: the request reads back, and hashes, the same
     again = EvaluationRequest.model_validate(req.model_dump(mode="json"))
     assert again.estimator.train.steps == steps and again.spec_hash() == req.spec_hash()
+
+
+def test_an_unknown_well_formed_name_with_a_block_is_left_to_the_service():
+    # a plug-in's name on a client without the plug-in: no KeyError escapes validation
+    req = parse_spec(with_(estimator={"name": "my_plugin", "critic": {"block": 16}}))
+    assert req.estimator.name == "my_plugin" and not req.estimator.known
+    with pytest.raises(SpecError, match="must divide"):
+        parse_spec(with_(estimator={"name": "my_plugin", "critic": {"block": 24}}))
