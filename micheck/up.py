@@ -176,6 +176,8 @@ class Stack:
             self.settings = Settings(var_dir=self.var_dir, redis_url=redis_url,
                                      **({"database_url": self.env["MICHECK_DATABASE_URL"]}
                                         if self.env.get("MICHECK_DATABASE_URL") else {}))
+            if not self.env.get("MICHECK_DATABASE_URL"):
+                self._upgrade_own_database()
             orphaned_workers = self._clean_up_after(previous)
             if self._redis is not None:
                 self._redis.start()
@@ -219,6 +221,26 @@ class Stack:
             _say(f"stopped what a previous `up` on {self.var_dir} left running: "
                  + ", ".join(left))
         return [kid["name"] for kid in kids if kid.get("name")]
+
+    def _upgrade_own_database(self) -> None:
+        """The embedded SQLite file is this stack's own: bring its schema to this code's
+        (Alembic, forward only) instead of refusing to start after a `git pull`. A database
+        the operator names (MICHECK_DATABASE_URL) is never migrated silently."""
+        from sqlalchemy import inspect as sa_inspect
+
+        from micheck.storage import migrations
+        from micheck.storage.db import make_engine
+
+        engine = make_engine(self.settings.database_url)
+        try:
+            if "alembic_version" not in sa_inspect(engine).get_table_names():
+                return  # a new database: the first process creates it
+            current, head = migrations.current_revision(engine), migrations.head_revision()
+            if current != head:
+                migrations.upgrade(engine)
+                _say(f"database schema upgraded from {current} to {head}")
+        finally:
+            engine.dispose()
 
     def _release(self, worker: str, why: str, *, enqueue: bool = True) -> None:
         """Hand a dead worker's running evaluations back to the queue (or fail them when

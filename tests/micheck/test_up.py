@@ -85,3 +85,35 @@ def test_up_refuses_to_report_another_stacks_api(tmp_path: Path):
             second.stop()
     finally:
         first.stop()
+
+
+def test_up_brings_its_own_sqlite_schema_to_this_code(tmp_path: Path, capsys):
+    """A var dir from an older checkout (schema behind) is upgraded, not refused; a database
+    the operator names is left to `micheck db upgrade`."""
+    from sqlalchemy import create_engine
+
+    from micheck.settings import Settings
+    from micheck.storage import migrations
+
+    var = tmp_path / "var"
+    var.mkdir()
+    url = Settings(var_dir=var).database_url
+    engine = create_engine(url)
+    migrations.upgrade(engine, "0002")  # an old stack's database
+    assert migrations.current_revision(engine) == "0002"
+    st = Stack(var, env={"MICHECK_LOG_LEVEL": "WARNING"})
+    try:
+        assert migrations.current_revision(engine) == migrations.head_revision()
+        assert "database schema upgraded from 0002" in capsys.readouterr().err
+    finally:
+        st.stop()
+
+    named = tmp_path / "named.db"
+    engine = create_engine(f"sqlite:///{named}")
+    migrations.upgrade(engine, "0002")
+    st = Stack(tmp_path / "var2", env={"MICHECK_DATABASE_URL": f"sqlite:///{named}",
+                                       "MICHECK_LOG_LEVEL": "WARNING"})
+    try:
+        assert migrations.current_revision(engine) == "0002"
+    finally:
+        st.stop()
