@@ -54,10 +54,7 @@ def ratio_table(result: EvaluationResult) -> str:
     for r in result.ratios:
         if r.verdict != "pass" and r.reason:
             lines.append(f"{r.verdict.upper():12} {case_name(r)} {r.reason_code}: {r.reason}")
-    for d in result.diagnostics:
-        where = " ".join(f"{k}={v}" for k, v in (("test", d.test), ("t", d.t), ("seed", d.seed))
-                         if v is not None)
-        lines.append(f"{d.severity.upper():7} {d.code}: {d.message} {where}".rstrip())
+    lines += diagnostic_lines(result)
     rounds = result.seed_rounds
     if rounds.rounds:
         lines.append(f"seeds: {len(prov.seeds)} in {len(rounds.rounds)} round(s), "
@@ -68,6 +65,29 @@ def ratio_table(result: EvaluationResult) -> str:
     lines.append(f"verdict: {result.verdict.upper()} ({counts['pass']} pass, {counts['fail']} "
                  f"fail, {counts['inconclusive']} inconclusive{alpha})")
     return "\n".join(lines)
+
+
+def diagnostic_lines(result: EvaluationResult) -> list[str]:
+    """One line per distinct diagnostic, naming where it fired: `test t=14 seeds 0,1,2`
+    per (test, t), so twelve critics at InfoNCE's ceiling are one line, not twelve."""
+    groups: dict[tuple[str, str, str], dict[tuple[str | None, int | None], list[int]]] = {}
+    for d in result.diagnostics:
+        where = groups.setdefault((d.severity, d.code, d.message), {})
+        seeds = where.setdefault((d.test, d.t), [])
+        if d.seed is not None:
+            seeds.append(d.seed)
+    lines = []
+    for (severity, code, message), where in groups.items():
+        parts = []
+        for (test, t), seeds in where.items():
+            part = " ".join(x for x in (test, None if t is None else f"t={t}") if x)
+            if seeds:
+                part += f" seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+            if part:
+                parts.append(part)
+        place = f" ({'; '.join(parts)})" if parts else ""
+        lines.append(f"{severity.upper():7} {code}: {message}{place}")
+    return lines
 
 
 class ProgressLine:
