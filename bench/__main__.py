@@ -66,6 +66,10 @@ def cmd_table3(a: argparse.Namespace) -> None:
     from bench import table3
 
     a.estimators = _list(a.table3_estimators) or list(table3.ESTIMATORS)
+    a.transforms = _list(a.transforms)
+    unknown = [t for t in a.transforms if t not in table3.TRANSFORMS]
+    if unknown:
+        sys.exit(f"unknown transform(s) {unknown}; known: {list(table3.TRANSFORMS)}")
     table3.main(a)
 
 
@@ -168,6 +172,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--eval-samples", type=int, default=0, help="0: the whole test split")
         sp.add_argument("--train-size", type=int, default=0, help="0: all 60k training images")
         sp.add_argument("--docs", type=Path, default=OUT, help="where table3.json/.md go")
+        sp.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the docs from the results already in --out")
+        if name == "table3":
+            sp.add_argument("--transforms", default="", help="comma list of: scaling, "
+                            "rotation, translation (default all)")
         if name == "figs":
             sp.add_argument("--rows", default="", help="comma list of t (default "
                             "0,4,...,28 as in Figs 4-6)")

@@ -58,7 +58,8 @@ def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
                  {"kind": "data_processing", "rows": [r for r in rows if r >= 4]},
                  {"kind": "additivity", "rows": [r for r in rows if r >= 1]}]
     else:
-        tests = [{"kind": k, "transform": tr} for tr in TRANSFORMS for k in TESTS]
+        chosen = getattr(a, "transforms", None) or TRANSFORMS
+        tests = [{"kind": k, "transform": tr} for tr in chosen for k in TESTS]
     train = {"batch_size": 64, "steps": a.steps, "lr": a.lr,
              "until_converged": a.max_steps > a.steps, "max_steps": a.max_steps}
     if a.eval_samples:
@@ -77,6 +78,9 @@ def tag_of(a: Namespace) -> str:
     lr = "" if a.lr == 1e-4 else f"_lr{a.lr:g}"
     rows = "" if fig_rows(a) == FIG_ROWS else "_rows" + "-".join(map(str, fig_rows(a)))
     block = f"_b{a.block}" if getattr(a, "block", 0) else ""
+    chosen = list(getattr(a, "transforms", None) or TRANSFORMS)
+    if chosen != list(TRANSFORMS):
+        block += "_" + "-".join(chosen)
     return a.tag or (f"{a.critic}{block}_w{a.width:g}_s{a.steps}-{a.max_steps}{lr}"
                      f"_seeds{a.seeds}{rows}")
 
@@ -91,6 +95,9 @@ def run(a: Namespace, figs: bool = False) -> Path:
         path = out / f"{key}.json"
         if path.exists():
             print(f"{key}: done before ({path})", flush=True)
+            continue
+        if getattr(a, "report_only", False):
+            print(f"{key}: not run (--report-only)", flush=True)
             continue
         req = request(key, a, figs)
         t0 = time.perf_counter()
@@ -224,10 +231,12 @@ def main(a: Namespace) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     meta = {"tag": tag_of(a), "critic": a.critic, "width": a.width,
             "block": getattr(a, "block", 0) or None, "steps": a.steps,
-            "max_steps": a.max_steps, "seeds": a.seeds,
+            "max_steps": a.max_steps, "lr": a.lr, "seeds": a.seeds,
+            "transforms": list(getattr(a, "transforms", None) or TRANSFORMS),
             "estimators": {k: {"wall_seconds": r.provenance.wall_seconds,
                                "verdict": r.verdict, "device": r.provenance.device}
-                           for k, r in results.items()}}
+                           for k, r in results.items()},
+            "cost": {k: cost(r) for k, r in results.items()}}
     (docs / "table3.json").write_text(json.dumps({"meta": meta, "cells": recs}, indent=1))
     plot(recs, docs / "table3.png")
     md = table_md(recs)

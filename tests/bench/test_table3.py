@@ -89,3 +89,12 @@ def test_without_block_requests_and_result_folders_are_as_before() -> None:
     assert all(table3.request(key, a).estimator.critic.block is None
                for key in table3.ESTIMATORS)
     assert table3.tag_of(a) == "joint_w0.25_s1875-1875_seeds3"  # earlier runs are found again
+
+
+def test_report_only_trains_nothing_and_writes_what_is_there(tmp_path: Path) -> None:
+    a = parser().parse_args(["table3", "--out", str(tmp_path / "out"), "--docs",
+                             str(tmp_path / "docs"), "--report-only"])
+    a.estimators, a.transforms = ["mine", "infonce"], []
+    table3.main(a)  # nothing stored: writes an empty table, trains nothing
+    data = json.loads((tmp_path / "docs" / "table3.json").read_text())
+    assert data["cells"] == [] and data["meta"]["estimators"] == {}
