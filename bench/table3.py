@@ -217,7 +217,7 @@ def plot(recs: list[dict], path: Path) -> None:
         ax.set_title(f"{test} (ideal {'<= 1' if ideal == 1 else '2'})")
         ax.set_ylim(-0.2, 3.0)
         ax.grid(True, alpha=0.3)
-        if i == 0:
+        if i == 0 and recs:
             ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

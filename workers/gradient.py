@@ -217,7 +217,7 @@ def critic_gradients(ds: DatasetSpec, rhos: list[float], seeds: list[int], est: 
     out = {}
     for k, (rho, seed) in enumerate(points):
         g, v, t = (float(grad_sum[k] / batches), float(value_sum[k] / batches),
-                   float(mi_train[k]))
+                   float(mi_train[k].detach()))
         bad = bool(diverged[k]) or not all(math.isfinite(z) for z in (g, v, t))
         out[(rho, seed)] = GradientOutcome(
             rho, seed, g if math.isfinite(g) else None, v if math.isfinite(v) else None,
