@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import json
 import math
 import re
@@ -25,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,6 +226,36 @@ def _bucket(filename: str) -> str:
     return "other" if filename not in ("~", "") else "builtins (C)"
 
 
+@contextlib.contextmanager
+def profiled_thread_pool(profs: list[cProfile.Profile]) -> Iterator[None]:
+    """While inside: every call anyio runs in its thread pool (FastAPI's sync handlers and
+    dependencies) is profiled by a per-thread cProfile on that thread's CPU clock, appended
+    to `profs` on the thread's first call."""
+    import anyio.to_thread
+
+    local = threading.local()
+    original = anyio.to_thread.run_sync
+
+    async def run_sync(func: Any, *args: Any, **kw: Any) -> Any:
+        def profiled(*a: Any) -> Any:
+            prof = getattr(local, "prof", None)
+            if prof is None:
+                prof = local.prof = cProfile.Profile(time.thread_time)
+                profs.append(prof)
+            prof.enable()
+            try:
+                return func(*a)
+            finally:
+                prof.disable()
+        return await original(profiled, *args, **kw)
+
+    anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        anyio.to_thread.run_sync = original  # type: ignore[assignment]
+
+
 def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
     """The API in this process (uvicorn, real SQLite and Redis) under cProfile: the event
     loop thread and, by wrapping anyio's thread pool, every sync handler and dependency.
@@ -229,11 +263,8 @@ def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
     SQLite write lock or a socket do not count, so the total is what one request costs the
     CPU. Returns self-time per library, the top C functions and micheck's own functions by
     cumulative time."""
-    import cProfile
     import pstats
-    import threading
 
-    import anyio.to_thread
     import uvicorn
     from micheck.service.app import create_app
 
@@ -245,22 +276,7 @@ def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
         redis = EmbeddedRedis(var)
         redis.start()
         profs: list[cProfile.Profile] = []
-        local = threading.local()
-        original = anyio.to_thread.run_sync
-
-        async def run_sync(func: Any, *args: Any, **kw: Any) -> Any:
-            def profiled(*a: Any) -> Any:
-                prof = getattr(local, "prof", None)
-                if prof is None:
-                    prof = local.prof = cProfile.Profile(time.thread_time)
-                    profs.append(prof)
-                prof.enable()
-                try:
-                    return func(*a)
-                finally:
-                    prof.disable()
-            return await original(profiled, *args, **kw)
-
+        patched = contextlib.ExitStack()
         try:
             settings = Settings(var_dir=var, redis_url=redis.url, queue_routing="cpu",
                                 max_queued_per_token=n + 100, log_level="WARNING")
@@ -280,7 +296,7 @@ def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
                 finally:
                     loop_prof.disable()
 
-            anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+            patched.enter_context(profiled_thread_pool(profs))
             th = threading.Thread(target=serve, daemon=True)
             th.start()
             while not server.started:
@@ -297,7 +313,7 @@ def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
             server.should_exit = True
             th.join(30)
         finally:
-            anyio.to_thread.run_sync = original  # type: ignore[assignment]
+            patched.close()
             redis.stop()
     stats = pstats.Stats(loop_prof)
     for p in profs:
@@ -329,7 +345,6 @@ def inprocess_submit(n: int = 300, *, profile: bool = True) -> dict[str, Any]:
     app to return). With `profile`, a second pass of n POSTs under cProfile gives
     micheck's functions by cumulative time per request. Quiet enough to run while other
     work runs: one process, one request in flight."""
-    import cProfile
     import pstats
 
     from micheck.service import auth
@@ -376,35 +391,14 @@ def inprocess_submit(n: int = 300, *, profile: bool = True) -> dict[str, Any]:
                 "post_cpu_ms": round(cpu * 1000, 2), "get_wall_ms": float(get[0]),
                 "get_cpu_ms": float(get[1])}
             if profile:
-                import threading
 
-                import anyio.to_thread
 
                 # CPU time of each thread: waits (the loop for the pool, a lock) do not count
                 profs = [cProfile.Profile(time.thread_time)]  # the loop; then each pool thread
-                local = threading.local()
-                original = anyio.to_thread.run_sync
-
-                async def run_sync(func: Any, *args: Any, **kw: Any) -> Any:
-                    def profiled(*a: Any) -> Any:
-                        prof = getattr(local, "prof", None)
-                        if prof is None:
-                            prof = local.prof = cProfile.Profile(time.thread_time)
-                            profs.append(prof)
-                        prof.enable()
-                        try:
-                            return func(*a)
-                        finally:
-                            prof.disable()
-                    return await original(profiled, *args, **kw)
-
-                anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
-                try:
+                with profiled_thread_pool(profs):
                     profs[0].enable()
                     asyncio.run(drive(app, token, range(n, 2 * n), False))
                     profs[0].disable()
-                finally:
-                    anyio.to_thread.run_sync = original  # type: ignore[assignment]
                 stats = pstats.Stats(profs[0])
                 for extra in profs[1:]:
                     stats.add(extra)
