@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(15.0, ge=0, description="queued rows younger than this "
                                                             "are never re-enqueued")
     reconcile_interval_s: float = Field(30.0, gt=0)
+    plugin_reports_ttl_s: float = Field(
+        1.0, ge=0, description="the API reuses the live workers' plug-in reports this long "
+                               "(one query per second, not per submission); 0 reads them "
+                               "per request")
     worker_forget_after_s: float = Field(3600.0, gt=0, description="a starting worker deletes "
                                          "rows that have not beaten for this long")
 

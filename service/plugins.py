@@ -12,6 +12,8 @@ a 422 from :func:`require`.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -67,8 +69,20 @@ def sync(db: Database, settings: Settings) -> dict[str, LivePlugin]:
     return plugins
 
 
+# per database: (monotonic time of the last sync, its plug-ins); a submission costs a
+# session and a query less while it is younger than settings.plugin_reports_ttl_s
+_recent: weakref.WeakKeyDictionary[Database, tuple[float, dict[str, LivePlugin]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _synced(db: DBDep, settings: SettingsDep) -> dict[str, LivePlugin]:
-    return sync(db, settings)
+    now = time.monotonic()
+    hit = _recent.get(db)
+    if hit is not None and now - hit[0] < settings.plugin_reports_ttl_s:
+        return hit[1]  # the registry still holds what that sync handed it
+    plugins = sync(db, settings)
+    _recent[db] = (now, plugins)
+    return plugins
 
 
 # a route dependency: FastAPI solves it before it validates the request body

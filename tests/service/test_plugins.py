@@ -111,3 +111,16 @@ def test_workers_show_their_plugins_and_admins_why_some_did_not_load(app, client
     listed = {e["name"]: e["origin"] for e in client.get("/v1/estimators").json()}
     assert listed["dv"] == "built-in" and listed["bad_nan"] == "micheck-broken-plugins==2.0.1"
     assert "bad_import" not in listed
+
+
+def test_live_plugin_reports_are_reused_within_their_ttl(app, client, alice, example_site):
+    """One query per TTL, not per submission: a worker registered meanwhile is seen once
+    the reports are older than plugin_reports_ttl_s."""
+    app.state.settings.plugin_reports_ttl_s = 3600.0
+    assert client.post("/v1/evaluations", json=PLUGIN_SPEC, headers=alice).status_code == 422
+    _register_worker(app, "w1")
+    r = client.post("/v1/evaluations", json=PLUGIN_SPEC, headers=alice)
+    assert r.status_code == 422, "the reports read before the worker came are reused"
+    app.state.settings.plugin_reports_ttl_s = 0.0
+    r = client.post("/v1/evaluations", json=PLUGIN_SPEC, headers=alice)
+    assert r.status_code == 202, r.text
