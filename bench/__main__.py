@@ -168,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-steps", type=int, default=1875,
                         help="> --steps: train on until the plateau test passes, up to this")
         sp.add_argument("--seeds", type=int, default=3)
+        sp.add_argument("--first-seed", type=int, default=0, help="seeds first .. first + "
+                        "seeds - 1 (more seeds for a stored run: see table3.pool)")
         sp.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (App. B.2: 1e-4)")
         sp.add_argument("--eval-samples", type=int, default=0, help="0: the whole test split")
         sp.add_argument("--train-size", type=int, default=0, help="0: all 60k training images")
@@ -175,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--report-only", action="store_true",
                         help="train nothing: write the docs from the results already in --out")
         if name == "table3":
+            sp.add_argument("--pool", action="append", default=[], metavar="DIR",
+                            help="a results dir of the same spec on other seeds (--first-seed):"
+                            " pooled with this one's, per estimator, and rescored")
             sp.add_argument("--transforms", default="", help="comma list of: scaling, "
                             "rotation, translation (default all)")
         if name == "figs":

@@ -17,7 +17,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from bench import reference
-from micheck.contract import EvaluationRequest, EvaluationResult
+from micheck.contract import EvaluationRequest, EvaluationResult, SeedRounds
 
 # our key -> (estimator name, params, the paper's Table 3 label)
 ESTIMATORS = {
@@ -45,6 +45,10 @@ FIG_CLAIMS = {
 }
 
 
+def first_seed(a: Namespace) -> int:
+    return int(getattr(a, "first_seed", 0) or 0)
+
+
 def fig_rows(a: Namespace) -> list[int]:
     return list(getattr(a, "rows", None) or FIG_ROWS)
 
@@ -70,7 +74,7 @@ def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
     return EvaluationRequest.model_validate({
         "estimator": {"name": name, "params": params, "critic": critic, "train": train},
         "dataset": {"name": "mnist", **({"train_size": a.train_size} if a.train_size else {})},
-        "tests": tests, "seeds": list(range(a.seeds)), "max_seeds": a.seeds,
+        "tests": tests, "seeds": list(range(first_seed(a), first_seed(a) + a.seeds)), "max_seeds": a.seeds,
         "label": f"bench {'figs' if figs else 'table3'} {key}"})
 
 
@@ -81,8 +85,9 @@ def tag_of(a: Namespace) -> str:
     chosen = list(getattr(a, "transforms", None) or TRANSFORMS)
     if chosen != list(TRANSFORMS):
         block += "_" + "-".join(chosen)
+    seeds = f"_seeds{a.seeds}" + (f"_from{first_seed(a)}" if first_seed(a) else "")
     return a.tag or (f"{a.critic}{block}_w{a.width:g}_s{a.steps}-{a.max_steps}{lr}"
-                     f"_seeds{a.seeds}{rows}")
+                     f"{seeds}{rows}")
 
 
 def run(a: Namespace, figs: bool = False) -> Path:
@@ -114,6 +119,45 @@ def run(a: Namespace, figs: bool = False) -> Path:
         path.write_text(result.model_dump_json())
         print(f"{key}: {result.verdict} in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
+
+
+def pool(results: list[EvaluationResult]) -> EvaluationResult:
+    """Runs of one spec on disjoint seeds as one result, rescored by micheck.scoring.
+
+    Each seed trains its own critics and a critic depends only on (seed, measurement), so the
+    union of the runs' estimates is what one run over all their seeds would have trained. The
+    intervals are built as if the first run's seeds had been the request's and the adaptive
+    rule had been allowed all the seeds (its looks: 3 -> 6 -> 10 seeds is 3 looks), so the
+    pooled verdict pays for having looked at the first run before adding seeds."""
+    from micheck.plan import Measurement
+    from micheck.scoring import score
+
+    first = results[0]
+    seeds = sorted(s for r in results for s in r.provenance.seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs share seeds: {seeds}")
+    req = first.request.model_copy(update={"max_seeds": len(seeds)})
+    estimates = {}
+    for r in results:
+        if r.request.model_copy(update={"seeds": req.seeds, "max_seeds": req.max_seeds,
+                                        "label": req.label}).spec_hash() != req.spec_hash():
+            raise ValueError("runs of different specs cannot be pooled")
+        for e in r.estimates:
+            if e.transform == "rows":
+                raise ValueError("pooling is for the transform tests of Table 3")
+            estimates[Measurement(e.test, e.t, e.transform).key(e.seed)] = e
+    ratios, verdict = score(req, estimates, seeds, None, alpha=first.alpha or 0.05)
+    every = [e for r in results for e in r.estimates]
+    prov = first.provenance.model_copy(update={
+        "seeds": seeds, "wall_seconds": sum(r.provenance.wall_seconds for r in results)})
+    rounds = SeedRounds(rounds=[list(r.provenance.seeds) for r in results], cap=len(seeds),
+                        stop="conclusive" if all(x.verdict != "inconclusive" for x in ratios)
+                        else "cap_reached",
+                        note=f"{len(results)} runs pooled: seeds {seeds}")
+    return first.model_copy(update={
+        "request": req, "estimates": every, "ratios": ratios, "verdict": verdict,
+        "passed": verdict == "pass", "provenance": prov, "seed_rounds": rounds,
+        "diagnostics": [d for r in results for d in r.diagnostics]})
 
 
 def load(out: Path) -> dict[str, EvaluationResult]:
@@ -226,6 +270,10 @@ def plot(recs: list[dict], path: Path) -> None:
 def main(a: Namespace) -> None:
     out = run(a)
     results = load(out)
+    for extra in getattr(a, "pool", None) or ():  # more seeds of the same spec, run apart
+        for key, more in load(Path(extra)).items():
+            if key in results:
+                results[key] = pool([results[key], more])
     recs = records(results)
     docs = a.docs
     docs.mkdir(parents=True, exist_ok=True)

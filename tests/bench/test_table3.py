@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bench import table3
 from bench.__main__ import parser
 from micheck.contract import EvaluationResult
@@ -98,3 +100,43 @@ def test_report_only_trains_nothing_and_writes_what_is_there(tmp_path: Path) -> 
     table3.main(a)  # nothing stored: writes an empty table, trains nothing
     data = json.loads((tmp_path / "docs" / "table3.json").read_text())
     assert data["cells"] == [] and data["meta"]["estimators"] == {}
+
+
+def _split(result: EvaluationResult, seeds: set[int]) -> EvaluationResult:
+    return result.model_copy(update={
+        "estimates": [e for e in result.estimates if e.seed in seeds],
+        "provenance": result.provenance.model_copy(update={"seeds": sorted(seeds)})})
+
+
+def test_pool_rescores_runs_on_disjoint_seeds_as_one() -> None:
+    from micheck.scoring import decision_count, looks
+    from micheck.verdicts import simultaneous_level
+
+    # a Table 3 request answered by two runs: seeds 0-1, then seed 2
+    req = table3.request("smile5", parser().parse_args(["table3", "--seeds", "3"]))
+    stored = EvaluationResult.model_validate_json(STORED.read_text())
+    fake = []
+    for e in stored.estimates[:1]:
+        for m_test, tr in (("baseline", "rotation"), ("data_processing", "rotation"),
+                           ("additivity", "rotation")):
+            for seed, mi in ((0, 2.0), (1, 2.2), (2, 1.9)):
+                factor = {"baseline": 1.0, "data_processing": 1.0, "additivity": 1.5}[m_test]
+                fake.append(e.model_copy(update={"test": m_test, "t": None, "transform": tr,
+                                                 "seed": seed, "mi_test": mi * factor,
+                                                 "converged": True}))
+    req = req.model_copy(update={"tests": [t for t in req.tests if t.transform == "rotation"]})
+    whole = stored.model_copy(update={"request": req, "estimates": fake, "provenance":
+                                      stored.provenance.model_copy(update={"seeds": [0, 1, 2]})})
+    first, second = _split(whole, {0, 1}), _split(whole, {2})
+    first = first.model_copy(update={"request": req.model_copy(update={"seeds": [0, 1]})})
+    second = second.model_copy(update={"request": req.model_copy(update={"seeds": [2]})})
+    pooled = table3.pool([first, second])
+    assert pooled.provenance.seeds == [0, 1, 2] and pooled.seed_rounds.rounds == [[0, 1], [2]]
+    add = next(r for r in pooled.ratios if r.test == "additivity")
+    assert add.seeds == 3 and add.per_seed == pytest.approx([1.5, 1.5, 1.5])
+    # the level pays for the look after the first run: seeds 2 -> cap 3 is 2 looks
+    assert add.ci_level == pytest.approx(simultaneous_level(
+        decision_count(pooled.request), looks(first.request.model_copy(
+            update={"max_seeds": 3})), 0.05))
+    with pytest.raises(ValueError, match="share seeds"):
+        table3.pool([first, first])
