@@ -10,25 +10,11 @@ import io
 import zipfile
 from email.parser import Parser
 
-import pytest
-from fastapi.testclient import TestClient
-from micheck.service.app import create_app
 from micheck.service.routes import client_dist
 
 import micheck
 
 WHEEL = f"micheck-{micheck.__version__}-py3-none-any.whl"
-
-
-@pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
 
 
 def test_client_redirects_to_a_valid_wheel_without_a_token(client, service_settings):

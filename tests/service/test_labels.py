@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fastapi.testclient import TestClient
 from micheck.service import auth
 from micheck.service.app import create_app
 from sqlalchemy import update
@@ -19,12 +18,6 @@ from tests.service.support import TINY_SPEC
 @pytest.fixture
 def app(service_settings):
     return create_app(service_settings, run_reconciler=False, run_deliveries=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 from micheck.service import auth
-from micheck.service.app import create_app
 
 from micheck import estimators
 from tests.clients.support import run_queued
@@ -27,17 +26,6 @@ content_type_overrides:
   image/png: application/octet-stream
   image/svg+xml: application/octet-stream
 """
-
-
-@pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as c:
-        yield c
 
 
 def test_operations_problems_and_enums(client):

@@ -8,13 +8,7 @@ from hypothesis import HealthCheck, settings
 
 schemathesis = pytest.importorskip("schemathesis")
 from micheck.service import auth  # noqa: E402
-from micheck.service.app import create_app  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-
-
-@pytest.fixture
-def app(service_settings):
-    return create_app(service_settings, run_reconciler=False)
 
 
 @pytest.fixture
