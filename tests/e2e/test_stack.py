@@ -97,13 +97,15 @@ def test_submit_over_http_and_get_ratios(stack: Stack):
 
 
 def _kill_mid_job(stack: Stack, c: httpx.Client, *, whole_worker: bool) -> tuple[str, float]:
+    """SIGKILL the job's process while it runs. The horse is SIGSTOPped as soon as it is seen
+    running, so the kill lands mid-job however fast this machine trains (on an idle CPU the
+    whole job can end between two polls)."""
     worker = stack.start_worker()
     eid = c.post("/v1/evaluations", json=LONGER).json()["id"]
-    wait_for(lambda: (v := _view(c, eid))["status"] != "queued" and (
-        v["status"] != "running" or v["progress"]["steps_done"] > 0), timeout=120, every=0.2)
-    assert _view(c, eid)["status"] == "running", "the job ended before it could be killed"
     horse = _horse(worker.pid)
-    assert _view(c, eid)["status"] == "running", "the job ended before it could be killed"
+    wait_for(lambda: _view(c, eid)["status"] != "queued", timeout=120, every=0.05)
+    os.kill(horse, signal.SIGSTOP)
+    assert _view(c, eid)["status"] == "running", "the job ended before it could be stopped"
     killed_at = time.monotonic()
     os.kill(horse, signal.SIGKILL)
     if whole_worker:
