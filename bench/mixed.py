@@ -6,7 +6,7 @@ nothing, all of them can be one workers.stacked.Stack, each slice maximising its
 bound. Initialisation and batches are seeded per task exactly as in train_critics
 (task_seed(seed, key)), so a critic's run does not depend on what it is stacked with.
 
-Jobs whose estimators train identically (workers.estimators.training_key: SMILE at
+Jobs whose estimators train identically (workers.bounds.training_key: SMILE at
 every tau and JS all train the JS classifier) and whose tasks have the same key and
 seed would train bit-for-bit the same critic: they share one slice, and each reads
 its own value off it. Training SMILE(tau=5) alone gives the same numbers.
@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+from micheck.workers.bounds import Bound, critic_bound, training_key
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import Bound, critic_bound, training_key
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import CriticTask, task_seed
 from torch import Tensor

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from micheck.workers.bounds import infonce, make_bound
 from micheck.workers.critics import build_critic, mlp
-from micheck.workers.estimators import infonce, make_bound
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import train_critics
 from torch import nn

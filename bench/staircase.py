@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from micheck.workers.bounds import training_key
 from micheck.workers.data import sample_gaussian
-from micheck.workers.estimators import training_key
 from micheck.workers.generative import train_gm
 from micheck.workers.trainer import CriticTask
 

@@ -52,7 +52,7 @@ BROKEN_MODULES = {
         """Bounds that fail in each way a plug-in can fail."""
         import torch
 
-        from micheck.workers.estimators import Bound, dv
+        from micheck.workers.bounds import Bound, dv
 
         def _bound(name, fn):
             return lambda params, lb: Bound(name, fn, fn)
@@ -109,7 +109,7 @@ def write_broken(site: Path) -> None:
 @contextlib.contextmanager
 def isolated_registry() -> Iterator[None]:
     """Everything registered inside is forgotten on the way out."""
-    from micheck.workers import estimators as bounds  # torch: only where a test has it
+    from micheck.workers import bounds  # torch: only where a test has it
     from micheck.workers import plugins as worker_plugins
 
     saved = (dict(estimators._ENTRIES), dict(estimators._ALIASES), dict(bounds._BOUNDS),

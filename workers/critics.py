@@ -1,6 +1,6 @@
 """Critics T(x, y): modules that map a batch of n pairs to an n x n score matrix.
 
-``forward(x, y)[i, j] = T(x_i, y_j)``; the bounds in workers.estimators read it.
+``forward(x, y)[i, j] = T(x_i, y_j)``; the bounds in workers.bounds read it.
 Architectures follow paper 002: App. B.1 for vectors (two hidden layers of 256,
 ReLU; separable embeddings of 32) and App. B.2 for images (conv 64 k5 s2 p2,
 conv 128 k5 s2 p2, fc 1024, linear; ReLU; variables stacked over channels).
@@ -14,7 +14,7 @@ Blocks (``CriticSpec.block = b``): the critic scores only the pairs within block
 consecutive samples and returns ``(m, b, b)`` with m = n/b (``(K, m, b, b)`` stacked):
 ``out[k, i, j] = T(x_{kb+i}, y_{kb+j})``, the diagonal blocks of the full matrix. A joint
 CNN then runs its trunk on n*b pairs instead of n^2 (b = 16 at n = 64: a quarter). The
-bounds read it through ``workers.estimators.critic_bound`` (what this changes in each
+bounds read it through ``workers.bounds.critic_bound`` (what this changes in each
 estimator is written there). Separable critics support blocks too (the same encoders,
 fewer dot products), so both architectures can be compared as one estimator.
 
@@ -197,7 +197,7 @@ class JointCNNCritic(_Critic):
 
 def build_critic(spec: CriticSpec, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> nn.Module:
     """A critic for single samples of shape x_shape / y_shape ((C, H, W) or (d,)); its
-    scores are read by ``workers.estimators.critic_bound`` of the same spec."""
+    scores are read by ``workers.bounds.critic_bound`` of the same spec."""
     if len(x_shape) == 3:
         (cx, h, w), cy = x_shape, y_shape[0]
         if spec.kind == "joint":

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from micheck.workers.bounds import critic_bound
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import critic_bound
 from micheck.workers.mige import SSGEConfig, mi_surrogate
 from micheck.workers.stacked import Stack
 from micheck.workers.trainer import (

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 
 import torch
-from micheck.workers.estimators import BaselineFn, Bound, BoundFactory, register_bound
+from micheck.workers.bounds import BaselineFn, Bound, BoundFactory, register_bound
 from torch import Tensor
 
 from micheck import estimators as registry
@@ -78,7 +78,7 @@ def guarded(entry: EstimatorEntry, factory: BoundFactory) -> BoundFactory:
                                f"{_one_line(exc)}") from exc
         if not isinstance(bound, Bound):
             raise PluginFailed(f"{_who(entry)}: its factory returned a "
-                               f"{type(bound).__name__}, not a micheck.workers.estimators.Bound")
+                               f"{type(bound).__name__}, not a micheck.workers.bounds.Bound")
         bound.objective = _checked(entry, "objective", bound.objective)
         bound.value = _checked(entry, "value", bound.value)
         return bound

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from micheck.workers.bounds import critic_bound
 from micheck.workers.critics import build_critic
-from micheck.workers.estimators import critic_bound
 from micheck.workers.stacked import Stack
 from torch import Tensor
 
@@ -124,7 +124,7 @@ class Learner:
 
 
 class CriticLearner(Learner):
-    """The critics of a discriminative bound (workers.estimators), stacked."""
+    """The critics of a discriminative bound (workers.bounds), stacked."""
 
     def __init__(self, tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
                  batched: bool) -> None:

@@ -8,7 +8,7 @@ a string is not a number) and non-finite floats are refused.
 
 This module is torch-free: the service publishes the entries (``GET /v1/estimators``)
 and validates requests with them, the client checks specs with them. The workers
-register the bound of each entry next to its math (``micheck.workers.estimators.
+register the bound of each entry next to its math (``micheck.workers.bounds.
 register_bound``). Adding an estimator is one new module that calls :func:`register`
 (and, on the worker side, one bound registered by name) plus its test.
 

@@ -1,7 +1,7 @@
 """The estimators of paper 002 (Song & Ermon, ICLR 2020) and of the bounds it compares.
 
 One entry per estimator, each with its typed params. Their bounds are registered by
-name in ``micheck.workers.estimators`` (and ``micheck.workers.generative`` for GM).
+name in ``micheck.workers.bounds`` (and ``micheck.workers.generative`` for GM).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ A distribution declares, in its ``pyproject.toml``::
 where ``ESTIMATOR`` (or a function of no arguments returning it) is an
 :class:`~micheck.estimators.EstimatorEntry` whose name is the entry point's name, whose
 family is ``discriminative`` and whose ``bound`` names the worker-side factory
-(``"my_package.bound:make"``, a ``micheck.workers.estimators.BoundFactory``). The module
+(``"my_package.bound:make"``, a ``micheck.workers.bounds.BoundFactory``). The module
 holding the entry must not import torch: the worker's parent process and, where the
 plug-in is installed there too, the service load it; only the job process imports the
 bound.

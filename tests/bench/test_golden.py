@@ -15,7 +15,7 @@ import math
 
 import pytest
 import torch
-from micheck.workers.estimators import infonce
+from micheck.workers.bounds import infonce
 from micheck.workers.trainer import train_critics
 
 from bench import mnist as bench_mnist

@@ -22,7 +22,8 @@ PARTS = {"micheck": "micheck", "service": "micheck.service", "workers": "micheck
 
 # the torch-free protocol: every part imports it, it imports no part and no heavy library
 PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "micheck.verdicts",
-            "micheck.plan", "micheck.spec", "micheck.estimators"}
+            "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
+            "micheck.scoring", "micheck.convergence", "micheck.compare"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
 ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
 
@@ -62,7 +63,7 @@ def _imports(path: Path, module: str) -> set[str]:
 def _home(module: str) -> str:
     """The layer a module belongs to: a part, a shared home, the protocol or an entry point."""
     for prefix in ("micheck.service", "micheck.workers", "micheck.clients", "micheck.storage",
-                   "micheck.render", "micheck.estimators"):
+                   "micheck.render", "micheck.estimators", "micheck.contract"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     return module

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from micheck.workers import estimators as E
+from micheck.workers import bounds as E
 from micheck.workers.critics import build_critic
 from micheck.workers.data import sample_gaussian
 from micheck.workers.stacked import Stack

@@ -90,7 +90,7 @@ def test_a_broken_plugin_fails_with_its_reason(broken_site, name, reason):
 def test_a_value_that_is_nan_only_when_the_critic_diverged_is_not_blamed_on_the_plugin(
         broken_site):
     import torch
-    from micheck.workers.estimators import make_bound
+    from micheck.workers.bounds import make_bound
 
     evaluate(_request("dv_clipped", steps=1), device="cpu")  # loads the bounds
     bound = make_bound("dv_clipped", {})

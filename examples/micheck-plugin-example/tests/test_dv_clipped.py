@@ -10,8 +10,8 @@ import math
 
 import pytest
 import torch
+from micheck.workers.bounds import dv, make_bound
 from micheck.workers.engine import evaluate
-from micheck.workers.estimators import dv, make_bound
 from micheck_plugin_example import ESTIMATOR
 from micheck_plugin_example.bound import dv_clipped
 

@@ -3,7 +3,7 @@ process only: it needs torch)."""
 
 from __future__ import annotations
 
-from micheck.workers.estimators import BaselineFn, Bound, diag_mean, offdiag_logmeanexp
+from micheck.workers.bounds import BaselineFn, Bound, diag_mean, offdiag_logmeanexp
 from torch import Tensor
 
 from micheck.estimators import Params

@@ -1,9 +1,8 @@
-"""The request/result models shared by the engine, the service and the client.
+"""Requests: what a user asks for (estimator, data set, tests, seeds), validated at the door.
 
-This module imports neither torch nor FastAPI: a CI pipeline installs it with the
-client alone. Validation that needs no data lives here (so bad specs fail the same
-way in the CLI, the API and the client); checks that need the data set (for example
-a missing CIFAR-10 directory) happen in the engine.
+Torch-free and FastAPI-free. Validation that needs no data lives here (so bad specs fail the
+same way in the CLI, the API and the client); checks that need the data set happen in the
+engine. `Cost` is the compute a request is estimated to need (micheck.budget).
 """
 
 from __future__ import annotations
@@ -12,15 +11,14 @@ import hashlib
 import json
 import math
 import re
-from datetime import datetime
-from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from micheck import estimators
+from micheck.contract._base import _Model, _Request
 from micheck.definitions import DATASETS, PAPER_EPOCHS, definition_versions
-from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL, ReasonCode, Verdict  # noqa: F401
+from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL  # noqa: F401
 
 TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
                    "mi_gradient"]
@@ -39,18 +37,6 @@ GRADIENT_ONLY = ("mige",)
 VECTOR_SETS = ("gaussian", "cubic")
 
 DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Request(_Model):
-    """Base of the request models: validation complete at the door. Strict types (a bool
-    is not a number, a string is not a number), non-finite floats refused, every number
-    bounded, so everything accepted can run and be stored."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 MAX_SEED = 2**31 - 1  # fits every database's integer column and every RNG seed
@@ -509,282 +495,6 @@ class Cost(_Model):
     trainings: int = Field(description="critics (or generative models) trained")
     critic_steps: int = Field(description="trainings x steps")
     version: str = Field(description="the version of the cost model (micheck.budget)")
-
-
-# ---- results -----------------------------------------------------------------------------
-
-
-class Estimate(_Model):
-    """One trained critic (or generative model triple): an MI estimate in nats.
-
-    `curve`: the held-out estimate at checkpoints during training, as (step, nats) pairs,
-    on the same fixed held-out batches each time; `converged` is the plateau test's answer
-    on it (micheck.convergence), None for rows stored before curves existed.
-    """
-
-    test: str  # the role: baseline, independence, data_processing, additivity, ground_truth
-    t: int | None  # rows kept; None for transforms and vector tasks
-    seed: int
-    mi_train: float | None  # on training batches (last 10% of steps), nats; None if not finite
-    mi_test: float | None  # on the held-out split, nats; None if not finite
-    true_mi: float | None = None
-    steps: int
-    diverged: bool = False
-    transform: str = "rows"
-    curve: list[tuple[int, float | None]] = Field(default_factory=list)
-    converged: bool | None = None
-    convergence: str = ""  # one line: what the plateau test saw
-    # mi_gradient only: the correlation, the estimated and the analytic dI/drho
-    rho: float | None = None
-    gradient: float | None = None
-    true_gradient: float | None = None
-
-
-class Ratio(_Model):
-    """One decided point: a ratio (or, for baseline monotonicity, a step between two t).
-
-    The verdict follows from `ci_low`/`ci_high` against `band_low`/`band_high` by the rule
-    in micheck.verdicts: pass inside, fail wholly outside, inconclusive otherwise (with
-    `reason_code` and a one-line `reason`).
-    """
-
-    test: str
-    t: int | None
-    value: float | None  # mean over seeds
-    ci_low: float | None  # the interval the verdict was decided on; None with < 2 seeds
-    ci_high: float | None
-    ideal: float | None
-    passed: bool  # verdict == "pass" (kept for clients of API v1)
-    tolerance: float
-    per_seed: list[float | None]
-    transform: str = "rows"
-    note: str = ""
-    kind: Literal["ratio", "step"] = "ratio"  # step: r(t) - r(t_from), baseline monotonicity
-    t_from: int | None = None
-    rho: float | None = None  # mi_gradient: the correlation of this row
-    verdict: Verdict = "inconclusive"
-    band_low: float | None = None
-    band_high: float | None = None
-    ci_level: float | None = None  # e.g. 0.9975 for 20 decisions at alpha 0.05
-    ci_method: str | None = None
-    reason_code: ReasonCode | Literal["legacy"] | None = None
-    reason: str = ""
-    seeds: int = 0  # seeds that contributed
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, data: Any) -> Any:
-        # rows stored before verdicts were three-valued carry only `passed` (mean within
-        # tolerance, interval ignored): they are shown as inconclusive, never as pass
-        if isinstance(data, dict) and "verdict" not in data and "passed" in data:
-            data = {**data, "verdict": "inconclusive", "passed": False, "reason_code": "legacy",
-                    "reason": "stored before verdicts were decided on intervals"}
-        return data
-
-
-class Diagnostic(_Model):
-    code: Literal["cpc_ceiling", "diverged", "train_test_gap", "non_monotone",
-                  "nonzero_independence", "not_converged", "info"]
-    severity: Literal["info", "warning", "error"]
-    message: str
-    test: str | None = None
-    t: int | None = None
-    seed: int | None = None
-
-
-class SeedRounds(_Model):
-    """What the adaptive seed rule did."""
-
-    rounds: list[list[int]] = Field(default_factory=list)  # seeds trained in each round
-    cap: int = 0
-    stop: Literal["conclusive", "cap_reached", "not_resolvable_by_seeds", "single_round"] = \
-        "single_round"
-    note: str = ""
-
-
-class Provenance(_Model):
-    """What a result was computed with. A plug-in estimator's distribution and version are
-    in ``definition_versions`` under ``plugin`` (``dist==version``) and in ``plugin``."""
-
-    definition_versions: dict[str, str]
-    code_version: str
-    seeds: list[int]
-    device: str
-    torch_version: str
-    started_at: datetime
-    finished_at: datetime
-    wall_seconds: float
-
-    @property
-    def plugin(self) -> str | None:
-        """The plug-in estimator's 'distribution==version'; None for a built-in."""
-        return self.definition_versions.get("plugin")
-
-
-class EvaluationResult(_Model):
-    request: EvaluationRequest
-    estimates: list[Estimate]
-    ratios: list[Ratio]  # points and baseline monotonicity steps (kind="step")
-    diagnostics: list[Diagnostic]
-    provenance: Provenance
-    passed: bool  # verdict == "pass"
-    verdict: Verdict = "inconclusive"
-    alpha: float | None = None  # family-wise error rate of the verdicts
-    seed_rounds: SeedRounds = Field(default_factory=SeedRounds)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "verdict" not in data:
-            data = {**data, "verdict": "inconclusive", "passed": False}
-        return data
-
-    def spec_hash(self) -> str:
-        """The request's deduplication key, from the versions this result recorded where
-        this process does not know the estimator (a plug-in installed on the worker)."""
-        req = self.request
-        return req.spec_hash() if req.estimator.known else req.spec_hash(
-            dict(self.provenance.definition_versions))
-
-    def counts(self) -> dict[str, int]:
-        """How many points passed, failed and were inconclusive."""
-        out = {"pass": 0, "fail": 0, "inconclusive": 0}
-        for r in self.ratios:
-            out[r.verdict] += 1
-        return out
-
-
-# ---- service views (the REST API's resources) --------------------------------------------
-
-
-class EvaluationStatus(str, Enum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    canceled = "canceled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (EvaluationStatus.succeeded, EvaluationStatus.failed,
-                        EvaluationStatus.canceled)
-
-
-class Progress(_Model):
-    steps_done: int = 0
-    steps_total: int = 0
-    current: str | None = None  # e.g. "training 12 critics"
-
-
-class ErrorInfo(_Model):
-    code: str
-    message: str
-
-
-class EvaluationView(_Model):
-    id: str
-    status: EvaluationStatus
-    spec_hash: str
-    request: EvaluationRequest
-    progress: Progress = Field(default_factory=Progress)
-    attempts: int = 0
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: ErrorInfo | None = None
-    worker: str | None = None
-    heartbeat_at: datetime | None = None
-    deduplicated: bool = False
-    passed: bool | None = None
-    verdict: Verdict | None = None
-    cost: Cost | None = None  # estimated before acceptance (micheck.budget)
-    report_link: str | None = Field(
-        None, description="signed, expiring, read-only link to the HTML report: opens in a "
-                          "browser without a token (set by the service)")
-
-
-class EvaluationPage(_Model):
-    items: list[EvaluationView]
-    next_cursor: str | None = None
-
-
-class WorkerView(_Model):
-    """A worker at /v1/workers. Only admins see its real name, host, pid and what other
-    owners run on it; others see `worker-N`, and `current_evaluation` only when it is theirs."""
-
-    name: str
-    device: str
-    queue: str
-    current_evaluation: str | None = None
-    busy: bool = False
-    host: str | None = None
-    pid: int | None = None
-    heartbeat_age_seconds: float | None = None
-    plugins: list[str] = Field(default_factory=list, description=(
-        "plug-in estimators installed beside it: 'name (distribution==version)'"))
-    broken_plugins: list[str] | None = Field(None, description=(
-        "admins: plug-ins that did not load, each with the reason"))
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, the body of every error response."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-
-
-class DeliveryAttempt(_Model):
-    """One try at a webhook delivery: the receiver's status code, or why there was none."""
-
-    at: datetime
-    status_code: int | None = None
-    error: str | None = None
-    duration_ms: int | None = None
-
-
-class DeliveryView(_Model):
-    """A webhook delivery of one terminal state, with its log of tries."""
-
-    id: str
-    evaluation_id: str
-    event: str  # evaluation.succeeded | evaluation.failed | evaluation.canceled
-    url: str  # scheme, host and path only: a query string may hold a credential
-    state: Literal["pending", "delivered", "gave_up"]
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    log: list[DeliveryAttempt] = Field(default_factory=list)
-
-
-class PointComparison(_Model):
-    """One test point against the baseline's: the difference of mean ratios with a 95%
-    Welch interval over the two runs' seeds, and whether the point regressed."""
-
-    test: str
-    transform: str = "rows"
-    t: int | None
-    ratio: float | None
-    baseline_ratio: float | None
-    difference: float | None  # ratio - baseline_ratio
-    ci_low: float | None  # None with fewer than two finite seeds on either side
-    ci_high: float | None
-    verdict: str  # this run's: pass | fail (| inconclusive where verdicts are three-valued)
-    baseline_verdict: str | None  # None: the baseline has no such point
-    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new"]
-    note: str = ""
-
-
-class Comparison(_Model):
-    evaluation_id: str
-    baseline_id: str
-    baseline_query: str | None = None
-    regression: bool  # some point regressed
-    points: list[PointComparison]
 
 
 # ---- reading what was stored ----------------------------------------------------------------

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from micheck.workers import estimators as E
+from micheck.workers import bounds as E
 from micheck.workers.data import sample_gaussian
 
 DIM, MI = 5, 1.0
@@ -95,7 +95,7 @@ def test_every_registered_discriminative_estimator_has_a_bound():
 
 
 def test_a_bound_is_registered_by_name_without_an_if_chain():
-    from micheck.workers import estimators as bounds
+    from micheck.workers import bounds
 
     from micheck import estimators as registry
     from micheck.estimators import EstimatorEntry
