@@ -205,7 +205,21 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     images.add_args(sp)
     sp.set_defaults(fn=cmd_images)
+
+    sp = sub.add_parser("levels", help=cmd_levels.__doc__)
+    common(sp)
+    sp.add_argument("--reps", type=int, default=20_000, help="draws per edge and side")
+    sp.add_argument("--draws", type=int, default=200,
+                    help="random runs of the coverage test per interval")
+    sp.set_defaults(fn=cmd_levels)
     return p
+
+
+def cmd_levels(a: argparse.Namespace) -> None:
+    """Do verdicts keep their level on skewed, noisy ratios? (simulation, no training)"""
+    from bench import levels
+
+    levels.main(reps=a.reps, draws=a.draws, out=a.out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from micheck.clients.errors import Unauthorized, Unreachable, WaitTimeout
 from micheck.contract import EvaluationResult, EvaluationStatus, EvaluationView
 from micheck.errors import ApiError, SpecError
 from micheck.settings import ClientSettings
-from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
+from micheck.verdicts import add_exit_options
 
 EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
@@ -45,9 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="evaluation spec, YAML or JSON")
     p.add_argument("--wait", action="store_true",
                    help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
-    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
-                   help="exit code of an inconclusive verdict: 4 (default), or as a pass or "
-                        "a fail for pipelines that must be binary")
+    add_exit_options(p)
     p.add_argument("--timeout", type=float, default=3600.0,
                    help="seconds to wait (default 3600; exit 3 past it)")
     p.add_argument("--poll", type=float, default=2.0, help="first poll interval, seconds")
@@ -89,8 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="the full result as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
-    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
-                   help="exit code of an inconclusive verdict (default 4)")
+    add_exit_options(p)
     _common(p)
     p.set_defaults(func=results)
 
@@ -201,11 +198,11 @@ def _write(path: Path | None, text: str) -> None:
         _err(f"wrote {path}")
 
 
-def _show_result(result: EvaluationResult, as_json: bool, inconclusive: str = "exit4") -> int:
+def _show_result(result: EvaluationResult, as_json: bool, args: argparse.Namespace) -> int:
     from micheck.render.table import ratio_table
 
     print(result.model_dump_json(indent=2) if as_json else ratio_table(result), flush=True)
-    return exit_code(result.verdict, inconclusive)
+    return result.exit_code(args.inconclusive, args.training_failure)
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -284,7 +281,7 @@ def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
                 _write(args.html, c.report_html(view.id))
             except ApiError as exc:  # the verdicts stand; the page is a convenience
                 _err(f"micheck: no HTML report saved: {exc}")
-        code = _show_result(result, args.json, args.inconclusive)
+        code = _show_result(result, args.json, args)
         if comparison is not None:
             from micheck.render.comparison import comparison_table
 
@@ -416,7 +413,7 @@ def results(args: argparse.Namespace) -> int:
         result = c.results(args.id)
         link = c.get(args.id).report_link if args.junit else None
     _write(args.junit, to_junit(result, evaluation_id=args.id, url=link))
-    return _show_result(result, args.json, args.inconclusive)
+    return _show_result(result, args.json, args)
 
 
 def cancel(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from micheck.errors import DataNotFound, FetchError, SpecError
 from micheck.render.table import ProgressLine, ratio_table
 from micheck.spec import load_spec
-from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
+from micheck.verdicts import add_exit_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sequential", action="store_true",
                    help="train critics one after another instead of batched (for comparison)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
-                   help="exit code of an inconclusive verdict: 4 (default), or as a pass or "
-                        "a fail")
+    add_exit_options(p)
     p.set_defaults(func=run)
 
     p = sub.add_parser("worker", help="run an evaluation worker (RQ SpawnWorker)")
@@ -74,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(result.model_dump_json(indent=2))
         print(f"results written to {args.out}", file=sys.stderr)
-    return exit_code(result.verdict, args.inconclusive)
+    return result.exit_code(args.inconclusive, args.training_failure)
 
 
 def worker(args: argparse.Namespace) -> int:

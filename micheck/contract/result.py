@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from micheck.contract._base import _Model
 from micheck.contract.request import EvaluationRequest
-from micheck.verdicts import ReasonCode, Verdict
+from micheck.verdicts import ReasonCode, Verdict, exit_code
 
 
 class Estimate(_Model):
@@ -143,6 +143,15 @@ class EvaluationResult(_Model):
         req = self.request
         return req.spec_hash() if req.estimator.known else req.spec_hash(
             dict(self.provenance.definition_versions))
+
+    def inconclusive_reasons(self) -> list[str | None]:
+        """The reason codes of the inconclusive points (what the exit code maps)."""
+        return [r.reason_code for r in self.ratios if r.verdict == "inconclusive"]
+
+    def exit_code(self, inconclusive: str = "exit4", training_failure: str = "fail") -> int:
+        """The exit of a command that waited for this result (micheck.verdicts.exit_code)."""
+        return exit_code(self.verdict, inconclusive, reasons=self.inconclusive_reasons(),
+                         training_failure=training_failure)
 
     def counts(self) -> dict[str, int]:
         """How many points passed, failed and were inconclusive."""

@@ -122,3 +122,70 @@ def test_overall_and_exit_codes():
     assert overall(["inconclusive", "fail"]) == "fail"
     assert [exit_code(v) for v in ("pass", "fail", "inconclusive")] == [0, 1, 4]
     assert exit_code("inconclusive", "pass") == 0 and exit_code("inconclusive", "fail") == 1
+
+
+def test_alpha_spent_over_looks_never_exceeds_alpha():
+    from micheck.verdicts import ALPHA, RESERVE, spend
+
+    assert spend(1, 1) == pytest.approx(ALPHA * (1 - RESERVE))
+    assert [spend(k, 3) for k in (1, 2, 3)] == pytest.approx(
+        [x * ALPHA * (1 - RESERVE) for x in (0.5, 0.25, 0.25)])
+    for planned in (1, 2, 3, 5):
+        planned_total = sum(spend(k, planned) for k in range(1, planned + 1))
+        assert planned_total == pytest.approx(ALPHA * (1 - RESERVE))
+        assert sum(spend(k, planned) for k in range(1, planned + 60)) <= ALPHA
+    with pytest.raises(ValueError):
+        spend(0, 3)
+
+
+def test_decision_level_splits_a_looks_alpha_over_decisions():
+    from micheck.verdicts import decision_level, spend
+
+    assert decision_level(22, 1, 3) == pytest.approx(1 - spend(1, 3) / 22)
+    assert decision_level(0, 1, 1) == pytest.approx(1 - spend(1, 1))
+
+
+def test_log_scale_interval_is_the_geometric_mean_interval():
+    from micheck.verdicts import interval, log_t_interval
+
+    values = [1.5, 2.0, 2.8]
+    iv = log_t_interval(values, 0.95)
+    logs = student_t_interval([math.log(v) for v in values], 0.95)
+    assert iv.scale == "log" and iv.n == 3
+    assert (iv.mean, iv.low, iv.high) == pytest.approx(
+        (math.exp(logs.mean), math.exp(logs.low), math.exp(logs.high)))
+    assert interval(values, 0.95, "log") == iv
+    assert interval(values, 0.95).scale == "linear"
+    with pytest.raises(ValueError):
+        log_t_interval([1.0, -0.1, 2.0], 0.95)
+
+
+def test_judge_leaves_a_non_positive_log_point_inconclusive():
+    from micheck.verdicts import judge
+
+    iv, d = judge([1.9, -0.2, 2.1], Band(1.7, 2.3), 0.99, scale="log")
+    assert iv is None and d.verdict == "inconclusive" and d.reason_code == "non_positive"
+    iv, d = judge([1.95, 2.0, 2.05], Band(1.7, 2.3), 0.95, scale="log")
+    assert d.verdict == "pass" and iv.scale == "log"
+    iv, d = judge([None, 2.0, 2.05], Band(1.7, 2.3), 0.95, scale="log")
+    assert d.reason_code == "non_finite"
+    _, d = judge([1.0, 1.0], Band(0.9, 1.1), 0.95, exact=True)
+    assert d.verdict == "pass"
+
+
+def test_training_failures_keep_failing_whatever_inconclusive_maps_to():
+    """--inconclusive pass|fail maps only evidence short of a decision; a diverged or
+    unconverged critic exits 1 unless --training-failure says otherwise."""
+    assert exit_code("inconclusive", "pass", reasons=["straddles_band"]) == 0
+    assert exit_code("inconclusive", "pass", reasons=["too_few_seeds"]) == 0
+    assert exit_code("inconclusive", "pass", reasons=["non_finite"]) == 1
+    assert exit_code("inconclusive", "pass", reasons=["not_converged", "straddles_band"]) == 1
+    assert exit_code("inconclusive", "exit4", reasons=["non_positive"]) == 1
+    assert exit_code("inconclusive", "pass", reasons=["not_converged"],
+                     training_failure="pass") == 0
+    assert exit_code("inconclusive", "exit4", reasons=["not_converged"],
+                     training_failure="exit4") == 4
+    assert exit_code("inconclusive", "pass", reasons=["straddles_band", "not_converged"],
+                     training_failure="exit4") == 4
+    assert exit_code("inconclusive", reasons=["straddles_band"]) == 4
+    assert exit_code("pass", "fail", reasons=["not_converged"]) == 0
