@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from micheck.contract._base import _Model
 from micheck.contract.request import EvaluationRequest
-from micheck.verdicts import ReasonCode, Verdict, exit_code
+from micheck.verdicts import ReasonCode, Scale, Verdict, exit_code
 
 
 class Estimate(_Model):
@@ -68,6 +68,7 @@ class Ratio(_Model):
     reason_code: ReasonCode | Literal["legacy"] | None = None
     reason: str = ""
     seeds: int = 0  # seeds that contributed
+    scale: Scale | None = None  # the interval's scale (micheck.verdicts); None before v3
 
     @model_validator(mode="before")
     @classmethod

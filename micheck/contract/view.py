@@ -121,20 +121,27 @@ class DeliveryView(_Model):
 
 
 class PointComparison(_Model):
-    """One test point against the baseline's: the difference of mean ratios with a 95%
-    Welch interval over the two runs' seeds, and whether the point regressed."""
+    """One point against the baseline's same point (micheck.compare): Student's pooled t
+    test of the per-seed values on the point's scale, and what Holm's step-down over the
+    evaluation's points made of it."""
 
     test: str
     transform: str = "rows"
     t: int | None
+    kind: Literal["ratio", "step"] = "ratio"
+    t_from: int | None = None
+    rho: float | None = None
     ratio: float | None
     baseline_ratio: float | None
-    difference: float | None  # ratio - baseline_ratio
-    ci_low: float | None  # None with fewer than two finite seeds on either side
-    ci_high: float | None
-    verdict: str  # this run's: pass | fail (| inconclusive where verdicts are three-valued)
+    difference: float | None  # ratio - baseline_ratio (geometric means on the log scale)
+    p_value: float | None = None  # two-sided, of the pooled t test; None: no test
+    scale: Literal["linear", "log"] = "linear"
+    ci_low: float | None = None  # rows stored before Holm: the 95% Welch interval
+    ci_high: float | None = None
+    verdict: str  # this run's: pass | fail | inconclusive
     baseline_verdict: str | None  # None: the baseline has no such point
-    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new"]
+    regression: Literal["regressed", "improved", "unchanged", "not_significant", "new",
+                        "untested"]
     note: str = ""
 
 
@@ -143,4 +150,7 @@ class Comparison(_Model):
     baseline_id: str
     baseline_query: str | None = None
     regression: bool  # some point regressed
+    alpha: float = 0.05  # family-wise error of the regression flags
+    tested: int = 0  # points in the gated family (both runs with >= 2 finite seeds)
+    method: str = ""
     points: list[PointComparison]

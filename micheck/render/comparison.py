@@ -16,17 +16,24 @@ def _num(x: float | None) -> str:
 
 def point_name(p: PointComparison) -> str:
     parts = [] if p.transform == "rows" else [p.transform]
-    if p.t is not None:
+    if p.kind == "step":
+        parts.append(f"step t={p.t_from}->{p.t}")
+    elif p.t is not None:
         parts.append(f"t={p.t}")
+    if p.rho is not None:
+        parts.append(f"rho={p.rho:g}")
     return f"{p.test}[{', '.join(parts)}]" if parts else p.test
 
 
 def _ci(p: PointComparison) -> str:
+    """The evidence of the change: the test's p-value (Holm decides over the points)."""
+    if p.p_value is not None:
+        return f"p={p.p_value:.2g}"
     return "-" if p.ci_low is None else f"[{_num(p.ci_low)}, {_num(p.ci_high)}]"
 
 
 def comparison_table(c: Comparison) -> str:
-    head = ("point", "baseline", "now", "difference", "95% CI", "verdicts", "regression")
+    head = ("point", "baseline", "now", "difference", "test", "verdicts", "regression")
     rows = [head] + [(point_name(p), _num(p.baseline_ratio), _num(p.ratio), _num(p.difference),
                       _ci(p), f"{p.baseline_verdict or '-'} -> {p.verdict}", p.regression)
                      for p in c.points]
@@ -35,7 +42,8 @@ def comparison_table(c: Comparison) -> str:
              for r in rows]
     n = sum(p.regression == "regressed" for p in c.points)
     lines.append(f"baseline {c.baseline_id}: " + (f"REGRESSION at {n} point(s)" if n
-                                                  else "no regression"))
+                                                  else "no regression")
+                 + f" (Holm over {c.tested} tested point(s), family-wise {c.alpha:g})")
     return "\n".join(lines)
 
 
@@ -53,7 +61,7 @@ def add_to_junit(xml_text: str, c: Comparison) -> str:
         case = ET.SubElement(suite, "testcase", name=point_name(p),
                              classname="micheck.regression", time="0")
         text = (f"{point_name(p)}: ratio {_num(p.ratio)} vs baseline {_num(p.baseline_ratio)}"
-                f", difference {_num(p.difference)} (95% CI {_ci(p)}), verdict "
+                f", difference {_num(p.difference)} ({_ci(p)}), verdict "
                 f"{p.baseline_verdict or '-'} -> {p.verdict}: {p.regression}"
                 + (f"; {p.note}" if p.note else ""))
         if p.regression == "regressed":
@@ -84,5 +92,5 @@ def comparison_html(c: Comparison) -> str:
         f'<td class="verdict">{escape(p.regression)}</td><td>{escape(p.note)}</td></tr>'
         for p in c.points)
     return (head + '<table class="comparison"><tr><th>point</th><th>baseline</th><th>now</th>'
-            "<th>difference</th><th>95% CI</th><th>verdicts</th><th>regression</th>"
+            "<th>difference</th><th>test</th><th>verdicts</th><th>regression</th>"
             f"<th>note</th></tr>{rows}</table>")
