@@ -212,7 +212,19 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--draws", type=int, default=200,
                     help="random runs of the coverage test per interval")
     sp.set_defaults(fn=cmd_levels)
+
+    sp = sub.add_parser("convergence", help=cmd_convergence.__doc__)
+    common(sp)
+    sp.add_argument("--reps", type=int, default=20_000, help="curves per cell")
+    sp.set_defaults(fn=cmd_convergence)
     return p
+
+
+def cmd_convergence(a: argparse.Namespace) -> None:
+    """The convergence test's calibration and operating characteristic (simulated curves)"""
+    from bench import convergence
+
+    convergence.main(reps=a.reps, out=a.out)
 
 
 def cmd_levels(a: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.generative import train_gm
 from micheck.workers.trainer import VECTOR_EVAL_SAMPLES, CriticTask, train_critics
 
+from micheck import convergence
 from micheck.contract import (
     Diagnostic,
     Estimate,
@@ -187,7 +188,8 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
             report(done, total)
         outcomes = train(tasks, est, dev, batched=batched, progress=report,
                          should_cancel=should_cancel, progress_offset=done,
-                         progress_total=total)
+                         progress_total=total,
+                         min_steps=convergence.min_steps(request.reference_steps))
         for task in tasks:
             m, o = by_key[task.key], outcomes[task.key]
             estimates[task.key] = Estimate(

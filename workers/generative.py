@@ -182,9 +182,10 @@ class GMLearner(Learner):
 def train_gm(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
              batched: bool = True, progress: ProgressFn | None = None,
              should_cancel: CancelFn | None = None, progress_offset: int = 0,
-             progress_total: int | None = None, record_every: int = 0
+             progress_total: int | None = None, record_every: int = 0, min_steps: int = 0
              ) -> dict[str, TaskOutcome]:
     """Fit p(x, y), p(x), p(y) for every task; report Eq. 9 on train and test batches."""
     return train(tasks, est, device, GMLearner, batched=batched, progress=progress,
                  should_cancel=should_cancel, record_every=record_every,
-                 progress_offset=progress_offset, progress_total=progress_total)
+                 progress_offset=progress_offset, progress_total=progress_total,
+                 min_steps=min_steps)

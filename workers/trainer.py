@@ -184,7 +184,6 @@ class _Run:
         self.values: list[list[float]] = [[] for _ in tasks]
         self.tail: list[list[float]] = [[] for _ in tasks]
         self.curves: list[list[tuple[int, float | None]]] = [[] for _ in tasks]
-        self.batch_se: list[float] = [0.0] * len(tasks)
         self.diverged = [False] * len(tasks)
         self.steps = 0
 
@@ -210,15 +209,13 @@ class _Run:
         per_batch = torch.stack([self.learner.held_out(x, y, self.curve_eps)
                                  for x, y in self.curve_data], dim=-1)  # (K, batches)
         mean = per_batch.mean(-1).tolist()
-        se = (per_batch.std(-1) / math.sqrt(per_batch.shape[-1])).tolist()
         for k in range(self.learner.k):
             ok = math.isfinite(mean[k])
             self.curves[k].append((self.steps, mean[k] if ok else None))
-            self.batch_se[k] = se[k] if math.isfinite(se[k]) else 0.0
 
-    def plateaus(self) -> list[convergence.Plateau]:
-        return [convergence.plateau(c, se) for c, se in zip(self.curves, self.batch_se,
-                                                              strict=True)]
+    def plateaus(self, quarter: float, min_steps: int) -> list[convergence.Plateau]:
+        return [convergence.plateau(c, quarter=quarter, min_steps=min_steps)
+                for c in self.curves]
 
     @torch.no_grad()
     def evaluate(self) -> list[float]:
@@ -236,8 +233,8 @@ class _Run:
 def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
           make_learner: LearnerFactory, *, batched: bool = True,
           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-          record_every: int = 0, progress_offset: int = 0, progress_total: int | None = None
-          ) -> dict[str, TaskOutcome]:
+          record_every: int = 0, progress_offset: int = 0, progress_total: int | None = None,
+          min_steps: int = 0) -> dict[str, TaskOutcome]:
     """The training loop: every task's learner trained, checkpointed, evaluated.
 
     Tasks with the same input shapes train as one stack (``batched=False``: one at a time,
@@ -261,7 +258,7 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
                 if run.steps % every == 0 or run.steps == target:
                     run.checkpoint()
                 ticker.tick(run.learner.k, final=run.steps == target)
-            plateaus = run.plateaus()
+            plateaus = run.plateaus(steps / 4, min_steps)
             if all(p.converged for p in plateaus) or target >= cap or all(run.diverged):
                 break
             target = min(cap, target + max(1, steps // 4))
@@ -283,9 +280,10 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
 def train_critics(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
                   batched: bool = True, progress: ProgressFn | None = None,
                   should_cancel: CancelFn | None = None, record_every: int = 0,
-                  progress_offset: int = 0, progress_total: int | None = None
-                  ) -> dict[str, TaskOutcome]:
+                  progress_offset: int = 0, progress_total: int | None = None,
+                  min_steps: int = 0) -> dict[str, TaskOutcome]:
     """Train one critic per task (a discriminative bound); see `train`."""
     return train(tasks, est, device, CriticLearner, batched=batched, progress=progress,
                  should_cancel=should_cancel, record_every=record_every,
-                 progress_offset=progress_offset, progress_total=progress_total)
+                 progress_offset=progress_offset, progress_total=progress_total,
+                 min_steps=min_steps)

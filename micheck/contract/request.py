@@ -387,14 +387,25 @@ class EvaluationRequest(_Request):
         request as explicit steps, so a stored request reads back the same)."""
         train, ds = self.estimator.train, self.dataset
         if "steps" not in train.model_fields_set and ds.is_image:
-            # a plug-in this process does not know is discriminative (plug-ins always are)
-            family = "generative" if self.estimator.known and \
-                self.estimator.entry.family == "generative" else "discriminative"
-            images = DATASETS[ds.name].train_images
-            if ds.train_size:
-                images = min(images, ds.train_size)
-            train.steps = max(1, math.ceil(PAPER_EPOCHS[family] * images / train.batch_size))
+            train.steps = self.reference_steps
         return self
+
+    @property
+    def reference_steps(self) -> int:
+        """The schedule a critic is measured against: on images the epochs of paper 002
+        App. B.2 (2 of the training split for critics, 10 for gm) at this batch size; on
+        vector tasks TrainSpec's default 1,000 steps. A critic trained for less than
+        micheck.convergence.MIN_SCHEDULE_SHARE of it never counts as converged."""
+        ds = self.dataset
+        if not ds.is_image:
+            return TrainSpec.model_fields["steps"].default
+        # a plug-in this process does not know is discriminative (plug-ins always are)
+        family = "generative" if self.estimator.known and \
+            self.estimator.entry.family == "generative" else "discriminative"
+        images = DATASETS[ds.name].train_images
+        if ds.train_size:
+            images = min(images, ds.train_size)
+        return max(1, math.ceil(PAPER_EPOCHS[family] * images / self.estimator.train.batch_size))
 
     @model_validator(mode="after")
     def _tests_fit_dataset(self) -> EvaluationRequest:

@@ -69,6 +69,7 @@ class Ratio(_Model):
     reason: str = ""
     seeds: int = 0  # seeds that contributed
     scale: Scale | None = None  # the interval's scale (micheck.verdicts); None before v3
+    look: int | None = None  # the look that decided it (or last judged it); None before v3
 
     @model_validator(mode="before")
     @classmethod

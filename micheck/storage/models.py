@@ -170,6 +170,8 @@ class RatioRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     seeds: Mapped[int] = mapped_column(Integer, default=0)
     rho: Mapped[float | None] = mapped_column(Float, nullable=True)  # mi_gradient (0012)
+    scale: Mapped[str | None] = mapped_column(String(8), nullable=True)  # linear | log (0014)
+    look: Mapped[int | None] = mapped_column(Integer, nullable=True)  # deciding look (0014)
 
 
 class DiagnosticRow(Base):

@@ -59,7 +59,7 @@ def test_label_baseline_finds_the_latest_same_spec_run_and_flags_a_regression(ap
     (point,) = cmp["points"]
     assert point["regression"] == "regressed"
     assert point["difference"] == pytest.approx(0.61 - 0.98)
-    assert point["ci_high"] < 0 and (point["baseline_verdict"], point["verdict"]) == (
+    assert point["p_value"] < 0.05 and (point["baseline_verdict"], point["verdict"]) == (
         "pass", "fail")
     # the report page shows it too
     page = c.get(f"/v1/evaluations/{new}/report").text
