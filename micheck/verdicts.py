@@ -28,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from micheck import testkinds
+from micheck.bands import Band
+
 Verdict = Literal["pass", "fail", "inconclusive"]
 ReasonCode = Literal[
     "inside_band",  # pass
@@ -44,83 +47,28 @@ MIN_SEEDS = 3  # a value that depends on training is never decided on fewer seed
 INTERVAL_METHOD = "student-t over seeds, Bonferroni-simultaneous"
 
 
-@dataclass(frozen=True)
-class Band:
-    """The values a property allows; None is an open side (a one-sided band)."""
+# ---- the bands of each test: entries of the test-kind registry (micheck.testkinds) ---------
 
-    low: float | None
-    high: float | None
-
-    def contains(self, lo: float, hi: float) -> bool:
-        return (self.low is None or lo >= self.low) and (self.high is None or hi <= self.high)
-
-    def excludes(self, lo: float, hi: float) -> bool:
-        return (self.low is not None and hi < self.low) or (self.high is not None and lo > self.high)
-
-    def describe(self) -> str:
-        if self.low is None and self.high is None:
-            return "any value"
-        if self.low is None:
-            return f"<= {self.high:g}"
-        if self.high is None:
-            return f">= {self.low:g}"
-        return f"[{self.low:g}, {self.high:g}]"
-
-
-# ---- the bands of each test ---------------------------------------------------------------
-
-# Default half-widths of the bands, per test (a request's `tolerance` overrides them).
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "baseline": 0.1,
-    "independence": 0.05,
-    "data_processing": 0.15,
-    "additivity": 0.3,
-    "ground_truth": 0.1,
-    "mi_gradient": 0.2,
-}
-
-# The ideal value of each test's ratio (paper 002 Sec. 4.2); baseline's depends on t.
-IDEAL: dict[str, float | None] = {
-    "baseline": None,  # 0 at t=0, 1 at full height, non-decreasing in between
-    "independence": 0.0,
-    "data_processing": 1.0,
-    "additivity": 2.0,
-    "ground_truth": 1.0,
-    "mi_gradient": 1.0,
-}
+# Default half-widths of the bands, and the ideal value of each test's ratio (paper 002
+# Sec. 4.2; baseline's depends on t), per test kind; a request's `tolerance` overrides them.
+DEFAULT_TOLERANCE: dict[str, float] = {k.name: k.tolerance for k in testkinds.entries()}
+IDEAL: dict[str, float | None] = {k.name: k.ideal for k in testkinds.entries()}
 
 
 def ideal_of(kind: str, transform: str, t: int | None, height: int) -> float | None:
     """The ideal value of one point, or None where the property is a range (baseline)."""
-    if kind == "baseline":
-        if transform != "rows":
-            return None
-        return 0.0 if t == 0 else 1.0 if t == height else None
-    return IDEAL[kind]
+    return testkinds.get(kind).ideal_of(transform, t, height)
 
 
 def band_of(kind: str, transform: str, t: int | None, height: int, tol: float) -> Band:
-    """The band a point's interval must lie in (paper 002 Sec. 4.2, Table 3).
-
-    baseline: I(X; Y_t)/I(X; X) is 0 at t = 0, 1 at full height and between 0 and 1 in
-    between (data processing: Y_t is a function of X); under a Table 3 transform the view
-    T(X) keeps at most all of X's information: [0 - tol, 1 + tol]. data_processing under a
-    transform is one-sided: h(Y) adds nothing, the ratio is at most 1 (+ tol).
-    """
-    ideal = ideal_of(kind, transform, t, height)
-    if kind == "baseline" and ideal is None:
-        return Band(-tol, 1.0 + tol)
-    if kind == "data_processing" and transform != "rows":
-        return Band(None, 1.0 + tol)
-    assert ideal is not None
-    return Band(ideal - tol, ideal + tol)
-
-
+    """The band a point's interval must lie in (the kind's entry: paper 002 Sec. 4.2,
+    Table 3)."""
+    return testkinds.get(kind).band_of(transform, t, height, tol)
 
 
 def monotone_band(tol: float) -> Band:
     """Baseline monotonicity: r(t_k) - r(t_{k-1}) >= -tol, tested on paired per-seed steps."""
-    return Band(-tol, None)
+    return testkinds.get("baseline").step_band(tol)
 
 
 # ---- intervals -----------------------------------------------------------------------------

@@ -36,8 +36,8 @@ from micheck.contract import (
 )
 from micheck.definitions import DATASETS, code_version, definition_versions
 from micheck.errors import SpecError
-from micheck.plan import Measurement, plan, points
-from micheck.scoring import decision_count, diagnostics, score
+from micheck.plan import Measurement, plan
+from micheck.scoring import decision_count, diagnostics, next_round, score
 from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict, overall
 
 
@@ -90,38 +90,6 @@ def build_tasks(request: EvaluationRequest, seeds: list[int] | None = None,
                 tasks.append(CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,),
                                         true_mi=ds.mi, eval_samples=eval_samples))
     return tasks, by_key
-
-
-def _next_round(request: EvaluationRequest, ratios: list[Ratio], estimates: dict[str, Estimate],
-                seeds: list[int]) -> tuple[list[int], list[Measurement]]:
-    """The adaptive seed rule: new seeds, and the measurements they must train, for the
-    points still inconclusive for want of seeds; nothing when no more can help."""
-    cap = request.seed_cap
-    if len(seeds) >= cap:
-        return [], []
-    pts = points(request)
-    want: set[Measurement] = set()
-    for p, r in zip(pts, ratios, strict=False):  # points come first, then the steps
-        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
-            want.add(p.numerator)
-            if p.denominator is not None:
-                want.add(p.denominator)
-    for r in ratios[len(pts):]:
-        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
-            for p in pts:
-                if p.test.kind == "baseline" and p.t in (r.t, r.t_from):
-                    want.add(p.numerator)
-                    if p.denominator is not None:
-                        want.add(p.denominator)
-    if not want:
-        return [], []
-    count = min(cap, 2 * len(seeds)) - len(seeds)
-    new, candidate = [], max(seeds) + 1
-    while len(new) < count:
-        if candidate not in seeds:
-            new.append(candidate)
-        candidate += 1
-    return new, sorted(want, key=lambda m: m.key(0))
 
 
 def with_plugin(request: EvaluationRequest) -> EvaluationRequest:
@@ -197,7 +165,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
             done += o.steps
         total = max(total, done)
         ratio_list, verdict = score(request, estimates, seeds, true_mi, alpha=alpha)
-        new_seeds, measurements = _next_round(request, ratio_list, estimates, seeds)
+        new_seeds, measurements = next_round(request, ratio_list, seeds)
         if not new_seeds:
             break
         seeds += new_seeds

@@ -15,25 +15,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from micheck import estimators
+from micheck import estimators, testkinds
 from micheck.contract._base import _Model, _Request
 from micheck.definitions import DATASETS, PAPER_EPOCHS, definition_versions
+from micheck.testkinds.builtin import DEFAULT_RHO
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL  # noqa: F401
 
-TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
-                   "mi_gradient"]
+TestKind = str  # a name registered in micheck.testkinds (the schema lists the built-ins)
+TEST_KINDS = testkinds.names()
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
-# The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
-# micheck.verdicts with the verdict rule; they are re-exported here for old imports.
+# The bands' half-widths and ideal values per test are entries of micheck.testkinds;
+# DEFAULT_TOLERANCE and IDEAL (micheck.verdicts) are re-exported here for old imports, as is
+# mi_gradient's DEFAULT_RHO.
 
-
-# mi_gradient: the correlations tested when a request names none (paper 004 Fig. 1 spans (-1, 1))
-DEFAULT_RHO = (-0.9, -0.7, -0.5, -0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
 # estimators that can only run the mi_gradient test (they estimate gradients, not MI)
-GRADIENT_ONLY = ("mige",)
+GRADIENT_ONLY = tuple(e.name for e in estimators.entries() if e.family == "gradient")
 VECTOR_SETS = ("gaussian", "cubic")
 
 DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
@@ -234,7 +233,7 @@ class DatasetSpec(_Request):
 class TestSpec(_Request):
     __test__ = False  # not a pytest class
 
-    kind: TestKind
+    kind: TestKind = Field(max_length=32, json_schema_extra={"enum": TEST_KINDS})
     rows: list[Row] | None = Field(
         None, max_length=256,
         description="t values: top rows kept in Y (default: a grid over the height)")
@@ -248,6 +247,14 @@ class TestSpec(_Request):
     rho: list[float] | None = Field(
         None, description="mi_gradient: correlations at which dI/drho is estimated, each in "
                           f"(-1, 1) (default {list(DEFAULT_RHO)})")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        try:
+            return testkinds.get(v).name
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
 
     @field_validator("rho")
     @classmethod
@@ -266,7 +273,7 @@ class TestSpec(_Request):
 
     @property
     def effective_tolerance(self) -> float:
-        return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.kind]
+        return self.tolerance if self.tolerance is not None else testkinds.get(self.kind).tolerance
 
 
 MAX_LABELS = 16
@@ -398,44 +405,13 @@ class EvaluationRequest(_Request):
 
     @model_validator(mode="after")
     def _tests_fit_dataset(self) -> EvaluationRequest:
-        ds = self.dataset
+        """Each test's kind says which data sets and estimators it applies to."""
         for i, test in enumerate(self.tests):
-            where = f"tests[{i}] ({test.kind})"
-            if test.rho is not None and test.kind != "mi_gradient":
-                raise ValueError(f"{where}: rho applies only to the mi_gradient test")
-            if test.kind == "mi_gradient":
-                if ds.name not in VECTOR_SETS:
-                    raise ValueError(f"{where}: mi_gradient runs on the correlated Gaussian of "
-                                     "paper 004 (dataset gaussian or cubic, any dim)")
-                if self.estimator.name == "gm":
-                    raise ValueError(f"{where}: gm cannot run mi_gradient (not implemented "
-                                     "for the generative estimator)")
-                continue
-            if self.estimator.name in GRADIENT_ONLY:
-                raise ValueError(f"{where}: {self.estimator.name} estimates MI gradients only; "
-                                 "its one test is mi_gradient")
-            if ds.is_image and test.kind == "ground_truth" and ds.pairs is None:
-                raise ValueError(f"{where}: ground_truth needs a data set with known MI "
-                                 "(gaussian, cubic, or images with pairs: same_class)")
-            if ds.pairs is not None and test.kind != "ground_truth":
-                raise ValueError(f"{where}: same-class pairs have a known MI; only "
-                                 "ground_truth applies")
-            if not ds.is_image and test.kind != "ground_truth":
-                raise ValueError(f"{where}: {ds.name} is a vector task; only ground_truth applies")
-            if test.rows is not None:
-                if test.kind == "ground_truth" or test.transform != "rows":
-                    raise ValueError(f"{where}: rows apply only to row-masking image tests")
-                bad = [t for t in test.rows if not 0 <= t <= ds.height]
-                if bad:
-                    raise ValueError(f"{where}: rows {bad} outside 0..{ds.height} "
-                                     f"(image height of {ds.name})")
-                if not test.rows:
-                    raise ValueError(f"{where}: rows must not be empty")
-            if test.kind == "data_processing" and ds.is_image and test.offset >= ds.height:
-                raise ValueError(f"{where}: offset {test.offset} must be below the image "
-                                 f"height {ds.height} of {ds.name}")
-            if test.kind == "independence" and test.transform != "rows":
-                raise ValueError(f"{where}: independence uses row masking only")
+            try:
+                testkinds.get(test.kind).check(test, self)
+            except ValueError as exc:
+                raise ValueError(f"tests[{i}] ({test.kind}): {exc}") from None
+        ds = self.dataset
         if (self.estimator.critic.arch == "cnn") != ds.is_image and self.estimator.critic.arch:
             want = "cnn" if ds.is_image else "mlp"
             raise ValueError(f"critic arch {self.estimator.critic.arch!r} does not fit "
@@ -445,17 +421,8 @@ class EvaluationRequest(_Request):
     def generators(self) -> list[str]:
         """The task generators this request draws from (micheck.definitions
         GENERATOR_VERSIONS), for provenance and the deduplication key."""
-        ds, out = self.dataset, set()
-        for test in self.tests:
-            if test.kind == "mi_gradient":
-                out.add("mi_gradient")
-            elif ds.pairs is not None:
-                out.add(ds.pairs)
-            elif not ds.is_image:
-                out.add(ds.name)
-            else:
-                out.add("rows" if test.transform == "rows" else "transforms")
-        return sorted(out)
+        return sorted({g for test in self.tests
+                       for g in testkinds.get(test.kind).generators(test, self.dataset)})
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results.
