@@ -188,8 +188,9 @@ def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
     for e in estimates:
         where = {"test": e.test, "t": e.t, "seed": e.seed}
         if e.diverged:
+            what = "training" if e.rho is None else f"rho={e.rho:g}: training or the gradient"
             out.append(Diagnostic(code="diverged", severity="error", **where,
-                                  message="training produced a non-finite value (NaN/inf)"))
+                                  message=f"{what} produced a non-finite value (NaN/inf)"))
             continue
         if e.converged is False:
             out.append(Diagnostic(code="not_converged", severity="warning", **where,
