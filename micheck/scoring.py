@@ -208,13 +208,9 @@ def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
                                       message=f"train {e.mi_train:.3f} vs test {e.mi_test:.3f} "
                                               "nats: the critic overfits the training split"))
     for r in ratio_list:
-        if r.verdict != "fail":
-            continue
-        if r.kind == "step":
-            out.append(Diagnostic(code="non_monotone", severity="warning", test=r.test, t=r.t,
-                                  message=f"baseline falls from t={r.t_from} to t={r.t}: "
-                                          f"{r.reason}"))
-        elif r.test == "independence":
-            out.append(Diagnostic(code="nonzero_independence", severity="warning", test=r.test,
-                                  t=r.t, message=f"independent Y gave ratio {r.value:.3f}, not 0"))
+        said = testkinds.get(r.test).on_fail(r) if r.verdict == "fail" else None
+        if said is not None:
+            code, message = said
+            out.append(Diagnostic(code=code, severity="warning", test=r.test, t=r.t,
+                                  message=message))
     return out

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from micheck.bands import Band
 
 if TYPE_CHECKING:  # annotations only: the contract imports this registry
-    from micheck.contract import DatasetSpec, Estimate, EvaluationRequest, TestSpec
+    from micheck.contract import DatasetSpec, Estimate, EvaluationRequest, Ratio, TestSpec
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -191,6 +191,10 @@ class TestKind:
     def estimate_fields(self, m: Measurement, request: EvaluationRequest) -> dict[str, Any]:
         """Fields its estimate rows carry besides the common ones (e.g. rho)."""
         return {}
+
+    def on_fail(self, row: Ratio) -> tuple[str, str] | None:
+        """The warning (diagnostic code, message) a failed row of this kind adds, if any."""
+        return None
 
 
 def _family(request: EvaluationRequest) -> str:

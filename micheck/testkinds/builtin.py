@@ -24,7 +24,7 @@ from micheck.bands import Band
 from micheck.testkinds import Measurement, Point, TestKind, _family, ratio_of, register
 
 if TYPE_CHECKING:
-    from micheck.contract import DatasetSpec, Estimate, EvaluationRequest, TestSpec
+    from micheck.contract import DatasetSpec, Estimate, EvaluationRequest, Ratio, TestSpec
 
 
 def _rows_fit(test: TestSpec, ds: DatasetSpec) -> None:
@@ -94,6 +94,11 @@ class Baseline(_ImageKind):
     def monotone(self, test: TestSpec) -> bool:
         return test.transform == "rows"
 
+    def on_fail(self, row: Ratio) -> tuple[str, str] | None:
+        if row.kind != "step":
+            return None
+        return "non_monotone", f"baseline falls from t={row.t_from} to t={row.t}: {row.reason}"
+
     def row_point(self, test: TestSpec, t: int, height: int) -> Point:
         return Point(test, t, Measurement("baseline", t), Measurement("baseline", height))
 
@@ -115,6 +120,9 @@ class Independence(_ImageKind):
 
     def row_point(self, test: TestSpec, t: int, height: int) -> Point:
         return Point(test, t, Measurement("independence", t), Measurement("baseline", height))
+
+    def on_fail(self, row: Ratio) -> tuple[str, str] | None:
+        return "nonzero_independence", f"independent Y gave ratio {row.value:.3f}, not 0"
 
 
 class _Paired(_ImageKind):
