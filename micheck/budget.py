@@ -25,7 +25,6 @@ import math
 
 from micheck import testkinds
 from micheck.contract import Cost, CriticSpec, EvaluationRequest
-from micheck.definitions import DATASETS
 
 VERSION = "1"
 IMAGE_TEST_SPLIT = 10_000  # MNIST, Fashion-MNIST and CIFAR-10 test splits: the default held-out
@@ -100,7 +99,7 @@ def estimate(request: EvaluationRequest) -> Cost:
     """The pessimistic compute of an evaluation, in GMAC (10^9 multiply-accumulates)."""
     est, ds = request.estimator, request.dataset
     train = est.train
-    shape = DATASETS[ds.name].shape if ds.is_image else (ds.dim,)
+    shape = ds.entry.shape if ds.is_image else (ds.dim,)
     n = train.batch_size
     steps = train.step_cap  # until_converged may train up to max_steps
     held_out = train.eval_samples or (IMAGE_TEST_SPLIT if ds.is_image else VECTOR_EVAL_SAMPLES)

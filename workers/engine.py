@@ -150,7 +150,8 @@ def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[
         request=request, estimates=estimates, ratios=ratios, diagnostics=diags,
         provenance=Provenance(
             definition_versions=definition_versions(request.estimator.name,
-                                                    request.generators()),
+                                                    request.generators(),
+                                                    request.dataset.name),
             code_version=_code_version(), seeds=all_seeds, device=_device_name(dev),
             torch_version=torch.__version__, started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),

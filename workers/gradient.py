@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from micheck.workers.data.synthetic import Y_MAPS
 from micheck.workers.mige import SSGEConfig, mi_surrogate
 from micheck.workers.selfconsistency import TaskData, register_sampler
 from micheck.workers.trainer import (
@@ -50,10 +51,9 @@ __all__ = ["NEAR_ZERO", "GradientLearner", "Reparameterised", "analytic_gradient
            "analytic_mi", "mige_config", "sample_pairs", "train_mige"]
 
 
-def _pairs(rho: Tensor, e1: Tensor, e2: Tensor, cubic: bool) -> tuple[Tensor, Tensor]:
+def _pairs(rho: Tensor, e1: Tensor, e2: Tensor, y_map: str) -> tuple[Tensor, Tensor]:
     r = rho.view(-1, 1, 1)
-    y = r * e1 + torch.sqrt(1 - r * r) * e2
-    return e1, (y.pow(3) if cubic else y)
+    return e1, Y_MAPS[y_map](r * e1 + torch.sqrt(1 - r * r) * e2)
 
 
 def sample_pairs(rho: Tensor, noise: Tensor, cubic: bool) -> tuple[Tensor, Tensor]:
@@ -61,17 +61,18 @@ def sample_pairs(rho: Tensor, noise: Tensor, cubic: bool) -> tuple[Tensor, Tenso
 
     rho: (K,); noise: (K, 2, n, d). Returns x, y of shape (K, n, d), differentiable in rho.
     """
-    return _pairs(rho, noise[:, 0], noise[:, 1], cubic)
+    return _pairs(rho, noise[:, 0], noise[:, 1], "cube" if cubic else "identity")
 
 
 @dataclass(frozen=True)
 class Reparameterised:
     """The sampler of one mi_gradient measurement: the noise (e1, e2) of n pairs, each
-    (n, dim); `rho` maps it to (x, y) (`GradientLearner`, `train_mige`)."""
+    (n, dim); `rho` maps it to (x, y), then the data set's `y_map` (Cubic: y -> y^3)
+    (`GradientLearner`, `train_mige`)."""
 
     rho: float
     dim: int
-    cubic: bool
+    y_map: str = "identity"
 
     def __call__(self, g: torch.Generator, n: int, dtype: torch.dtype = torch.float32
                  ) -> tuple[Tensor, Tensor]:
@@ -88,22 +89,22 @@ class GradientLearner(CriticLearner):
         super().__init__(tasks, est, device, batched)
         samplers: list[Reparameterised] = [t.train for t in tasks]  # type: ignore[misc]
         self.rho = torch.tensor([s.rho for s in samplers], dtype=torch.float32, device=device)
-        self.cubic = samplers[0].cubic
-        if any(s.cubic != self.cubic for s in samplers):
+        self.y_map = samplers[0].y_map
+        if any(s.y_map != self.y_map for s in samplers):
             raise ValueError("one GradientLearner serves one task (Gaussian or Cubic)")
 
     def train_step(self, x: Tensor, y: Tensor, gens: list[torch.Generator]
                    ) -> tuple[Tensor, Tensor]:
-        return super().train_step(*_pairs(self.rho, x, y, self.cubic), gens)
+        return super().train_step(*_pairs(self.rho, x, y, self.y_map), gens)
 
     @torch.no_grad()
     def held_out(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> Tensor:
-        return super().held_out(*_pairs(self.rho, x, y, self.cubic), gens)
+        return super().held_out(*_pairs(self.rho, x, y, self.y_map), gens)
 
     def final(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> dict[str, Tensor]:
         with torch.enable_grad():
             rho = self.rho.clone().requires_grad_(True)
-            values = self.bound.value(self.stack(*_pairs(rho, x, y, self.cubic)))
+            values = self.bound.value(self.stack(*_pairs(rho, x, y, self.y_map)))
             # the critics are independent: the gradient of the sum is each one's own
             (grad,) = torch.autograd.grad(values.sum(), rho)
         return {"mi": values.detach(), "gradient": grad.detach()}
@@ -113,7 +114,7 @@ class GradientLearner(CriticLearner):
 def _task(m: Measurement, seed: int, data: TaskData) -> CriticTask:
     ds = data.dataset
     rho = m.rho if m.rho is not None else 0.0
-    sampler = Reparameterised(rho, ds.dim, ds.name == "cubic")
+    sampler = Reparameterised(rho, ds.dim, ds.entry.y_map or "identity")
     return CriticTask(m.key(seed), seed, sampler, sampler, (ds.dim,), (ds.dim,),
                       true_mi=analytic_mi(rho, ds.dim), eval_samples=data.eval_samples,
                       learner=GradientLearner)
@@ -149,7 +150,7 @@ def train_mige(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device
         g = torch.Generator().manual_seed(task_seed(task.seed, task.key))
         rho = torch.tensor([sampler.rho], dtype=torch.float64, requires_grad=True)
         e1, e2 = sampler(g, m, torch.float64)
-        x, y = _pairs(rho, e1[None], e2[None], sampler.cubic)
+        x, y = _pairs(rho, e1[None], e2[None], sampler.y_map)
         (grad,) = torch.autograd.grad(mi_surrogate(x[0], y[0], cfg, projection, g), rho)
         value = float(grad.item())
         finite = math.isfinite(value)

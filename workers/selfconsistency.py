@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable
 
 import torch
-from micheck.workers.data import load_images, load_labels, sample_gaussian
+from micheck.workers.data import load_images, load_labels, sample_vectors
 from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.data.transforms import (
     mask_rows,
@@ -38,7 +38,6 @@ from torch import Tensor
 
 from micheck import testkinds
 from micheck.contract import DatasetSpec, EvaluationRequest
-from micheck.definitions import DATASETS
 from micheck.plan import Measurement, Point, default_rows, plan, points
 
 __all__ = ["Measurement", "Point", "Sampler", "TaskData", "build_tasks", "default_rows",
@@ -70,7 +69,7 @@ class TaskData:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        return DATASETS[self.dataset.name].shape
+        return self.dataset.entry.shape
 
     @functools.cached_property
     def eval_samples(self) -> int:
@@ -86,7 +85,7 @@ class TaskData:
     def pairs(self) -> tuple[Sampler, Sampler, float]:
         """Same-class pairs (train sampler, test sampler, the test split's known MI)."""
         ds = self.dataset
-        classes = ds.classes or list(range(DATASETS[ds.name].classes))
+        classes = ds.classes or list(range(ds.entry.classes))
         train, _ = same_class_sampler(self.train_images, load_labels(ds, "train"), classes,
                                       ds.copies)
         test, mi = same_class_sampler(self.test_images, load_labels(ds, "test"), classes,
@@ -247,11 +246,10 @@ def _additivity(m: Measurement, x: Tensor, draw: Draw, g: torch.Generator
 
 
 def vector_sampler(ds: DatasetSpec) -> Sampler:
-    """Gaussian / Cubic pairs of App. B.1 at the data set's true MI."""
+    """Pairs of a vector task (Gaussian / Cubic of App. B.1) at the data set's true MI."""
 
     def sample(g: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
-        x, y = sample_gaussian(n, ds.dim, ds.mi, generator=g)
-        return (x, y**3) if ds.name == "cubic" else (x, y)
+        return sample_vectors(ds.name, n, ds.dim, ds.mi, generator=g)
 
     return sample
 

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from micheck import estimators, testkinds
+from micheck import datasets, estimators, testkinds
 from micheck.contract._base import _Model, _Request
-from micheck.definitions import DATASETS, PAPER_EPOCHS, definition_versions
+from micheck.definitions import PAPER_EPOCHS, definition_versions
 from micheck.testkinds.builtin import DEFAULT_RHO
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL  # noqa: F401
 
@@ -25,6 +25,7 @@ TestKind = str  # a name registered in micheck.testkinds (the schema lists the b
 TEST_KINDS = testkinds.names()
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
+DATASET_NAMES = datasets.names()
 IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # The bands' half-widths and ideal values per test are entries of micheck.testkinds;
@@ -33,7 +34,7 @@ IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
 
 # estimators that can only run the mi_gradient test (they estimate gradients, not MI)
 GRADIENT_ONLY = tuple(e.name for e in estimators.entries() if e.family == "gradient")
-VECTOR_SETS = ("gaussian", "cubic")
+VECTOR_SETS = tuple(d.name for d in datasets.entries() if not d.is_image)
 
 DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
 
@@ -159,7 +160,12 @@ DATA_ROOT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class DatasetSpec(_Request):
-    name: Literal["mnist", "fashion_mnist", "cifar10", "gaussian", "cubic"]
+    """A data set by name (an entry of micheck.datasets) and its options. The fields stay
+    flat, as stored requests and their deduplication keys have them; the entry's typed
+    params model checks the ones that apply (``typed_params``)."""
+
+    # the schema lists the registry's names; the validator names the known ones
+    name: str = Field(max_length=32, json_schema_extra={"enum": DATASET_NAMES})
     dim: int = Field(20, ge=1, le=4096, description="vector tasks: dimension d of x and y")
     mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
     data_root: str | None = Field(
@@ -178,6 +184,14 @@ class DatasetSpec(_Request):
     copies: int = Field(1, ge=1, le=16, description=(
         "pairs: m independent pairs stacked over channels; I = m H(C)"))
 
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        try:
+            return datasets.get(v).name
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+
     @model_validator(mode="before")
     @classmethod
     def _no_server_paths(cls, data: Any) -> Any:
@@ -191,43 +205,35 @@ class DatasetSpec(_Request):
         return data
 
     @model_validator(mode="after")
-    def _pairs(self) -> DatasetSpec:
-        if self.pairs is None:
-            if self.classes is not None or self.copies != 1:
-                raise ValueError("classes and copies apply only with pairs: same_class")
-            return self
-        if not self.is_image:
+    def _params(self) -> DatasetSpec:
+        """The fields that apply to this data set, checked by its entry's params model."""
+        entry = self.entry
+        if self.pairs is None and (self.classes is not None or self.copies != 1):
+            raise ValueError("classes and copies apply only with pairs: same_class")
+        if self.pairs is not None and not entry.takes("pairs"):
             raise ValueError(f"pairs: same_class needs an image data set, not {self.name}")
-        if self.classes is not None:
-            known = DATASETS[self.name].classes
-            bad = [c for c in self.classes if not 0 <= c < known]
-            if bad:
-                raise ValueError(f"unknown class(es) {bad}: {self.name} has classes "
-                                 f"0..{known - 1}")
-            if len(set(self.classes)) != len(self.classes):
-                raise ValueError("classes must be distinct")
-            if len(self.classes) < 2:
-                raise ValueError("pairs need at least 2 classes (one class carries no "
-                                 "information: I = 0)")
+        if self.is_image and self.data_root is not None and not entry.takes("data_root"):
+            takers = [d.name for d in datasets.entries() if d.takes("data_root")]
+            raise ValueError(f"data_root applies to {', '.join(takers)} only, not {self.name}")
+        entry.parse_params(self.model_dump())
         return self
 
-    @model_validator(mode="after")
-    def _mi_per_dim(self) -> DatasetSpec:
-        # beyond ~12 nats per dimension float32 noise swamps the Gaussian's noise scale
-        if not self.is_image and self.mi / self.dim > 12:
-            raise ValueError(f"mi/dim = {self.mi / self.dim:.1f} nats per dimension is above 12; "
-                             "raise dim or lower mi")
-        if self.is_image and self.data_root is not None and self.name != "cifar10":
-            raise ValueError(f"data_root applies to cifar10 only, not {self.name}")
-        return self
+    @property
+    def entry(self) -> datasets.DatasetEntry:
+        return datasets.get(self.name)
+
+    @property
+    def typed_params(self) -> datasets.Params:
+        """The entry's typed params: the fields of this spec that apply to the data set."""
+        return self.entry.parse_params(self.model_dump())
 
     @property
     def is_image(self) -> bool:
-        return DATASETS[self.name].kind == "image"
+        return self.entry.is_image
 
     @property
     def height(self) -> int:
-        return DATASETS[self.name].shape[1] if self.is_image else 0
+        return self.entry.height
 
 
 class TestSpec(_Request):
@@ -397,7 +403,7 @@ class EvaluationRequest(_Request):
             # a plug-in this process does not know is discriminative (plug-ins always are)
             family = "generative" if self.estimator.known and \
                 self.estimator.entry.family == "generative" else "discriminative"
-            images = DATASETS[ds.name].train_images
+            images = ds.entry.train_images
             if ds.train_size:
                 images = min(images, ds.train_size)
             train.steps = max(1, math.ceil(PAPER_EPOCHS[family] * images / train.batch_size))
@@ -446,7 +452,8 @@ class EvaluationRequest(_Request):
         (``definitions``: those a result recorded, where this process does not know the
         estimator, e.g. a client rendering a plug-in's result)."""
         if definitions is None:
-            definitions = definition_versions(self.estimator.name, self.generators())
+            definitions = definition_versions(self.estimator.name, self.generators(),
+                                              self.dataset.name)
         payload = {"spec": self.canonical(), "definitions": definitions}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -24,7 +24,7 @@ PARTS = {"micheck": "micheck", "service": "micheck.service", "workers": "micheck
 PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "micheck.verdicts",
             "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
             "micheck.scoring", "micheck.convergence", "micheck.compare", "micheck.testkinds",
-            "micheck.bands"}
+            "micheck.bands", "micheck.datasets"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
 ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
 
@@ -81,7 +81,7 @@ def _home(module: str) -> str:
     """The layer a module belongs to: a part, a shared home, the protocol or an entry point."""
     for prefix in ("micheck.service", "micheck.workers", "micheck.clients", "micheck.storage",
                    "micheck.render", "micheck.estimators", "micheck.contract",
-                   "micheck.testkinds"):
+                   "micheck.testkinds", "micheck.datasets"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     return module
