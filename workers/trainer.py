@@ -74,6 +74,14 @@ class CriticTask:
     # the learner its model trains in, when its test kind needs its own (mi_gradient's
     # critics, differentiated through rho); default: train()'s `make_learner`
     learner: LearnerFactory | None = None
+    # the name that, with the seed, draws its initialisation and batches (default: its
+    # key); tasks under different keys that name one stream train bit-for-bit the same
+    # model (bench.mixed: estimators that train one critic alike)
+    stream: str | None = None
+
+    @property
+    def stream_key(self) -> str:
+        return self.stream or self.key
 
 
 @dataclass
@@ -140,7 +148,7 @@ class CriticLearner(Learner):
         self.tasks, self.k = tasks, len(tasks)
         modules = []
         for t in tasks:
-            torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
+            torch.manual_seed(task_seed(t.seed, t.stream_key))  # init: the task alone
             modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
         self.stack = Stack(modules, est.train.lr, device, batched=batched)
         # the one reader of these critics' scores: training, curve and held-out pass agree
@@ -182,13 +190,14 @@ class _Run:
     def __init__(self, learner: Learner, n: int, device: torch.device) -> None:
         self.learner, self.n, self.device = learner, n, device
         tasks = learner.tasks
-        self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in tasks]
+        self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key))
+                     for t in tasks]
         # the curve's held-out batches are drawn once, so the curve moves only with the critic
-        curve_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + CURVE_SEED_OFFSET)
-                      for t in tasks]
+        curve_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key)
+                                                    + CURVE_SEED_OFFSET) for t in tasks]
         self.curve_data = [_draw([t.test for t in tasks], curve_gens, n, device)
                            for _ in range(CURVE_BATCHES)]
-        self.curve_eps = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + 1)
+        self.curve_eps = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key) + 1)
                           for t in tasks]
         self.values: list[list[float]] = [[] for _ in tasks]
         self.tail: list[list[float]] = [[] for _ in tasks]
@@ -215,7 +224,7 @@ class _Run:
     @torch.no_grad()
     def checkpoint(self) -> None:
         for g, t in zip(self.curve_eps, self.learner.tasks, strict=True):
-            g.manual_seed(task_seed(t.seed, t.key) + 1)  # GM's latent noise, fixed too
+            g.manual_seed(task_seed(t.seed, t.stream_key) + 1)  # GM's latent noise, fixed too
         per_batch = torch.stack([self.learner.held_out(x, y, self.curve_eps)
                                  for x, y in self.curve_data], dim=-1)  # (K, batches)
         mean = per_batch.mean(-1).tolist()
@@ -233,7 +242,7 @@ class _Run:
     def evaluate(self) -> dict[str, list[float]]:
         """The learner's final readouts, each the mean over the held-out batches."""
         tasks = self.learner.tasks
-        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + EVAL_SEED_OFFSET)
+        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key) + EVAL_SEED_OFFSET)
                 for t in tasks]
         batches = max(1, min(t.eval_samples for t in tasks) // self.n)
         totals: dict[str, Tensor] = {}
