@@ -79,7 +79,7 @@ def code_version() -> str:
     import subprocess
     from pathlib import Path
 
-    from micheck import __version__
+    from micheck._version import __version__
 
     root = Path(__file__).resolve().parent.parent
     try:

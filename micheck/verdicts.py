@@ -215,18 +215,3 @@ def overall(verdicts: Sequence[Verdict]) -> Verdict:
 
 
 RESOLVABLE_BY_SEEDS: frozenset[str] = frozenset({"straddles_band", "too_few_seeds"})
-
-
-# ---- exit codes of `micheck run` / `micheck submit` ----------------------------------------
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_SERVICE, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
-INCONCLUSIVE_POLICIES = ("exit4", "pass", "fail")
-
-
-def exit_code(verdict: Verdict, inconclusive: str = "exit4") -> int:
-    """0 pass, 1 fail, 4 inconclusive (or 0/1 where a pipeline must be binary)."""
-    if verdict == "pass":
-        return EXIT_PASS
-    if verdict == "fail":
-        return EXIT_FAIL
-    return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(inconclusive, EXIT_INCONCLUSIVE)

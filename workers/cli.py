@@ -9,9 +9,9 @@ from pathlib import Path
 
 from micheck import datasets
 from micheck.errors import DataNotFound, FetchError, SpecError
+from micheck.exits import INCONCLUSIVE_POLICIES, exit_code
 from micheck.render.table import ProgressLine, ratio_table
 from micheck.spec import load_spec
-from micheck.verdicts import INCONCLUSIVE_POLICIES, exit_code
 
 
 def register(sub: argparse._SubParsersAction) -> None:

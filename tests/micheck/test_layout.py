@@ -24,7 +24,7 @@ PARTS = {"micheck": "micheck", "service": "micheck.service", "workers": "micheck
 PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "micheck.verdicts",
             "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
             "micheck.scoring", "micheck.convergence", "micheck.compare", "micheck.testkinds",
-            "micheck.bands", "micheck.datasets"}
+            "micheck.bands", "micheck.datasets", "micheck.exits", "micheck._version"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
 ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
 
@@ -170,3 +170,20 @@ def test_one_installed_top_level_name(tmp_path):
         assert f"micheck/{part}" in names
     meta = importlib.metadata.distribution("micheck")
     assert meta.metadata["Name"] == "micheck"
+
+
+def test_the_protocol_does_not_reach_back_into_the_package_root():
+    """`micheck/__init__` imports the contract; a protocol module that imported it back
+    (e.g. for __version__: micheck._version has it) would be a circle through the root."""
+    bad = []
+    for module, path in MODULES.items():
+        if not _is(module, PROTOCOL):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _walk(tree):
+            if isinstance(node, ast.Import) and any(a.name == "micheck" for a in node.names):
+                bad.append(f"{module}: import micheck")
+            if isinstance(node, ast.ImportFrom) and node.module == "micheck" and any(
+                    a.name == "__version__" for a in node.names):
+                bad.append(f"{module}: from micheck import __version__")
+    assert not bad, bad
