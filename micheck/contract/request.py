@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -26,7 +27,7 @@ TEST_KINDS = testkinds.names()
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
 DATASET_NAMES = datasets.names()
-IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
+IMAGE_TESTS = tuple(k.name for k in testkinds.entries() if k.images)
 
 # The bands' half-widths and ideal values per test are entries of micheck.testkinds;
 # DEFAULT_TOLERANCE and IDEAL (micheck.verdicts) are re-exported here for old imports, as is
@@ -156,6 +157,14 @@ class EstimatorSpec(_Request):
         return self.entry.parse_params(self.params)
 
 
+def _registered(get: Callable[[str], Any], name: str) -> str:
+    """The name a registry (its `get`) knows, or a ValueError naming the known ones."""
+    try:
+        return get(name).name
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
 DATA_ROOT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
@@ -187,10 +196,7 @@ class DatasetSpec(_Request):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        try:
-            return datasets.get(v).name
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
+        return _registered(datasets.get, v)
 
     @model_validator(mode="before")
     @classmethod
@@ -257,10 +263,7 @@ class TestSpec(_Request):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        try:
-            return testkinds.get(v).name
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
+        return _registered(testkinds.get, v)
 
     @field_validator("rho")
     @classmethod

@@ -100,6 +100,7 @@ class TestKind:
     # what micheck.budget counts
     critics: tuple[int, ...] = (1,)
     takes_rho: bool = False  # whether TestSpec.rho applies
+    images: bool = False  # an image test: row masking over a t grid, or a Table 3 transform
     # the estimator families it can evaluate (micheck.estimators.Family)
     families: frozenset[str] = frozenset({"discriminative", "generative"})
 

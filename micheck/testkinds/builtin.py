@@ -42,6 +42,7 @@ def _rows_fit(test: TestSpec, ds: DatasetSpec) -> None:
 class _ImageKind(TestKind):
     """A test on images: row masking over a t grid, or one Table 3 transform."""
 
+    images = True
     full_grid = False  # the default grid starts at t = 0 (else at H/4)
 
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:
