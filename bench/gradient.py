@@ -3,7 +3,8 @@
 x, y in R^d, corr(x_i, y_j) = delta_ij rho, d = 5, 10, 20 (paper 004 Sec. 4). MINE (the
 DV bound trained with the moving-average gradient) and MINE-f (NWJ) train one critic per
 (rho, seed) and differentiate the trained bound with respect to rho through the
-reparameterised held-out samples; MIGE estimates dI/drho directly (workers.gradient).
+reparameterised held-out samples; MIGE estimates dI/drho directly (workers.gradient). Every
+(estimator, d) is one `mi_gradient` evaluation through the engine (workers.engine.evaluate).
 The top row plots each MI estimate (MIGE: its gradient integrated from rho = 0 with the
 trapezoid rule, which the paper does not draw), the bottom row dI/drho, thin lines one
 per seed, thick the mean, black the truth -d/2 log(1 - rho^2) and d rho / (1 - rho^2).
@@ -19,15 +20,17 @@ import time
 from pathlib import Path
 
 import torch
-from micheck.workers.gradient import (
-    analytic_gradient,
-    analytic_mi,
-    critic_gradients,
-    mige_gradients,
-    trapezoid_from_zero,
-)
+from micheck.workers.engine import evaluate
+from micheck.workers.gradient import analytic_gradient, analytic_mi
 
-from micheck.contract import CriticSpec, DatasetSpec, EstimatorSpec, TrainSpec
+from micheck.contract import (
+    CriticSpec,
+    DatasetSpec,
+    EstimatorSpec,
+    EvaluationRequest,
+    TestSpec,
+    TrainSpec,
+)
 
 LABELS = {"MINE": "mine", "MINE-f": "nwj", "MIGE": "mige"}
 FULL = {"dims": [5, 10, 20], "rho_step": 0.15, "rho_max": 0.9, "seeds": 2, "steps": 1000,
@@ -66,6 +69,37 @@ def schedule(a: argparse.Namespace) -> dict:
     return s
 
 
+def trapezoid_from_zero(rhos: list[float], grads: list[float], at_zero: float = 0.0
+                        ) -> dict[float, float]:
+    """I(rho) - I(0) by the trapezoid rule over {0} U rhos, on each side of 0 separately
+    (MIGE's MI curve in the figure: it estimates gradients only).
+
+    dI/drho at 0 is `at_zero` unless 0 is among `rhos` (then its value there); the true
+    gradient at 0 is 0 for any d, since I is even in rho.
+    """
+    values = dict(zip(rhos, grads, strict=True))
+    values.setdefault(0.0, at_zero)
+    out: dict[float, float] = {}
+    for sign in (1.0, -1.0):
+        side = sorted((r for r in values if r * sign > 0), key=abs)
+        total, prev = 0.0, 0.0
+        for r in side:
+            total += 0.5 * (values[prev] + values[r]) * (r - prev)
+            out[r] = total
+            prev = r
+    if 0.0 in rhos:
+        out[0.0] = 0.0
+    return out
+
+
+def _spec(name: str, s: dict) -> EstimatorSpec:
+    if name == "mige":
+        return EstimatorSpec(name=name, params={"samples": s["samples"]})
+    return EstimatorSpec(name=name, critic=CriticSpec(kind=s["critic"], arch="mlp"),
+                         train=TrainSpec(batch_size=s["batch"], steps=s["steps"], lr=s["lr"],
+                                         eval_samples=8 * s["batch"]))
+
+
 def run(s: dict) -> tuple[list[dict], dict[str, float]]:
     """One row per (estimator, d, rho, seed): gradient and MI estimates, and their truths."""
     rows: list[dict] = []
@@ -75,13 +109,11 @@ def run(s: dict) -> tuple[list[dict], dict[str, float]]:
         ds = DatasetSpec(name="gaussian", dim=d)
         for label, name in LABELS.items():
             t0 = time.perf_counter()
-            if name == "mige":
-                out = mige_gradients(ds, s["rhos"], seeds, {"samples": s["samples"]})
-            else:
-                est = EstimatorSpec(name=name, critic=CriticSpec(kind=s["critic"], arch="mlp"),
-                                    train=TrainSpec(batch_size=s["batch"], steps=s["steps"],
-                                                    lr=s["lr"], eval_samples=8 * s["batch"]))
-                out = critic_gradients(ds, s["rhos"], seeds, est, torch.device("cpu"))
+            request = EvaluationRequest(estimator=_spec(name, s), dataset=ds, seeds=seeds,
+                                        tests=[TestSpec(kind="mi_gradient", rho=s["rhos"])],
+                                        max_seeds=len(seeds))
+            result = evaluate(request, device="cpu")
+            out = {(e.rho, e.seed): e for e in result.estimates}
             times[f"{label} d={d}"] = round(time.perf_counter() - t0, 1)
             for seed in seeds:
                 grads = [out[(r, seed)].gradient for r in s["rhos"]]

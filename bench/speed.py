@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import staircase as st
-from bench.mixed import Job, MixedStack
+from bench.mixed import Job, train_mixed
 from micheck.contract import CriticSpec
 
 MNIST_SHAPE = (1, 28, 28)
@@ -142,9 +142,7 @@ def gaussian_rates(kind: str, steps: int, repeats: int) -> list[dict[str, object
             jobs = [Job(st.spec(st.BY_LABEL[lab], kind, steps),
                         st.staircase_task(t, lab, 0, max(1, steps // 5)))
                     for lab in st.DISCRIMINATIVE for t in tasks]
-            m = MixedStack(jobs, torch.device("cpu"), batched, share)
-            for s in range(steps):
-                m.step(s)
+            train_mixed(jobs, "cpu", batched, share)
         return go
 
     def engine_loop() -> None:  # the engine's sequential mode, estimator by estimator

@@ -28,10 +28,8 @@ from micheck.clients.errors import Unauthorized, Unreachable, WaitTimeout
 
 from micheck.contract import EvaluationResult, EvaluationStatus, EvaluationView
 from micheck.errors import ApiError, SpecError
+from micheck.exits import EXIT_FAIL, EXIT_OK, EXIT_SERVICE, add_exit_options
 from micheck.settings import ClientSettings
-from micheck.verdicts import add_exit_options
-
-EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -287,7 +285,7 @@ def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
 
             print(comparison_table(comparison), flush=True)
             if comparison.regression and args.fail_on_regression:
-                code = EXIT_FAILED_VERDICT
+                code = EXIT_FAIL
         _err(f"report: {view.report_link or f'{c.base_url}/v1/evaluations/{view.id}/report'}")
         return code
 

@@ -5,6 +5,7 @@ The public API: the contract's models and the errors. `micheck.Client` and
 stays light.
 """
 
+from micheck._version import __version__
 from micheck.contract import (
     CriticSpec,
     DatasetSpec,
@@ -17,8 +18,6 @@ from micheck.contract import (
     TrainSpec,
 )
 from micheck.errors import ApiError, DataNotFound, EvaluationError, MicheckError, SpecError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ApiError", "AsyncClient", "Client", "CriticSpec", "DataNotFound", "DatasetSpec", "EstimatorSpec",

@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import math
 
-from micheck.contract import DEFAULT_RHO, Cost, CriticSpec, EvaluationRequest
-from micheck.definitions import DATASETS
+from micheck import testkinds
+from micheck.contract import Cost, CriticSpec, EvaluationRequest
 
 VERSION = "1"
 IMAGE_TEST_SPLIT = 10_000  # MNIST, Fashion-MNIST and CIFAR-10 test splits: the default held-out
 VECTOR_EVAL_SAMPLES = 16_384  # as micheck.workers.trainer.VECTOR_EVAL_SAMPLES
 TRAIN_FACTOR = 3  # a training step: forward + backward (~2x forward)
-# per point of a test: the channel multiplier of each critic it trains (numerator,
-# denominator); data_processing and additivity stack two copies of X and of Y
-_CRITICS: dict[str, tuple[int, ...]] = {"baseline": (1, 1), "independence": (1, 1),
-                                        "data_processing": (2, 1), "additivity": (2, 1),
-                                        "ground_truth": (1,), "mi_gradient": (1,)}
 
 
 def _conv_out(size: int) -> int:
@@ -95,22 +90,16 @@ def gm_forward_macs(request: EvaluationRequest, shape: tuple[int, ...], mult: in
 
 
 def points(request: EvaluationRequest, test_index: int) -> int:
-    """How many ratios a test reports (its t grid, or 1)."""
+    """How many values a test decides (its t grid, its rho grid, or 1): its kind's plan."""
     test = request.tests[test_index]
-    if test.kind == "mi_gradient":  # one critic (or one MIGE estimate) per rho
-        return len(test.rho or DEFAULT_RHO)
-    if test.kind == "ground_truth" or test.transform != "rows":
-        return 1
-    if test.rows:
-        return len(set(test.rows))
-    return 5 if test.kind in ("baseline", "independence") else 4  # selfconsistency.default_rows
+    return len(testkinds.get(test.kind).points(test, request))
 
 
 def estimate(request: EvaluationRequest) -> Cost:
     """The pessimistic compute of an evaluation, in GMAC (10^9 multiply-accumulates)."""
     est, ds = request.estimator, request.dataset
     train = est.train
-    shape = DATASETS[ds.name].shape if ds.is_image else (ds.dim,)
+    shape = ds.entry.shape if ds.is_image else (ds.dim,)
     n = train.batch_size
     steps = train.step_cap  # until_converged may train up to max_steps
     held_out = train.eval_samples or (IMAGE_TEST_SPLIT if ds.is_image else VECTOR_EVAL_SAMPLES)
@@ -120,7 +109,9 @@ def estimate(request: EvaluationRequest) -> Cost:
     iw = int(est.params.get("iw_samples", 1)) if gm else 1
     trainings, train_macs, eval_macs = 0, 0.0, 0.0
     for i, test in enumerate(request.tests):
-        for mult in _CRITICS[test.kind]:
+        # per point, the input multiplier of each critic it trains (numerator, denominator):
+        # data_processing and additivity stack two copies of X and of Y
+        for mult in testkinds.get(test.kind).critics:
             count = points(request, i) * seeds
             if gm:
                 fwd = gm_forward_macs(request, shape, mult, n, 1)

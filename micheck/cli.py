@@ -8,7 +8,7 @@
 A part whose extra is not installed (e.g. the client-only install has no torch)
 still lists its commands, which then say what to install. Errors print one line:
 exit 2 for bad input, 3 for service errors, timeouts or failed downloads, 1 for a failed verdict, 4 for an
-inconclusive one (micheck.verdicts.exit_code).
+inconclusive one (micheck.exits).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from micheck.errors import ApiError, MicheckError, SpecError
-
-EXIT_OK, EXIT_FAILED_VERDICT, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
+from micheck.exits import EXIT_SERVICE, EXIT_USAGE
 
 # module -> (extra that provides its dependencies, commands it registers)
 PARTS: dict[str, tuple[str, tuple[str, ...]]] = {

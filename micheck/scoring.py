@@ -16,88 +16,98 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from micheck import testkinds
 from micheck.contract import Diagnostic, Estimate, EvaluationRequest, Ratio
-from micheck.plan import Point, points
+from micheck.plan import Measurement, Point
+from micheck.testkinds import ratio_of
 from micheck.verdicts import (
     ALPHA,
     INTERVAL_METHOD,
+    RESOLVABLE_BY_SEEDS,
     Band,
     Interval,
     Verdict,
-    band_of,
     decide,
-    ideal_of,
-    monotone_band,
     overall,
     simultaneous_level,
     student_t_interval,
 )
 
-
-def ratio_of(num: float | None, den: float | None) -> float | None:
-    if num is None or den is None or not math.isfinite(num) or not math.isfinite(den):
-        return None
-    if abs(den) < 1e-6:
-        return None
-    return num / den
-
-
-def _exact(p: Point) -> bool:
-    """I(X; X) / I(X; X): the numerator is the denominator, the ratio is 1 by construction."""
-    return p.denominator is not None and p.numerator == p.denominator
+__all__ = ["decision_count", "diagnostics", "looks", "next_round", "next_seeds",
+           "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
 def point_seeds(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> list[int]:
-    """The seeds for which both of a point's estimates exist (adaptive rounds may add
+    """The seeds for which all of a point's estimates exist (adaptive rounds may add
     seeds to some measurements only)."""
-    return [s for s in seeds if p.numerator.key(s) in estimates
-            and (p.denominator is None or p.denominator.key(s) in estimates)]
+    return [s for s in seeds if all(m.key(s) in estimates for m in p.measurements)]
 
 
 def _per_seed(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int],
               true_mi: float | None) -> list[float | None]:
-    out = []
-    for s in seeds:
-        num = estimates[p.numerator.key(s)].mi_test
-        den = true_mi if p.denominator is None else estimates[p.denominator.key(s)].mi_test
-        out.append(ratio_of(num, den))
-    return out
+    kind = testkinds.get(p.test.kind)
+    return [kind.value(p, estimates[p.numerator.key(s)],
+                       None if p.denominator is None else estimates[p.denominator.key(s)],
+                       true_mi) for s in seeds]
 
 
 def _converged(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> bool:
-    keys = [p.numerator.key(s) for s in seeds]
-    if p.denominator is not None:
-        keys += [p.denominator.key(s) for s in seeds]
-    return all(estimates[k].converged is not False for k in keys)
+    return all(estimates[m.key(s)].converged is not False for m in p.measurements for s in seeds)
+
+
+def _by_test(request: EvaluationRequest) -> list[tuple[testkinds.TestKind, list[Point]]]:
+    """Each test's kind and points, in the request's order (so `points` order)."""
+    out = []
+    for test in request.tests:
+        kind = testkinds.get(test.kind)
+        out.append((kind, kind.points(test, request)))
+    return out
 
 
 def decision_count(request: EvaluationRequest) -> int:
-    """How many pass/fail decisions an evaluation makes (the Bonferroni denominator)."""
-    pts = points(request)
-    steps = sum(max(0, len(g) - 1) for g in _baseline_groups(pts).values())
-    return sum(1 for p in pts if not _exact(p)) + steps
+    """How many pass/fail decisions an evaluation makes (the Bonferroni denominator): the
+    sum of each test kind's count (its points but the exact ones, and its steps)."""
+    return sum(kind.decisions(pts[0].test, pts) for kind, pts in _by_test(request) if pts)
+
+
+def next_seeds(seeds: Sequence[int], cap: int) -> list[int]:
+    """The adaptive seed rule's next round: double the seeds (up to `cap`) with the
+    smallest integers above the largest seed so far that were not run."""
+    count = min(cap, 2 * len(seeds)) - len(seeds)
+    new: list[int] = []
+    candidate = max(seeds) + 1
+    while len(new) < count:
+        if candidate not in seeds:
+            new.append(candidate)
+        candidate += 1
+    return new
 
 
 def looks(request: EvaluationRequest) -> int:
     """How many times the adaptive seed rule may look at the verdicts (seeds double each
-    round, from len(seeds) up to the cap)."""
-    n, cap, count = len(request.seeds), request.seed_cap, 1
-    while n < cap:
-        n, count = min(cap, 2 * n), count + 1
+    round, by :func:`next_seeds`, from len(seeds) up to the cap)."""
+    seeds, count = list(request.seeds), 1
+    while more := next_seeds(seeds, request.seed_cap):
+        seeds, count = seeds + more, count + 1
     return count
 
 
-def _baseline_groups(pts: list[Point]) -> dict[int, list[Point]]:
-    groups: dict[int, list[Point]] = {}
-    for p in pts:
-        if p.test.kind == "baseline" and p.test.transform == "rows":
-            groups.setdefault(id(p.test), []).append(p)
-    return groups
+def _rows(request: EvaluationRequest) -> tuple[list[Point], list[tuple[Point, Point]]]:
+    """The points, and the (previous, current) points of every monotone step, in the order
+    :func:`score` reports their rows (one plan: the steps hold the same point objects)."""
+    by_test = _by_test(request)
+    pts = [p for _, ps in by_test for p in ps]
+    steps = [(prev, cur) for kind, ps in by_test if ps and kind.monotone(ps[0].test)
+             for prev, cur in zip(ps, ps[1:], strict=False)]
+    return pts, steps
 
 
-def _ratio_row(p: Point, values: list[float | None], seeds: int, band: Band, level: float, *,
-               converged: bool, exact: bool, ideal: float | None, kind: str = "ratio",
-               t_from: int | None = None) -> Ratio:
+def ratio_row(p: Point, values: list[float | None], band: Band, level: float, *,
+              converged: bool, ideal: float | None, note: str = "", kind: str = "ratio",
+              t_from: int | None = None) -> Ratio:
+    """One decided row: the mean of the finite per-seed values, their simultaneous interval
+    (none needed for an exact point: no spread) and the verdict against `band`."""
+    exact = kind == "ratio" and p.exact
     finite = [v for v in values if v is not None]
     if exact:  # no spread to estimate: the value is the same on every seed
         interval = Interval(finite[0], finite[0], finite[0], 1.0, len(finite)) if finite \
@@ -115,46 +125,59 @@ def _ratio_row(p: Point, values: list[float | None], seeds: int, band: Band, lev
         lo, hi, method = interval.low, interval.high, INTERVAL_METHOD
     return Ratio(test=p.test.kind, t=p.t, value=mean, ci_low=lo, ci_high=hi, ideal=ideal,
                  passed=d.verdict == "pass", tolerance=p.test.effective_tolerance,
-                 per_seed=values, transform=p.test.transform, note=d.reason, kind=kind,
+                 per_seed=values, transform=testkinds.get(p.test.kind).row_transform(p),
+                 note="; ".join(x for x in (note, d.reason) if x), kind=kind,
                  t_from=t_from, verdict=d.verdict, band_low=band.low, band_high=band.high,
                  ci_level=None if exact else level, ci_method=method,
-                 reason_code=d.reason_code, reason=d.reason, seeds=len(finite))
+                 reason_code=d.reason_code, reason=d.reason, seeds=len(finite), rho=p.rho)
 
 
 def score(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Sequence[int],
           true_mi: float | None, *, alpha: float = ALPHA) -> tuple[list[Ratio], Verdict]:
     """Every point and monotonicity step of `request`, decided; and the overall verdict."""
-    pts = points(request)
-    h = request.dataset.height
     level = simultaneous_level(decision_count(request), looks(request), alpha)
     out: list[Ratio] = []
     per_point: dict[int, tuple[list[int], list[float | None], bool]] = {}
-    for i, p in enumerate(pts):
+    pts, steps = _rows(request)
+    for p in pts:
+        kind = testkinds.get(p.test.kind)
         ss = point_seeds(p, estimates, seeds)
         values = _per_seed(p, estimates, ss, true_mi)
         conv = _converged(p, estimates, ss)
-        per_point[i] = (ss, values, conv)
-        tol = p.test.effective_tolerance
-        out.append(_ratio_row(p, values, len(ss), band_of(p.test.kind, p.test.transform, p.t,
-                                                          h, tol), level,
-                              converged=conv, exact=_exact(p),
-                              ideal=ideal_of(p.test.kind, p.test.transform, p.t, h)))
-    index = {id(p): i for i, p in enumerate(pts)}
-    for group in _baseline_groups(pts).values():
-        for prev, cur in zip(group, group[1:], strict=False):
-            s_prev, v_prev, c_prev = per_point[index[id(prev)]]
-            s_cur, v_cur, c_cur = per_point[index[id(cur)]]
-            by_seed = dict(zip(s_prev, v_prev, strict=True))
-            diffs: list[float | None] = []
-            for s, v in zip(s_cur, v_cur, strict=True):
-                if s not in by_seed:
-                    continue
-                a = by_seed[s]
-                diffs.append(None if a is None or v is None else v - a)
-            out.append(_ratio_row(cur, diffs, len(diffs), monotone_band(cur.test.effective_tolerance),
-                                  level, converged=c_prev and c_cur, exact=False, ideal=None,
-                                  kind="step", t_from=prev.t))
+        per_point[id(p)] = (ss, values, conv)
+        out.append(ratio_row(p, values, kind.point_band(p, request), level, converged=conv,
+                             ideal=kind.point_ideal(p, request), note=kind.note(p, request)))
+    for prev, cur in steps:
+        s_prev, v_prev, c_prev = per_point[id(prev)]
+        s_cur, v_cur, c_cur = per_point[id(cur)]
+        by_seed = dict(zip(s_prev, v_prev, strict=True))
+        diffs: list[float | None] = []
+        for s, v in zip(s_cur, v_cur, strict=True):
+            if s not in by_seed:
+                continue
+            a = by_seed[s]
+            diffs.append(None if a is None or v is None else v - a)
+        band = testkinds.get(cur.test.kind).step_band(cur.test.effective_tolerance)
+        out.append(ratio_row(cur, diffs, band, level, converged=c_prev and c_cur, ideal=None,
+                             kind="step", t_from=prev.t))
     return out, overall([r.verdict for r in out])
+
+
+def next_round(request: EvaluationRequest, ratios: Sequence[Ratio], seeds: Sequence[int]
+               ) -> tuple[list[int], list[Measurement]]:
+    """The adaptive seed rule: new seeds (:func:`next_seeds`), and the measurements they
+    must train, for the rows of :func:`score` still inconclusive for want of seeds;
+    nothing when no more seeds can help."""
+    if len(seeds) >= request.seed_cap:
+        return [], []
+    pts, steps = _rows(request)
+    depends = [(p,) for p in pts] + steps  # the points each row of score() reads
+    want = {m for row, ps in zip(ratios, depends, strict=False)
+            if row.verdict == "inconclusive" and row.reason_code in RESOLVABLE_BY_SEEDS
+            for p in ps for m in p.measurements}
+    if not want:
+        return [], []
+    return next_seeds(seeds, request.seed_cap), sorted(want, key=lambda m: m.key(0))
 
 
 def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
@@ -165,8 +188,9 @@ def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
     for e in estimates:
         where = {"test": e.test, "t": e.t, "seed": e.seed}
         if e.diverged:
+            what = "training" if e.rho is None else f"rho={e.rho:g}: training or the gradient"
             out.append(Diagnostic(code="diverged", severity="error", **where,
-                                  message="training produced a non-finite value (NaN/inf)"))
+                                  message=f"{what} produced a non-finite value (NaN/inf)"))
             continue
         if e.converged is False:
             out.append(Diagnostic(code="not_converged", severity="warning", **where,
@@ -184,13 +208,9 @@ def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
                                       message=f"train {e.mi_train:.3f} vs test {e.mi_test:.3f} "
                                               "nats: the critic overfits the training split"))
     for r in ratio_list:
-        if r.verdict != "fail":
-            continue
-        if r.kind == "step":
-            out.append(Diagnostic(code="non_monotone", severity="warning", test=r.test, t=r.t,
-                                  message=f"baseline falls from t={r.t_from} to t={r.t}: "
-                                          f"{r.reason}"))
-        elif r.test == "independence":
-            out.append(Diagnostic(code="nonzero_independence", severity="warning", test=r.test,
-                                  t=r.t, message=f"independent Y gave ratio {r.value:.3f}, not 0"))
+        said = testkinds.get(r.test).on_fail(r) if r.verdict == "fail" else None
+        if said is not None:
+            code, message = said
+            out.append(Diagnostic(code=code, severity="warning", test=r.test, t=r.t,
+                                  message=message))
     return out

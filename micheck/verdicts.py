@@ -51,12 +51,14 @@ each point has one null hypothesis, uses Holm.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from micheck import testkinds
+from micheck.bands import Band
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 ReasonCode = Literal[
@@ -82,83 +84,28 @@ INTERVAL_METHODS: dict[str, str] = {
 RESERVE = 0.1  # share of alpha kept for looks after the planned ones (more seeds, later)
 
 
-@dataclass(frozen=True)
-class Band:
-    """The values a property allows; None is an open side (a one-sided band)."""
+# ---- the bands of each test: entries of the test-kind registry (micheck.testkinds) ---------
 
-    low: float | None
-    high: float | None
-
-    def contains(self, lo: float, hi: float) -> bool:
-        return (self.low is None or lo >= self.low) and (self.high is None or hi <= self.high)
-
-    def excludes(self, lo: float, hi: float) -> bool:
-        return (self.low is not None and hi < self.low) or (self.high is not None and lo > self.high)
-
-    def describe(self) -> str:
-        if self.low is None and self.high is None:
-            return "any value"
-        if self.low is None:
-            return f"<= {self.high:g}"
-        if self.high is None:
-            return f">= {self.low:g}"
-        return f"[{self.low:g}, {self.high:g}]"
-
-
-# ---- the bands of each test ---------------------------------------------------------------
-
-# Default half-widths of the bands, per test (a request's `tolerance` overrides them).
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "baseline": 0.1,
-    "independence": 0.05,
-    "data_processing": 0.15,
-    "additivity": 0.3,
-    "ground_truth": 0.1,
-    "mi_gradient": 0.2,
-}
-
-# The ideal value of each test's ratio (paper 002 Sec. 4.2); baseline's depends on t.
-IDEAL: dict[str, float | None] = {
-    "baseline": None,  # 0 at t=0, 1 at full height, non-decreasing in between
-    "independence": 0.0,
-    "data_processing": 1.0,
-    "additivity": 2.0,
-    "ground_truth": 1.0,
-    "mi_gradient": 1.0,
-}
+# Default half-widths of the bands, and the ideal value of each test's ratio (paper 002
+# Sec. 4.2; baseline's depends on t), per test kind; a request's `tolerance` overrides them.
+DEFAULT_TOLERANCE: dict[str, float] = {k.name: k.tolerance for k in testkinds.entries()}
+IDEAL: dict[str, float | None] = {k.name: k.ideal for k in testkinds.entries()}
 
 
 def ideal_of(kind: str, transform: str, t: int | None, height: int) -> float | None:
     """The ideal value of one point, or None where the property is a range (baseline)."""
-    if kind == "baseline":
-        if transform != "rows":
-            return None
-        return 0.0 if t == 0 else 1.0 if t == height else None
-    return IDEAL[kind]
+    return testkinds.get(kind).ideal_of(transform, t, height)
 
 
 def band_of(kind: str, transform: str, t: int | None, height: int, tol: float) -> Band:
-    """The band a point's interval must lie in (paper 002 Sec. 4.2, Table 3).
-
-    baseline: I(X; Y_t)/I(X; X) is 0 at t = 0, 1 at full height and between 0 and 1 in
-    between (data processing: Y_t is a function of X); under a Table 3 transform the view
-    T(X) keeps at most all of X's information: [0 - tol, 1 + tol]. data_processing under a
-    transform is one-sided: h(Y) adds nothing, the ratio is at most 1 (+ tol).
-    """
-    ideal = ideal_of(kind, transform, t, height)
-    if kind == "baseline" and ideal is None:
-        return Band(-tol, 1.0 + tol)
-    if kind == "data_processing" and transform != "rows":
-        return Band(None, 1.0 + tol)
-    assert ideal is not None
-    return Band(ideal - tol, ideal + tol)
-
-
+    """The band a point's interval must lie in (the kind's entry: paper 002 Sec. 4.2,
+    Table 3)."""
+    return testkinds.get(kind).band_of(transform, t, height, tol)
 
 
 def monotone_band(tol: float) -> Band:
     """Baseline monotonicity: r(t_k) - r(t_{k-1}) >= -tol, tested on paired per-seed steps."""
-    return Band(-tol, None)
+    return testkinds.get("baseline").step_band(tol)
 
 
 # ---- intervals -----------------------------------------------------------------------------
@@ -378,58 +325,3 @@ def overall(verdicts: Sequence[Verdict]) -> Verdict:
 
 
 RESOLVABLE_BY_SEEDS: frozenset[str] = frozenset({"straddles_band", "too_few_seeds"})
-
-
-# ---- exit codes of `micheck run` / `micheck submit` ----------------------------------------
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_SERVICE, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
-INCONCLUSIVE_POLICIES = ("exit4", "pass", "fail")
-# reasons that say the evidence is sound but not yet enough: `--inconclusive` maps them
-EVIDENCE_SHORT: frozenset[str] = RESOLVABLE_BY_SEEDS | {"legacy"}
-# reasons that say training went wrong: `--training-failure` maps them (default: fail)
-TRAINING_FAILURE: frozenset[str] = frozenset({"non_finite", "not_converged", "non_positive"})
-
-
-TRAINING_FAILURE_POLICIES = ("fail", "exit4", "pass")
-
-
-def add_exit_options(p: argparse.ArgumentParser) -> None:
-    """The exit-code options of every command that waits for a verdict (run, submit,
-    results, more-seeds): one definition, one meaning."""
-    p.add_argument("--inconclusive", choices=INCONCLUSIVE_POLICIES, default="exit4",
-                   help="exit code of a point inconclusive for want of evidence "
-                        "(straddles_band, too_few_seeds): 4 (default), or as a pass or a "
-                        "fail for pipelines that must be binary")
-    p.add_argument("--training-failure", choices=TRAINING_FAILURE_POLICIES, default="fail",
-                   help="exit code of a point inconclusive because training went wrong "
-                        "(non_finite, not_converged, non_positive): 1 (default: fail), 4, "
-                        "or 0")
-
-
-def exit_code(verdict: Verdict, inconclusive: str = "exit4", *,
-              reasons: Iterable[str | None] = (), training_failure: str = "fail") -> int:
-    """0 pass, 1 fail, 4 inconclusive.
-
-    An inconclusive evaluation's exit follows from why its points are inconclusive
-    (`reasons`: the reason codes of its inconclusive rows): evidence short of a decision
-    (straddles_band, too_few_seeds) maps by `inconclusive` (exit4 | pass | fail); a training
-    failure (non_finite, not_converged, non_positive) maps by `training_failure` (fail by
-    default, so a diverging estimator never passes a gate that tolerates inconclusives).
-    Several kinds present: the strictest exit wins (1 over 4 over 0)."""
-    if verdict == "pass":
-        return EXIT_PASS
-    if verdict == "fail":
-        return EXIT_FAIL
-    policy = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "exit4": EXIT_INCONCLUSIVE}
-    codes = set()
-    for r in reasons:
-        if r in TRAINING_FAILURE:
-            codes.add(policy[training_failure])
-        elif r is not None:
-            codes.add(policy[inconclusive])
-    if not codes:
-        codes.add(policy[inconclusive])
-    for worst in (EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS):
-        if worst in codes:
-            return worst
-    return EXIT_INCONCLUSIVE

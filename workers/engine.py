@@ -1,12 +1,13 @@
 """The engine's one entry point: evaluate(request) -> EvaluationResult.
 
 Called in-process by `micheck run` and by the RQ job (workers.job). It plans the
-measurements a request needs (micheck.plan), trains all of their critics (or generative
-models) for every seed as stacked models in one trainer (workers.trainer), and has
-micheck.scoring turn held-out estimates into ratios, intervals, verdicts and diagnostics.
-While verdicts are inconclusive for want of seeds, it trains more seeds (doubling, up to
-request.seed_cap), only for the measurements those points need, batched together.
-The mi_gradient test (workers.gradient) runs apart, with the same verdict rule.
+measurements a request needs (micheck.plan, from each test kind's registry entry), builds
+one task per measurement and seed with the kind's sampler (workers.selfconsistency),
+trains them all as stacked models in the one loop (workers.trainer; the estimator's
+family picks the learner: critics, GM's model triples, or MIGE's untrained estimate), and
+has micheck.scoring turn held-out estimates into decided rows and diagnostics. While
+verdicts are inconclusive for want of seeds, it trains more seeds (micheck.scoring's
+doubling rule, up to request.seed_cap), only for the measurements those rows need.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from datetime import datetime, timezone
 
 import torch
 from micheck.workers import gradient, plugins
-from micheck.workers import selfconsistency as sc
-from micheck.workers.data import load_images, load_labels
-from micheck.workers.data.pairs import same_class_sampler
 from micheck.workers.generative import train_gm
-from micheck.workers.trainer import VECTOR_EVAL_SAMPLES, CriticTask, train_critics
+from micheck.workers.selfconsistency import TaskData, build_tasks
+from micheck.workers.trainer import CriticTask, TaskOutcome, train_critics
 
-from micheck import convergence
+from micheck import convergence, testkinds
 from micheck.contract import (
     Diagnostic,
     Estimate,
+    EstimatorSpec,
     EvaluationRequest,
     EvaluationResult,
     Progress,
@@ -35,11 +35,22 @@ from micheck.contract import (
     Ratio,
     SeedRounds,
 )
-from micheck.definitions import DATASETS, code_version, definition_versions
+from micheck.definitions import code_version, definition_versions
 from micheck.errors import SpecError
-from micheck.plan import Measurement, plan, points
-from micheck.scoring import decision_count, diagnostics, score
-from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict, overall
+from micheck.plan import Measurement
+from micheck.scoring import diagnostics, next_round, score
+from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict
+
+__all__ = ["build_tasks", "evaluate", "pick_device", "with_plugin"]
+
+Fit = Callable[..., dict[str, TaskOutcome]]
+# per estimator family: how its tasks are fitted, what each fits (progress label), and
+# whether a task costs train.steps progress units (trained) or one (estimated directly)
+FAMILIES: dict[str, tuple[Fit, str, bool]] = {
+    "discriminative": (train_critics, "critics", True),
+    "generative": (train_gm, "model triples", True),
+    "gradient": (gradient.train_mige, "gradient estimates", False),
+}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -47,82 +58,6 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def build_tasks(request: EvaluationRequest, seeds: list[int] | None = None,
-                measurements: list[Measurement] | None = None
-                ) -> tuple[list[CriticTask], dict[str, Measurement]]:
-    """One CriticTask per (measurement, seed), and which measurement each key is.
-
-    Defaults: every measurement of the plan, every seed of the request."""
-    ds = request.dataset
-    measurements = plan(request) if measurements is None else measurements
-    seeds = list(request.seeds) if seeds is None else seeds
-    tasks: list[CriticTask] = []
-    by_key: dict[str, Measurement] = {}
-    ev = request.estimator.train.eval_samples
-    if ds.is_image:
-        train, test = load_images(ds, "train"), load_images(ds, "test")
-        image_shape = DATASETS[ds.name].shape
-        eval_samples = min(ev, test.shape[0]) if ev else test.shape[0]
-    else:
-        eval_samples = ev or VECTOR_EVAL_SAMPLES
-    if ds.pairs is not None:  # same-class image pairs: known MI (workers.data.pairs)
-        classes = ds.classes or list(range(DATASETS[ds.name].classes))
-        train_pairs, _ = same_class_sampler(train, load_labels(ds, "train"), classes, ds.copies)
-        test_pairs, pair_mi = same_class_sampler(test, load_labels(ds, "test"), classes,
-                                                 ds.copies)
-        shape = (image_shape[0] * ds.copies, *image_shape[1:])
-    for m in measurements:
-        for seed in seeds:
-            key = m.key(seed)
-            by_key[key] = m
-            if ds.pairs is not None:  # held out: random pairs of the test split
-                tasks.append(CriticTask(key, seed, train_pairs, test_pairs, shape, shape,
-                                        true_mi=pair_mi, eval_samples=eval_samples))
-            elif ds.is_image:
-                xs, ys = sc.shapes(m, image_shape)
-                tasks.append(CriticTask(key, seed, sc.image_sampler(train, m),
-                                        sc.image_sampler(test, m), xs, ys,
-                                        eval_samples=eval_samples,
-                                        evaluation=sc.image_sampler(test, m, walk=True)))
-            else:
-                sampler = sc.vector_sampler(ds)
-                tasks.append(CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,),
-                                        true_mi=ds.mi, eval_samples=eval_samples))
-    return tasks, by_key
-
-
-def _next_round(request: EvaluationRequest, ratios: list[Ratio], estimates: dict[str, Estimate],
-                seeds: list[int]) -> tuple[list[int], list[Measurement]]:
-    """The adaptive seed rule: new seeds, and the measurements they must train, for the
-    points still inconclusive for want of seeds; nothing when no more can help."""
-    cap = request.seed_cap
-    if len(seeds) >= cap:
-        return [], []
-    pts = points(request)
-    want: set[Measurement] = set()
-    for p, r in zip(pts, ratios, strict=False):  # points come first, then the steps
-        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
-            want.add(p.numerator)
-            if p.denominator is not None:
-                want.add(p.denominator)
-    for r in ratios[len(pts):]:
-        if r.verdict == "inconclusive" and r.reason_code in RESOLVABLE_BY_SEEDS:
-            for p in pts:
-                if p.test.kind == "baseline" and p.t in (r.t, r.t_from):
-                    want.add(p.numerator)
-                    if p.denominator is not None:
-                        want.add(p.denominator)
-    if not want:
-        return [], []
-    count = min(cap, 2 * len(seeds)) - len(seeds)
-    new, candidate = [], max(seeds) + 1
-    while len(new) < count:
-        if candidate not in seeds:
-            new.append(candidate)
-        candidate += 1
-    return new, sorted(want, key=lambda m: m.key(0))
 
 
 def with_plugin(request: EvaluationRequest) -> EvaluationRequest:
@@ -150,83 +85,74 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     request = with_plugin(request)
     dev = pick_device(device)
-    whole, request = request, request.model_copy(
-        update={"tests": [t for t in request.tests if t.kind != "mi_gradient"]})
-    grad = gradient.GradientResult([], [], [], [], "inconclusive")
-    if len(request.tests) < len(whole.tests):
-        def grad_report(d: int, t: int) -> None:
-            if progress is not None:
-                progress(Progress(steps_done=d, steps_total=t, current="mi_gradient"))
-        # both parts share one family-wise alpha (Bonferroni over all their decisions)
-        grad = gradient.run(whole, dev, progress=grad_report, should_cancel=should_cancel,
-                            batched=batched, extra_decisions=decision_count(request))
-    if not request.tests:
-        return _result(whole, grad.estimates, grad.ratios, grad.diagnostics, grad.verdict,
-                       grad.rounds, _stop_reason(whole, grad.ratios, grad.seeds,
-                                                 len(grad.rounds)), dev, started, t0)
     est = request.estimator
-    train = train_gm if est.entry.family == "generative" else train_critics
-    true_mi = request.dataset.mi if not request.dataset.is_image else None
+    fit, what, trained = FAMILIES[est.entry.family]
+    data = TaskData(request)
     seeds = list(request.seeds)
-    tasks, by_key = build_tasks(request)
-    if request.dataset.pairs is not None:  # same-class pairs: the known MI of the test split
-        true_mi = tasks[0].true_mi
-    classic, grads = decision_count(request), gradient.decisions(whole)
-    alpha = ALPHA * classic / (classic + grads) if grads else ALPHA
+    tasks, by_key = build_tasks(request, data=data)
+    true_mi = data.true_mi  # vector tasks and same-class pairs (the test split's)
     rounds: list[list[int]] = []
     estimates: dict[str, Estimate] = {}
     done = 0
-    total = len(tasks) * est.train.steps
+    total = _units(tasks, est, trained)
     while True:
         rounds.append(sorted({t.seed for t in tasks}))
-        label = (f"round {len(rounds)}: training {len(tasks)} "
-                 f"{'model triples' if est.name == 'gm' else 'critics'}")
+        label = f"round {len(rounds)}: training {len(tasks)} {what}"
         report = None
         if progress is not None:
             def report(d: int, t: int, label: str = label) -> None:
                 progress(Progress(steps_done=d, steps_total=t, current=label))
             report(done, total)
-        outcomes = train(tasks, est, dev, batched=batched, progress=report,
-                         should_cancel=should_cancel, progress_offset=done,
-                         progress_total=total,
-                         min_steps=convergence.min_steps(request.reference_steps))
+        outcomes = fit(tasks, est, dev, batched=batched, progress=report,
+                       should_cancel=should_cancel, progress_offset=done, progress_total=total,
+                       min_steps=convergence.min_steps(request.reference_steps))
         for task in tasks:
-            m, o = by_key[task.key], outcomes[task.key]
-            estimates[task.key] = Estimate(
-                test=m.role, t=m.t, seed=task.seed, mi_train=o.mi_train, mi_test=o.mi_test,
-                true_mi=task.true_mi, steps=o.steps, diverged=o.diverged, transform=m.transform,
-                curve=o.curve, converged=o.converged, convergence=o.convergence)
-            done += o.steps
+            estimates[task.key] = _estimate(request, by_key[task.key], task,
+                                            outcomes[task.key])
+            done += outcomes[task.key].steps
         total = max(total, done)
-        ratio_list, verdict = score(request, estimates, seeds, true_mi, alpha=alpha)
-        new_seeds, measurements = _next_round(request, ratio_list, estimates, seeds)
+        ratio_list, verdict = score(request, estimates, seeds, true_mi)
+        new_seeds, measurements = next_round(request, ratio_list, seeds)
         if not new_seeds:
             break
         seeds += new_seeds
-        tasks, more = build_tasks(request, new_seeds, measurements)
+        tasks, more = build_tasks(request, new_seeds, measurements, data)
         by_key.update(more)
-        total = done + len(tasks) * est.train.steps
+        total = done + _units(tasks, est, trained)
     stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
-    diags = diagnostics(request, est_list, ratio_list)
-    if grad.ratios:
-        verdict = overall([verdict, grad.verdict])
-    return _result(whole, est_list + grad.estimates, ratio_list + grad.ratios,
-                   diags + grad.diagnostics, verdict, rounds, stop, dev, started, t0,
-                   seeds=sorted(set(seeds) | set(grad.seeds)))
+    return _result(request, est_list, ratio_list, diagnostics(request, est_list, ratio_list),
+                   verdict, rounds, stop, dev, started, t0)
+
+
+def _units(tasks: list[CriticTask], est: EstimatorSpec, trained: bool) -> int:
+    """Progress units of a round: critic steps, or one per directly estimated task."""
+    return len(tasks) * (est.train.steps if trained else 1)
+
+
+def _estimate(request: EvaluationRequest, m: Measurement, task: CriticTask, o: TaskOutcome
+              ) -> Estimate:
+    """The stored row of one trained task; its test kind adds its own fields (rho, ...)."""
+    return Estimate(**{
+        "test": m.role, "t": m.t, "seed": task.seed, "mi_train": o.mi_train,
+        "mi_test": o.mi_test, "true_mi": task.true_mi, "steps": o.steps,
+        "diverged": o.diverged, "transform": m.transform, "curve": o.curve,
+        "converged": o.converged, "convergence": o.convergence, "gradient": o.gradient,
+        **testkinds.get(m.role).estimate_fields(m, request)})
 
 
 def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[Ratio],
             diags: list[Diagnostic], verdict: Verdict, rounds: list[list[int]],
-            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float,
-            seeds: list[int] | None = None) -> EvaluationResult:
+            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float
+            ) -> EvaluationResult:
     finished = datetime.now(timezone.utc)
-    all_seeds = sorted(seeds if seeds is not None else {s for r in rounds for s in r})
+    all_seeds = sorted({s for r in rounds for s in r})
     return EvaluationResult(
         request=request, estimates=estimates, ratios=ratios, diagnostics=diags,
         provenance=Provenance(
             definition_versions=definition_versions(request.estimator.name,
-                                                    request.generators()),
+                                                    request.generators(),
+                                                    request.dataset.name),
             code_version=_code_version(), seeds=all_seeds, device=_device_name(dev),
             torch_version=torch.__version__, started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),

@@ -128,7 +128,7 @@ class _Models:
         self.latent = _params(est).latent_dim
         mods = []
         for t in tasks:
-            torch.manual_seed(task_seed(t.seed, f"{t.key}/{role}"))
+            torch.manual_seed(task_seed(t.seed, f"{t.stream_key}/{role}"))
             shape = self.shape(t)
             mods.append(VAE(*shape, latent=self.latent, scale=est.critic.width) if self.image
                         else RealNVP(shape[0]))

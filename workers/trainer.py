@@ -71,6 +71,17 @@ class CriticTask:
     eval_samples: int = VECTOR_EVAL_SAMPLES
     # the final estimate's sampler (default: `test`); images walk the test split once
     evaluation: PairSampler | None = None
+    # the learner its model trains in, when its test kind needs its own (mi_gradient's
+    # critics, differentiated through rho); default: train()'s `make_learner`
+    learner: LearnerFactory | None = None
+    # the name that, with the seed, draws its initialisation and batches (default: its
+    # key); tasks under different keys that name one stream train bit-for-bit the same
+    # model (bench.mixed: estimators that train one critic alike)
+    stream: str | None = None
+
+    @property
+    def stream_key(self) -> str:
+        return self.stream or self.key
 
 
 @dataclass
@@ -84,6 +95,7 @@ class TaskOutcome:
     curve: list[tuple[int, float | None]] = field(default_factory=list)  # held-out estimate
     converged: bool | None = None
     convergence: str = ""
+    gradient: float | None = None  # mi_gradient: the held-out dI/drho
 
 
 class Ticker:
@@ -122,6 +134,11 @@ class Learner:
         """The K reported values on a held-out batch (no gradient)."""
         raise NotImplementedError
 
+    def final(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> dict[str, Tensor]:
+        """The readouts of the final held-out pass on one batch, K values each: "mi"
+        (the estimate), and any other the learner reports ("gradient": dI/drho)."""
+        return {"mi": self.held_out(x, y, gens)}
+
 
 class CriticLearner(Learner):
     """The critics of a discriminative bound (workers.bounds), stacked."""
@@ -131,7 +148,7 @@ class CriticLearner(Learner):
         self.tasks, self.k = tasks, len(tasks)
         modules = []
         for t in tasks:
-            torch.manual_seed(task_seed(t.seed, t.key))  # init depends on the task alone
+            torch.manual_seed(task_seed(t.seed, t.stream_key))  # init: the task alone
             modules.append(build_critic(est.critic, t.x_shape, t.y_shape))
         self.stack = Stack(modules, est.train.lr, device, batched=batched)
         # the one reader of these critics' scores: training, curve and held-out pass agree
@@ -155,7 +172,7 @@ LearnerFactory = Callable[[list[CriticTask], EstimatorSpec, torch.device, bool],
 def _groups(tasks: list[CriticTask]) -> dict[tuple, list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tasks):
-        groups.setdefault((t.x_shape, t.y_shape), []).append(i)
+        groups.setdefault((t.x_shape, t.y_shape, t.learner), []).append(i)
     return groups
 
 
@@ -173,13 +190,14 @@ class _Run:
     def __init__(self, learner: Learner, n: int, device: torch.device) -> None:
         self.learner, self.n, self.device = learner, n, device
         tasks = learner.tasks
-        self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key)) for t in tasks]
+        self.gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key))
+                     for t in tasks]
         # the curve's held-out batches are drawn once, so the curve moves only with the critic
-        curve_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + CURVE_SEED_OFFSET)
-                      for t in tasks]
+        curve_gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key)
+                                                    + CURVE_SEED_OFFSET) for t in tasks]
         self.curve_data = [_draw([t.test for t in tasks], curve_gens, n, device)
                            for _ in range(CURVE_BATCHES)]
-        self.curve_eps = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + 1)
+        self.curve_eps = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key) + 1)
                           for t in tasks]
         self.values: list[list[float]] = [[] for _ in tasks]
         self.tail: list[list[float]] = [[] for _ in tasks]
@@ -205,7 +223,7 @@ class _Run:
     @torch.no_grad()
     def checkpoint(self) -> None:
         for g, t in zip(self.curve_eps, self.learner.tasks, strict=True):
-            g.manual_seed(task_seed(t.seed, t.key) + 1)  # GM's latent noise, fixed too
+            g.manual_seed(task_seed(t.seed, t.stream_key) + 1)  # GM's latent noise, fixed too
         per_batch = torch.stack([self.learner.held_out(x, y, self.curve_eps)
                                  for x, y in self.curve_data], dim=-1)  # (K, batches)
         mean = per_batch.mean(-1).tolist()
@@ -218,16 +236,18 @@ class _Run:
                 for c in self.curves]
 
     @torch.no_grad()
-    def evaluate(self) -> list[float]:
+    def evaluate(self) -> dict[str, list[float]]:
+        """The learner's final readouts, each the mean over the held-out batches."""
         tasks = self.learner.tasks
-        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.key) + EVAL_SEED_OFFSET)
+        gens = [torch.Generator().manual_seed(task_seed(t.seed, t.stream_key) + EVAL_SEED_OFFSET)
                 for t in tasks]
         batches = max(1, min(t.eval_samples for t in tasks) // self.n)
-        total = torch.zeros(len(tasks), device=self.device)
+        totals: dict[str, Tensor] = {}
         for _ in range(batches):
             x, y = _draw([t.evaluation or t.test for t in tasks], gens, self.n, self.device)
-            total += self.learner.held_out(x, y, gens)
-        return (total / batches).tolist()
+            for name, values in self.learner.final(x, y, gens).items():
+                totals[name] = totals[name] + values if name in totals else values
+        return {name: (total / batches).tolist() for name, total in totals.items()}
 
 
 def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
@@ -249,7 +269,8 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
     tail_len = max(1, int(math.ceil(steps * TRAIN_TAIL)))
     out: dict[str, TaskOutcome] = {}
     for idx in index_groups:
-        run = _Run(make_learner([tasks[i] for i in idx], est, device, batched), n, device)
+        factory = tasks[idx[0]].learner or make_learner
+        run = _Run(factory([tasks[i] for i in idx], est, device, batched), n, device)
         target = steps
         while True:
             while run.steps < target:
@@ -264,17 +285,22 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
             target = min(cap, target + max(1, steps // 4))
             ticker.total += run.learner.k * (target - run.steps)
             run.tail = [[] for _ in run.tail]  # the tail is the last 10% of the longer run
-        tests = run.evaluate()
+        readouts = run.evaluate()
         for k, t in enumerate(run.learner.tasks):
             tail = run.tail[k] or run.values[k][-tail_len:]
             mi_train = math.fsum(tail) / len(tail) if tail else math.nan
-            bad = run.diverged[k] or not math.isfinite(tests[k]) or not math.isfinite(mi_train)
+            read = {name: values[k] for name, values in readouts.items()}
+            bad = run.diverged[k] or not all(math.isfinite(v) for v in (mi_train, *read.values()))
             out[t.key] = TaskOutcome(
-                t.key, mi_train if math.isfinite(mi_train) else None,
-                tests[k] if math.isfinite(tests[k]) else None, bad, run.steps,
+                t.key, _finite(mi_train), _finite(read["mi"]), bad, run.steps,
                 history=run.values[k], curve=convergence.thin(run.curves[k]),
-                converged=plateaus[k].converged and not bad, convergence=plateaus[k].detail)
+                converged=plateaus[k].converged and not bad, convergence=plateaus[k].detail,
+                gradient=_finite(read.get("gradient")))
     return out
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def train_critics(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,

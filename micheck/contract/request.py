@@ -11,30 +11,31 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from micheck import estimators
+from micheck import datasets, estimators, testkinds
 from micheck.contract._base import _Model, _Request
-from micheck.definitions import DATASETS, PAPER_EPOCHS, definition_versions
+from micheck.definitions import PAPER_EPOCHS, definition_versions
+from micheck.testkinds.builtin import DEFAULT_RHO
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL  # noqa: F401
 
-TestKind = Literal["baseline", "independence", "data_processing", "additivity", "ground_truth",
-                   "mi_gradient"]
+TestKind = str  # a name registered in micheck.testkinds (the schema lists the built-ins)
+TEST_KINDS = testkinds.names()
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
-IMAGE_TESTS = ("baseline", "independence", "data_processing", "additivity")
+DATASET_NAMES = datasets.names()
+IMAGE_TESTS = tuple(k.name for k in testkinds.entries() if k.images)
 
-# The bands' half-widths (DEFAULT_TOLERANCE) and ideal values (IDEAL) per test live in
-# micheck.verdicts with the verdict rule; they are re-exported here for old imports.
+# The bands' half-widths and ideal values per test are entries of micheck.testkinds;
+# DEFAULT_TOLERANCE and IDEAL (micheck.verdicts) are re-exported here for old imports, as is
+# mi_gradient's DEFAULT_RHO.
 
-
-# mi_gradient: the correlations tested when a request names none (paper 004 Fig. 1 spans (-1, 1))
-DEFAULT_RHO = (-0.9, -0.7, -0.5, -0.3, 0.0, 0.3, 0.5, 0.7, 0.9)
 # estimators that can only run the mi_gradient test (they estimate gradients, not MI)
-GRADIENT_ONLY = ("mige",)
-VECTOR_SETS = ("gaussian", "cubic")
+GRADIENT_ONLY = tuple(e.name for e in estimators.entries() if e.family == "gradient")
+VECTOR_SETS = tuple(d.name for d in datasets.entries() if not d.is_image)
 
 DEFAULT_MAX_SEEDS = 5  # adaptive seeds: the default cap (a CI gate on a shared box)
 
@@ -156,11 +157,24 @@ class EstimatorSpec(_Request):
         return self.entry.parse_params(self.params)
 
 
+def _registered(get: Callable[[str], Any], name: str) -> str:
+    """The name a registry (its `get`) knows, or a ValueError naming the known ones."""
+    try:
+        return get(name).name
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
 DATA_ROOT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class DatasetSpec(_Request):
-    name: Literal["mnist", "fashion_mnist", "cifar10", "gaussian", "cubic"]
+    """A data set by name (an entry of micheck.datasets) and its options. The fields stay
+    flat, as stored requests and their deduplication keys have them; the entry's typed
+    params model checks the ones that apply (``typed_params``)."""
+
+    # the schema lists the registry's names; the validator names the known ones
+    name: str = Field(max_length=32, json_schema_extra={"enum": DATASET_NAMES})
     dim: int = Field(20, ge=1, le=4096, description="vector tasks: dimension d of x and y")
     mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
     data_root: str | None = Field(
@@ -179,6 +193,11 @@ class DatasetSpec(_Request):
     copies: int = Field(1, ge=1, le=16, description=(
         "pairs: m independent pairs stacked over channels; I = m H(C)"))
 
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _registered(datasets.get, v)
+
     @model_validator(mode="before")
     @classmethod
     def _no_server_paths(cls, data: Any) -> Any:
@@ -192,49 +211,41 @@ class DatasetSpec(_Request):
         return data
 
     @model_validator(mode="after")
-    def _pairs(self) -> DatasetSpec:
-        if self.pairs is None:
-            if self.classes is not None or self.copies != 1:
-                raise ValueError("classes and copies apply only with pairs: same_class")
-            return self
-        if not self.is_image:
+    def _params(self) -> DatasetSpec:
+        """The fields that apply to this data set, checked by its entry's params model."""
+        entry = self.entry
+        if self.pairs is None and (self.classes is not None or self.copies != 1):
+            raise ValueError("classes and copies apply only with pairs: same_class")
+        if self.pairs is not None and not entry.takes("pairs"):
             raise ValueError(f"pairs: same_class needs an image data set, not {self.name}")
-        if self.classes is not None:
-            known = DATASETS[self.name].classes
-            bad = [c for c in self.classes if not 0 <= c < known]
-            if bad:
-                raise ValueError(f"unknown class(es) {bad}: {self.name} has classes "
-                                 f"0..{known - 1}")
-            if len(set(self.classes)) != len(self.classes):
-                raise ValueError("classes must be distinct")
-            if len(self.classes) < 2:
-                raise ValueError("pairs need at least 2 classes (one class carries no "
-                                 "information: I = 0)")
+        if self.is_image and self.data_root is not None and not entry.takes("data_root"):
+            takers = [d.name for d in datasets.entries() if d.takes("data_root")]
+            raise ValueError(f"data_root applies to {', '.join(takers)} only, not {self.name}")
+        entry.parse_params(self.model_dump())
         return self
 
-    @model_validator(mode="after")
-    def _mi_per_dim(self) -> DatasetSpec:
-        # beyond ~12 nats per dimension float32 noise swamps the Gaussian's noise scale
-        if not self.is_image and self.mi / self.dim > 12:
-            raise ValueError(f"mi/dim = {self.mi / self.dim:.1f} nats per dimension is above 12; "
-                             "raise dim or lower mi")
-        if self.is_image and self.data_root is not None and self.name != "cifar10":
-            raise ValueError(f"data_root applies to cifar10 only, not {self.name}")
-        return self
+    @property
+    def entry(self) -> datasets.DatasetEntry:
+        return datasets.get(self.name)
+
+    @property
+    def typed_params(self) -> datasets.Params:
+        """The entry's typed params: the fields of this spec that apply to the data set."""
+        return self.entry.parse_params(self.model_dump())
 
     @property
     def is_image(self) -> bool:
-        return DATASETS[self.name].kind == "image"
+        return self.entry.is_image
 
     @property
     def height(self) -> int:
-        return DATASETS[self.name].shape[1] if self.is_image else 0
+        return self.entry.height
 
 
 class TestSpec(_Request):
     __test__ = False  # not a pytest class
 
-    kind: TestKind
+    kind: TestKind = Field(max_length=32, json_schema_extra={"enum": TEST_KINDS})
     rows: list[Row] | None = Field(
         None, max_length=256,
         description="t values: top rows kept in Y (default: a grid over the height)")
@@ -248,6 +259,11 @@ class TestSpec(_Request):
     rho: list[float] | None = Field(
         None, description="mi_gradient: correlations at which dI/drho is estimated, each in "
                           f"(-1, 1) (default {list(DEFAULT_RHO)})")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        return _registered(testkinds.get, v)
 
     @field_validator("rho")
     @classmethod
@@ -266,7 +282,7 @@ class TestSpec(_Request):
 
     @property
     def effective_tolerance(self) -> float:
-        return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.kind]
+        return self.tolerance if self.tolerance is not None else testkinds.get(self.kind).tolerance
 
 
 MAX_LABELS = 16
@@ -402,51 +418,20 @@ class EvaluationRequest(_Request):
         # a plug-in this process does not know is discriminative (plug-ins always are)
         family = "generative" if self.estimator.known and \
             self.estimator.entry.family == "generative" else "discriminative"
-        images = DATASETS[ds.name].train_images
+        images = ds.entry.train_images
         if ds.train_size:
             images = min(images, ds.train_size)
         return max(1, math.ceil(PAPER_EPOCHS[family] * images / self.estimator.train.batch_size))
 
     @model_validator(mode="after")
     def _tests_fit_dataset(self) -> EvaluationRequest:
-        ds = self.dataset
+        """Each test's kind says which data sets and estimators it applies to."""
         for i, test in enumerate(self.tests):
-            where = f"tests[{i}] ({test.kind})"
-            if test.rho is not None and test.kind != "mi_gradient":
-                raise ValueError(f"{where}: rho applies only to the mi_gradient test")
-            if test.kind == "mi_gradient":
-                if ds.name not in VECTOR_SETS:
-                    raise ValueError(f"{where}: mi_gradient runs on the correlated Gaussian of "
-                                     "paper 004 (dataset gaussian or cubic, any dim)")
-                if self.estimator.name == "gm":
-                    raise ValueError(f"{where}: gm cannot run mi_gradient (not implemented "
-                                     "for the generative estimator)")
-                continue
-            if self.estimator.name in GRADIENT_ONLY:
-                raise ValueError(f"{where}: {self.estimator.name} estimates MI gradients only; "
-                                 "its one test is mi_gradient")
-            if ds.is_image and test.kind == "ground_truth" and ds.pairs is None:
-                raise ValueError(f"{where}: ground_truth needs a data set with known MI "
-                                 "(gaussian, cubic, or images with pairs: same_class)")
-            if ds.pairs is not None and test.kind != "ground_truth":
-                raise ValueError(f"{where}: same-class pairs have a known MI; only "
-                                 "ground_truth applies")
-            if not ds.is_image and test.kind != "ground_truth":
-                raise ValueError(f"{where}: {ds.name} is a vector task; only ground_truth applies")
-            if test.rows is not None:
-                if test.kind == "ground_truth" or test.transform != "rows":
-                    raise ValueError(f"{where}: rows apply only to row-masking image tests")
-                bad = [t for t in test.rows if not 0 <= t <= ds.height]
-                if bad:
-                    raise ValueError(f"{where}: rows {bad} outside 0..{ds.height} "
-                                     f"(image height of {ds.name})")
-                if not test.rows:
-                    raise ValueError(f"{where}: rows must not be empty")
-            if test.kind == "data_processing" and ds.is_image and test.offset >= ds.height:
-                raise ValueError(f"{where}: offset {test.offset} must be below the image "
-                                 f"height {ds.height} of {ds.name}")
-            if test.kind == "independence" and test.transform != "rows":
-                raise ValueError(f"{where}: independence uses row masking only")
+            try:
+                testkinds.get(test.kind).check(test, self)
+            except ValueError as exc:
+                raise ValueError(f"tests[{i}] ({test.kind}): {exc}") from None
+        ds = self.dataset
         if (self.estimator.critic.arch == "cnn") != ds.is_image and self.estimator.critic.arch:
             want = "cnn" if ds.is_image else "mlp"
             raise ValueError(f"critic arch {self.estimator.critic.arch!r} does not fit "
@@ -456,17 +441,8 @@ class EvaluationRequest(_Request):
     def generators(self) -> list[str]:
         """The task generators this request draws from (micheck.definitions
         GENERATOR_VERSIONS), for provenance and the deduplication key."""
-        ds, out = self.dataset, set()
-        for test in self.tests:
-            if test.kind == "mi_gradient":
-                out.add("mi_gradient")
-            elif ds.pairs is not None:
-                out.add(ds.pairs)
-            elif not ds.is_image:
-                out.add(ds.name)
-            else:
-                out.add("rows" if test.transform == "rows" else "transforms")
-        return sorted(out)
+        return sorted({g for test in self.tests
+                       for g in testkinds.get(test.kind).generators(test, self.dataset)})
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in, minus fields that do not change results.
@@ -490,7 +466,8 @@ class EvaluationRequest(_Request):
         (``definitions``: those a result recorded, where this process does not know the
         estimator, e.g. a client rendering a plug-in's result)."""
         if definitions is None:
-            definitions = definition_versions(self.estimator.name, self.generators())
+            definitions = definition_versions(self.estimator.name, self.generators(),
+                                              self.dataset.name)
         payload = {"spec": self.canonical(), "definitions": definitions}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -9,7 +9,8 @@ from pydantic import Field, model_validator
 
 from micheck.contract._base import _Model
 from micheck.contract.request import EvaluationRequest
-from micheck.verdicts import ReasonCode, Scale, Verdict, exit_code
+from micheck.exits import exit_code
+from micheck.verdicts import ReasonCode, Scale, Verdict
 
 
 class Estimate(_Model):

@@ -1,10 +1,10 @@
 """A result as CSV: one row per (test point, seed), for pandas and spreadsheets.
 
 Each row names its point (test, transform, t), its seed, that seed's ratio and the two
-estimates it divides, as workers.selfconsistency defines the tests (paper 002, Sec. 4.2,
-6.2, App. B.2; this module may not import the workers, so the mapping is repeated here
-and tested against theirs).
-With Y_t the top t rows of X and T a Table 3 transform:
+estimates it divides, as the request's plan defines them (micheck.plan, from the test
+kinds' entries: paper 002 Sec. 4.2, 6.2, App. B.2; paper 004 Sec. 4 for mi_gradient, whose
+values are gradients against the analytic dI/drho). With Y_t the top t rows of X and T a
+Table 3 transform:
 
     ground_truth            I_hat(X; Y) / true I(X; Y)
     baseline, rows          I_hat(X; Y_t) / I_hat(X; X)
@@ -21,7 +21,9 @@ import csv
 import io
 import math
 
-from micheck.contract import Estimate, EvaluationResult, Ratio
+from micheck import testkinds
+from micheck.contract import Estimate, EvaluationRequest, EvaluationResult, Ratio
+from micheck.plan import points
 
 COLUMNS = ("evaluation_id", "estimator", "dataset", "test", "transform", "t", "seed",
            "ratio", "numerator_mi", "denominator_mi", "denominator", "numerator_mi_train",
@@ -34,19 +36,20 @@ def _key(test: str, t: int | None, transform: str, seed: int,
     return test, t, transform, seed, rho  # rho: mi_gradient rows, one per correlation
 
 
-def operands(ratio: Ratio, height: int) -> tuple[tuple[str, int | None, str],
-                                                   tuple[str, int | None, str] | None]:
-    """(numerator, denominator) as (role, t, transform); denominator None = the true MI."""
-    num = (ratio.test, ratio.t, ratio.transform)
-    if ratio.test in ("ground_truth", "mi_gradient"):
-        return num, None
-    if ratio.transform != "rows":
-        if ratio.test == "baseline":
-            return num, ("baseline", height, "rows")
-        return num, ("baseline", None, ratio.transform)
-    if ratio.test in ("baseline", "independence"):
-        return num, ("baseline", height, "rows")
-    return num, ("baseline", ratio.t, "rows")
+def operands(ratio: Ratio, request: EvaluationRequest
+             ) -> tuple[tuple[str, int | None, str], tuple[str, int | None, str] | None]:
+    """(numerator, denominator) of a row as (role, t, transform), from the request's plan
+    (micheck.plan); denominator None = the known truth. A row the plan no longer makes (a
+    retired kind of row, e.g. mi_gradient's stored "integral" rows) reads its own
+    (test, t, transform) against the truth."""
+    for p in points(request):
+        kind = testkinds.get(p.test.kind)
+        if (p.test.kind, p.t, kind.row_transform(p), p.rho) == (ratio.test, ratio.t,
+                                                                 ratio.transform, ratio.rho):
+            num, den = p.numerator, p.denominator
+            return ((num.role, num.t, num.transform),
+                    None if den is None else (den.role, den.t, den.transform))
+    return (ratio.test, ratio.t, ratio.transform), None
 
 
 def _verdict(r: Ratio) -> str:
@@ -71,7 +74,7 @@ def results_csv(result: EvaluationResult, evaluation_id: str = "") -> str:
     for r in result.ratios:
         if r.kind == "step":  # a monotonicity step is the difference of two rows above
             continue
-        num_k, den_k = operands(r, req.dataset.height)
+        num_k, den_k = operands(r, req)
         # the seeds this point was computed on (adaptive rounds may add seeds to some
         # points only), in the order of its per-seed values
         seeds = [s for s in result.provenance.seeds if _key(*num_k, s, r.rho) in est

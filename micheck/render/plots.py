@@ -23,9 +23,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from micheck import testkinds
 from micheck.contract import EvaluationResult, EvaluationView, Ratio
 
-ROW_TESTS = ("baseline", "independence", "data_processing", "additivity")
+ROW_TESTS = tuple(k.name for k in testkinds.entries() if k.images)  # plotted against t
 TITLES = {"baseline": "Baseline: I(X; Y_t) / I(X; X)",
           "independence": "Independence: I(X; Y'_t) / I(X; X)",
           "data_processing": "Data processing: I([X,X]; [Y_t, Y_t-k]) / I(X; Y_t)",

@@ -17,13 +17,12 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import micheck
+from micheck import testkinds
 from micheck.contract import Comparison, EvaluationResult, EvaluationView, Ratio
 from micheck.render.junit import case_name, expectation, miss
 
 Images = Literal["embed", "url", "none"]
 PlotUrl = Callable[[str, str], str]  # (plot name, format) -> URL
-_ORDER = {"baseline": 0, "independence": 1, "data_processing": 2, "additivity": 3,
-          "ground_truth": 4}
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;
@@ -111,7 +110,7 @@ def _curves(result: EvaluationResult) -> str:
 
 
 def _sort_key(r: Ratio) -> tuple:
-    return (_ORDER.get(r.test, 9), r.test, r.transform, -1 if r.t is None else r.t,
+    return (testkinds.order(r.test), r.test, r.transform, -1 if r.t is None else r.t,
             r.rho or 0.0)
 
 

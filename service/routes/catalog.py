@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from micheck.service.plugins import LivePlugins, catalog_row
 
+from micheck import datasets as dataset_registry
 from micheck import estimators as registry
 from micheck.contract import DatasetSpec, EvaluationRequest
-from micheck.definitions import DATASETS, ENGINE_VERSION
+from micheck.definitions import ENGINE_VERSION
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -32,7 +33,7 @@ def estimators(plugins: LivePlugins) -> list[dict[str, Any]]:
 def datasets() -> list[dict[str, Any]]:
     schema = DatasetSpec.model_json_schema()
     return [{"name": d.name, "kind": d.kind, "shape": list(d.shape), "source": d.source,
-             "params": schema} for d in DATASETS.values()]
+             "version": d.version, "params": schema} for d in dataset_registry.entries()]
 
 
 @router.get("/schema/evaluation-request", operation_id="get_request_schema")

@@ -3,7 +3,7 @@
 - ``/openapi.json``: FastAPI's schema, finished for client generators: every 4xx/5xx
   response is ``application/problem+json`` with the ``Problem`` schema (RFC 9457), every
   operation may answer 500, and estimator and data-set names are enums from the registry
-  (micheck.definitions).
+  (micheck.estimators, micheck.datasets).
 - ``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this service:
   the assets ship in the ``fastapi-offline`` package (MIT; Swagger UI: Apache-2.0, ReDoc:
   MIT), a dependency of the ``service`` extra. No page reaches a CDN.
@@ -21,9 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse
 from micheck.service.problems import TITLES, ProblemError
 
-from micheck import estimators
+from micheck import datasets, estimators
 from micheck.contract import Problem
-from micheck.definitions import DATASETS
 
 router = APIRouter(include_in_schema=False)
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
@@ -32,7 +31,7 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 BODIES = {"text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
           "application": {"type": "string", "format": "binary"}}  # non-JSON bodies
 ENUMS = {"estimator": sorted([*estimators.names(), *estimators.aliases()]),
-         "dataset": sorted(DATASETS)}
+         "dataset": sorted(datasets.names())}
 
 
 def _assets() -> Path:

@@ -21,7 +21,7 @@ from micheck.workers.trainer import train_critics
 from bench import mnist as bench_mnist
 from bench import reference
 from bench import staircase as st
-from bench.mixed import Job, MixedStack, train_mixed
+from bench.mixed import Job, MixedLearner, mixed_tasks, train_mixed
 
 GOLDEN_TOL = 0.05
 STEPS_PER_BLOCK = 150
@@ -63,12 +63,13 @@ def test_first_block_matches_recorded_value(label: str) -> None:
 
 
 def test_mixed_stack_reproduces_the_engine_trainer() -> None:
-    # the benchmark's one-stack runner must give each critic the run train_critics gives it
+    # the benchmark's learner in the one loop must give each critic the run train_critics
+    # gives it
     # (SMILE(5), SMILE(inf) and JS share one critic there: the same run each gets alone)
     labels, steps = ["CPC", "MINE", "SMILE(tau=5.0)", "JS", "SMILE(tau=inf)"], 30
     jobs = [Job(st.spec(st.BY_LABEL[lab], "separable", steps),
                 st.staircase_task("cubic", lab, 3, 6)) for lab in labels]
-    assert MixedStack(jobs, torch.device("cpu")).critics == 3
+    assert MixedLearner(*mixed_tasks(jobs), torch.device("cpu")).critics == 3
     mixed = train_mixed(jobs, batched=True)
     assert mixed == train_mixed(jobs, batched=True, share=False)  # sharing changes nothing
     for job, hist in zip(jobs, mixed, strict=True):

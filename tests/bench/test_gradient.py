@@ -42,3 +42,13 @@ def test_bench_gradient_writes_json_markdown_and_figure(tmp_path: Path):
     assert (tmp_path / "gradient_quick.png").stat().st_size > 10_000
     md = (tmp_path / "gradient_quick.md").read_text()
     assert "| MIGE | 2 |" in md and "gradient_quick.png" in md
+
+
+def test_trapezoid_from_zero_is_exact_for_a_linear_gradient_on_both_sides():
+    from bench.gradient import trapezoid_from_zero
+
+    rhos = [-0.6, -0.2, 0.3, 0.5, 0.9]
+    out = trapezoid_from_zero(rhos, [2 * r for r in rhos])  # I = rho^2
+    assert out == pytest.approx({r: r * r for r in rhos})
+    with_zero = trapezoid_from_zero([0.0, 0.5], [1.0, 2.0])  # the estimate at 0 is used
+    assert with_zero == pytest.approx({0.0: 0.0, 0.5: 0.75})

@@ -54,12 +54,9 @@ def test_ground_truth_divides_by_the_true_mi(gaussian_result):
 
 
 def test_operands_match_the_engines_plan():
-    """The export's numerator/denominator mapping is the engine's (workers may not be
-    imported by micheck.render, so the mapping is repeated and checked here)."""
-    pytest.importorskip("torch")
-    from micheck.workers.selfconsistency import points
-
+    """The export's numerator/denominator mapping is the engine's plan (micheck.plan)."""
     from micheck.contract import EvaluationRequest, Ratio
+    from micheck.plan import points
 
     req = EvaluationRequest.model_validate({
         "estimator": {"name": "smile"}, "dataset": {"name": "mnist"}, "seeds": [0],
@@ -73,7 +70,7 @@ def test_operands_match_the_engines_plan():
         ratio = Ratio(test=p.test.kind, t=p.t, value=None, ci_low=None, ci_high=None,
                       ideal=None, passed=False, tolerance=0.1, per_seed=[None],
                       transform=p.test.transform)
-        num, den = operands(ratio, req.dataset.height)
+        num, den = operands(ratio, req)
         assert num == (p.numerator.role, p.numerator.t, p.numerator.transform)
         assert den == (p.denominator.role, p.denominator.t, p.denominator.transform)
 

@@ -23,7 +23,8 @@ PARTS = {"micheck": "micheck", "service": "micheck.service", "workers": "micheck
 # the torch-free protocol: every part imports it, it imports no part and no heavy library
 PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "micheck.verdicts",
             "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
-            "micheck.scoring", "micheck.convergence", "micheck.compare"}
+            "micheck.scoring", "micheck.convergence", "micheck.compare", "micheck.testkinds",
+            "micheck.bands", "micheck.datasets", "micheck.exits", "micheck._version"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
 ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
 
@@ -41,11 +42,27 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+def _typing_only(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:`: imports for annotations only, never run (a registry names the
+    contract's types that way, while the contract imports the registry)."""
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
+
+
+def _walk(tree: ast.AST):
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(c for c in ast.iter_child_nodes(node) if not _typing_only(c))
+
+
 def _imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     found: set[str] = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -63,7 +80,8 @@ def _imports(path: Path, module: str) -> set[str]:
 def _home(module: str) -> str:
     """The layer a module belongs to: a part, a shared home, the protocol or an entry point."""
     for prefix in ("micheck.service", "micheck.workers", "micheck.clients", "micheck.storage",
-                   "micheck.render", "micheck.estimators", "micheck.contract"):
+                   "micheck.render", "micheck.estimators", "micheck.contract",
+                   "micheck.testkinds", "micheck.datasets"):
         if module == prefix or module.startswith(prefix + "."):
             return prefix
     return module
@@ -152,3 +170,20 @@ def test_one_installed_top_level_name(tmp_path):
         assert f"micheck/{part}" in names
     meta = importlib.metadata.distribution("micheck")
     assert meta.metadata["Name"] == "micheck"
+
+
+def test_the_protocol_does_not_reach_back_into_the_package_root():
+    """`micheck/__init__` imports the contract; a protocol module that imported it back
+    (e.g. for __version__: micheck._version has it) would be a circle through the root."""
+    bad = []
+    for module, path in MODULES.items():
+        if not _is(module, PROTOCOL):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _walk(tree):
+            if isinstance(node, ast.Import) and any(a.name == "micheck" for a in node.names):
+                bad.append(f"{module}: import micheck")
+            if isinstance(node, ast.ImportFrom) and node.module == "micheck" and any(
+                    a.name == "__version__" for a in node.names):
+                bad.append(f"{module}: from micheck import __version__")
+    assert not bad, bad

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
+from micheck.exits import exit_code
 from micheck.verdicts import (
     Band,
     Interval,
     band_of,
     decide,
-    exit_code,
     overall,
     simultaneous_level,
     student_t_interval,

@@ -27,19 +27,20 @@ from tests.plugin_dists import broken_site, example_site, isolated_registry  # n
 from tests.service.support import redis_server, service_settings  # noqa: F401
 
 
-def _request(name: str, params: dict | None = None, steps: int = 3) -> EvaluationRequest:
+def _request(name: str, params: dict | None = None, steps: int = 3, seeds: int = 1
+             ) -> EvaluationRequest:
     return EvaluationRequest.model_validate({
         "estimator": {"name": name, "params": params or {},
                       "critic": {"hidden": 32, "embed_dim": 8},
                       "train": {"batch_size": 32, "steps": steps, "lr": 5e-3,
                                 "eval_samples": 256}},
         "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
-        "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+        "tests": [{"kind": "ground_truth"}], "seeds": list(range(seeds)), "max_seeds": seeds})
 
 
 def test_the_engine_trains_with_the_example_plugin(example_site):
     # validated where the plug-in was not loaded yet (a service or CI box): names only
-    req = _request("dv_clipped", {"clip": 20.0}, steps=100)
+    req = _request("dv_clipped", {"clip": 20.0}, steps=100, seeds=5)
     assert not req.estimator.known
     with isolated_registry():  # the worker's process
         result = evaluate(req, device="cpu")
@@ -52,9 +53,11 @@ def test_the_engine_trains_with_the_example_plugin(example_site):
     assert props["definition.plugin"] == "micheck-plugin-example==0.1.0"
     assert result.provenance.plugin == "micheck-plugin-example==0.1.0"
     assert result.provenance.definition_versions["dv_clipped"] == "1"
-    (est,) = result.estimates
-    # a 2-d Gaussian with I = 1 nat: a lower bound, learnt in 100 steps
-    assert est.mi_test is not None and 0.4 < est.mi_test < 1.2, est
+    # a 2-d Gaussian with I = 1 nat: a lower bound, learnt in 100 steps; five seeds (one
+    # stack), so what is asserted holds for the estimator, not for one trajectory: the
+    # median lies in (0.4, 1.2) (measured on the 2-core CPU: 0.71-0.84 over seeds 0-4)
+    values = sorted(e.mi_test for e in result.estimates)
+    assert len(values) == 5 and 0.4 < values[2] < 1.2, values
     assert result.request.estimator.params == {"clip": 20.0}
 
 

@@ -57,3 +57,58 @@ def test_constructions_follow_the_paper():
     assert torch.equal(x, y) and not torch.equal(x[:, 0], x[:, 1])
     x, y = sc.image_sampler(imgs, sc.Measurement("independence", 28))(g, 64)
     assert not torch.equal(x, y)  # Y comes from another draw
+
+
+def test_every_kind_has_a_sampler_and_every_fetchable_data_set_a_fetcher():
+    from micheck.workers.cli import FETCHERS
+
+    from micheck import datasets, testkinds
+
+    assert set(sc._SAMPLERS) == set(testkinds.names())
+    assert set(FETCHERS) == {d.name.replace("_", "-") for d in datasets.entries()
+                             if d.fetchable}
+
+
+def test_a_new_kind_runs_end_to_end_as_one_entry_and_one_sampler():
+    """A toy kind on vector tasks, I([X1, X2]; [Y1, Y2]) / I(X; Y) (additivity, ideal 2):
+    its entry and its sampler are all the engine needs."""
+    from micheck.workers.engine import evaluate
+    from micheck.workers.trainer import CriticTask
+
+    from micheck import testkinds
+    from micheck.testkinds import TestKind
+
+    class Doubled(TestKind):
+        name, order, tolerance, ideal, title = "doubled", 60, 0.5, 2.0, "I(X1X2; Y1Y2)/I(X; Y)"
+        critics = (2, 1)
+
+        def points(self, test, request):
+            return [sc.Point(test, None, sc.Measurement("doubled", None),
+                             sc.Measurement("ground_truth", None))]
+
+    def doubled(m, seed, data):
+        one = sc.vector_sampler(data.dataset)
+
+        def sample(g, n):
+            (x1, y1), (x2, y2) = one(g, n), one(g, n)
+            return torch.cat([x1, x2], 1), torch.cat([y1, y2], 1)
+
+        d = 2 * data.dataset.dim
+        return CriticTask(m.key(seed), seed, sample, sample, (d,), (d,),
+                          eval_samples=data.eval_samples)
+
+    testkinds.register(Doubled())
+    sc.register_sampler("doubled")(doubled)
+    try:
+        req = EvaluationRequest.model_validate({
+            "estimator": {"name": "nwj", "train": {"batch_size": 16, "steps": 5,
+                                                   "eval_samples": 32}},
+            "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+            "tests": [{"kind": "doubled"}], "seeds": [0], "max_seeds": 1})
+        result = evaluate(req, device="cpu")
+    finally:
+        testkinds._ENTRIES.pop("doubled")
+        sc._SAMPLERS.pop("doubled")
+    (row,) = result.ratios
+    assert (row.test, row.ideal, row.band_low, row.band_high) == ("doubled", 2.0, 1.5, 2.5)
+    assert {e.test for e in result.estimates} == {"doubled", "ground_truth"}

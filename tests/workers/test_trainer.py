@@ -74,15 +74,18 @@ def test_every_coupling_pair_is_split_by_some_layer():
 
 
 def test_infonce_saturates_at_log_batch_on_high_mi():
+    """Never above log n (a property of the bound, on every seed); and it gets there: the
+    median of three seeds lies within 0.5 of the ceiling (measured on the 2-core CPU:
+    2.57-2.74 over seeds 0-5 against log 16 = 2.77)."""
     def high(g, n):
         return sample_gaussian(n, DIM, 10.0, generator=g)
 
-    out = train_critics([CriticTask("hi", 0, high, high, (DIM,), (DIM,))],
-                        EstimatorSpec(name="infonce", train={"batch_size": 16, "steps": 400,
-                                                             "lr": 1e-3, "eval_samples": 256}),
-                        CPU)
-    assert out["hi"].mi_test <= math.log(16) + 1e-6
-    assert out["hi"].mi_test > math.log(16) - 0.5  # it gets there: the ceiling binds
+    tasks = [CriticTask(f"hi{s}", s, high, high, (DIM,), (DIM,)) for s in range(3)]
+    out = train_critics(tasks, EstimatorSpec(name="infonce", train={
+        "batch_size": 16, "steps": 400, "lr": 1e-3, "eval_samples": 256}), CPU)
+    values = sorted(out[t.key].mi_test for t in tasks)
+    assert all(v <= math.log(16) + 1e-6 for v in values)
+    assert values[1] > math.log(16) - 0.5, values
 
 
 @pytest.mark.parametrize("critic", ["separable", "joint"])

@@ -41,6 +41,11 @@ def configured_dir(root: str | None = None) -> Path:
     return Path(settings.data_roots[root]).expanduser().resolve()
 
 
+def source(root: str | None = None) -> str:
+    """What identifies the files behind the data (the memo key of workers.data)."""
+    return str(configured_dir(root))
+
+
 def _root_name(root: str | None) -> str:
     return f"data root {root!r} (MICHECK_DATA_ROOTS)" if root else \
         "the default data root (MICHECK_DATA_DIR)"

@@ -65,6 +65,16 @@ def find(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def load(split: str, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The registry's loader (micheck.datasets): the configured directory's split."""
+    return load_split(split)
+
+
+def source(root: str | None = None) -> str:
+    """What identifies the files behind the data (the memo key of workers.data)."""
+    return str(data_dir())
+
+
 def load_split(split: str, directory: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 28, 28) and uint8 labels (N,) of one split."""
     directory = directory or data_dir()

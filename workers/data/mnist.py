@@ -173,6 +173,12 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def load(split: str, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The registry's loader (micheck.datasets): uint8 images and labels of one split."""
+    arrays = load_arrays()
+    return arrays[f"{split}_x"], arrays[f"{split}_y"]
+
+
 def load_arrays(cache: Path | None = None) -> dict[str, np.ndarray]:
     """All of MNIST as uint8 arrays: train_x (60000, 28, 28), train_y, test_x, test_y.
 

@@ -11,12 +11,8 @@ import math
 
 import torch
 
+from micheck.datasets.builtin import MAX_NATS_PER_DIM
 from micheck.errors import SpecError
-
-# Float32 samples carry y = rho x + sigma e with sigma = exp(-I/d). Rounding y adds noise
-# of about 3e-8; beyond ~12 nats per dimension that noise is no longer negligible next
-# to sigma (6e-6 at 12 nats), so the true MI would differ from Eq. 55.
-MAX_NATS_PER_DIM = 12.0
 
 
 def mi_from_rho(rho: float, dim: int) -> float:
@@ -60,15 +56,5 @@ def sample_cubic(n: int, dim: int, mi: float, generator: torch.Generator | None 
     return x, y.pow(3)
 
 
-SAMPLERS = {"gaussian": sample_gaussian, "cubic": sample_cubic}
-
-
-def sample_vectors(name: str, n: int, dim: int, mi: float,
-                   generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch on the data set name ("gaussian" or "cubic")."""
-    try:
-        sampler = SAMPLERS[name]
-    except KeyError:
-        raise SpecError(f"{name!r} is not a vector task; known: {', '.join(SAMPLERS)}") from None
-    return sampler(n, dim, mi, generator=generator, device=device)
+# the map of Y of each vector task built on the Gaussian (micheck.datasets: `y_map`)
+Y_MAPS = {"identity": lambda y: y, "cube": lambda y: y.pow(3)}
