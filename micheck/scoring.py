@@ -4,7 +4,13 @@ Torch-free: the workers call it on the estimates they trained; it is the one pla
 verdict is decided (by the rule in micheck.verdicts). Ratio arithmetic:
 
     per seed s:  r_s = I_s(numerator) / I_s(denominator)   (or / the task's true MI)
-    per point:   mean of the finite r_s and its simultaneous Student-t interval
+    per point:   the centre of the finite r_s on the point's scale (the mean; the geometric
+                 mean on the log scale) and their simultaneous Student-t interval
+
+Looks. The adaptive seed rule scores an evaluation once per round; each round is a look
+that spends its share of alpha (micheck.verdicts.spend). A row decided (pass or fail) at
+one look is final: later looks copy it and decide only what is still open, so a decision
+is never taken back and never re-tested.
 
 A ratio is undefined (None) when either estimate is non-finite or the denominator is within
 1e-6 nats of 0. Baseline monotonicity is tested on paired steps: d_s = r_s(t_k) - r_s(t_k-1)
@@ -17,24 +23,25 @@ import math
 from collections.abc import Sequence
 
 from micheck import testkinds
-from micheck.contract import Diagnostic, Estimate, EvaluationRequest, Ratio
+from micheck.contract import Diagnostic, Estimate, EvaluationRequest, Look, Ratio
 from micheck.plan import Measurement, Point
 from micheck.testkinds import ratio_of
 from micheck.verdicts import (
     ALPHA,
-    INTERVAL_METHOD,
+    INTERVAL_METHODS,
     RESOLVABLE_BY_SEEDS,
     Band,
-    Interval,
+    Scale,
     Verdict,
-    decide,
+    decision_level,
+    judge,
     overall,
-    simultaneous_level,
-    student_t_interval,
+    spend,
+    t_quantile,
 )
 
-__all__ = ["decision_count", "diagnostics", "looks", "next_round", "next_seeds",
-           "point_seeds", "ratio_of", "ratio_row", "score"]
+__all__ = ["decision_count", "diagnostics", "futile", "look_record", "looks", "next_round",
+           "next_seeds", "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
 def point_seeds(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> list[int]:
@@ -104,50 +111,62 @@ def _rows(request: EvaluationRequest) -> tuple[list[Point], list[tuple[Point, Po
 
 def ratio_row(p: Point, values: list[float | None], band: Band, level: float, *,
               converged: bool, ideal: float | None, note: str = "", kind: str = "ratio",
-              t_from: int | None = None) -> Ratio:
-    """One decided row: the mean of the finite per-seed values, their simultaneous interval
-    (none needed for an exact point: no spread) and the verdict against `band`."""
+              t_from: int | None = None, scale: Scale = "linear", look: int | None = None
+              ) -> Ratio:
+    """One decided row: the centre of the finite per-seed values on the point's scale, their
+    simultaneous interval (none needed for an exact point: no spread) and the verdict
+    against `band` (micheck.verdicts.judge)."""
     exact = kind == "ratio" and p.exact
     finite = [v for v in values if v is not None]
-    if exact:  # no spread to estimate: the value is the same on every seed
-        interval = Interval(finite[0], finite[0], finite[0], 1.0, len(finite)) if finite \
-            else None
+    interval, d = judge(values, band, level, scale=scale, converged=converged, exact=exact)
+    if interval is not None:
+        centre: float | None = interval.mean
     else:
-        interval = student_t_interval(finite, level)
-    d = decide(interval, band, finite=len(finite), total=len(values), converged=converged,
-               exact=exact)
-    mean = math.fsum(finite) / len(finite) if finite else None
+        centre = math.fsum(finite) / len(finite) if finite else None
     lo = hi = None
     method = None
     if exact and finite:
-        lo, hi, method = mean, mean, "exact: the numerator is the denominator"
+        lo, hi, method = centre, centre, "exact: the numerator is the denominator"
     elif interval is not None:
-        lo, hi, method = interval.low, interval.high, INTERVAL_METHOD
-    return Ratio(test=p.test.kind, t=p.t, value=mean, ci_low=lo, ci_high=hi, ideal=ideal,
+        lo, hi, method = interval.low, interval.high, INTERVAL_METHODS[scale]
+    return Ratio(test=p.test.kind, t=p.t, value=centre, ci_low=lo, ci_high=hi, ideal=ideal,
                  passed=d.verdict == "pass", tolerance=p.test.effective_tolerance,
                  per_seed=values, transform=testkinds.get(p.test.kind).row_transform(p),
                  note="; ".join(x for x in (note, d.reason) if x), kind=kind,
                  t_from=t_from, verdict=d.verdict, band_low=band.low, band_high=band.high,
                  ci_level=None if exact else level, ci_method=method,
-                 reason_code=d.reason_code, reason=d.reason, seeds=len(finite), rho=p.rho)
+                 reason_code=d.reason_code, reason=d.reason, seeds=len(finite), rho=p.rho,
+                 scale=None if exact else scale, look=look)
 
 
 def score(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Sequence[int],
-          true_mi: float | None, *, alpha: float = ALPHA) -> tuple[list[Ratio], Verdict]:
-    """Every point and monotonicity step of `request`, decided; and the overall verdict."""
-    level = simultaneous_level(decision_count(request), looks(request), alpha)
+          true_mi: float | None, *, alpha: float = ALPHA, look: int = 1,
+          planned: int | None = None, previous: Sequence[Ratio] | None = None
+          ) -> tuple[list[Ratio], Verdict]:
+    """Every point and monotonicity step of `request`, decided at `look` (1-based) of
+    `planned` looks (default: the adaptive rule's, :func:`looks`); and the overall verdict.
+
+    `previous`: the rows of the last look (same order): those already decided are kept
+    as they are. Each interval's level is the look's alpha share over the decisions
+    (micheck.verdicts.decision_level)."""
+    level = decision_level(decision_count(request), look,
+                           planned if planned is not None else looks(request), alpha)
     out: list[Ratio] = []
     per_point: dict[int, tuple[list[int], list[float | None], bool]] = {}
     pts, steps = _rows(request)
-    for p in pts:
+    done = [r if r.verdict != "inconclusive" else None for r in previous or []]
+    done += [None] * (len(pts) + len(steps) - len(done))
+    for i, p in enumerate(pts):
         kind = testkinds.get(p.test.kind)
         ss = point_seeds(p, estimates, seeds)
         values = _per_seed(p, estimates, ss, true_mi)
         conv = _converged(p, estimates, ss)
         per_point[id(p)] = (ss, values, conv)
-        out.append(ratio_row(p, values, kind.point_band(p, request), level, converged=conv,
-                             ideal=kind.point_ideal(p, request), note=kind.note(p, request)))
-    for prev, cur in steps:
+        out.append(done[i] or ratio_row(
+            p, values, kind.point_band(p, request), level, converged=conv,
+            ideal=kind.point_ideal(p, request), note=kind.note(p, request),
+            scale=kind.scale_of(p), look=look))
+    for j, (prev, cur) in enumerate(steps):
         s_prev, v_prev, c_prev = per_point[id(prev)]
         s_cur, v_cur, c_cur = per_point[id(cur)]
         by_seed = dict(zip(s_prev, v_prev, strict=True))
@@ -158,22 +177,77 @@ def score(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Seq
             a = by_seed[s]
             diffs.append(None if a is None or v is None else v - a)
         band = testkinds.get(cur.test.kind).step_band(cur.test.effective_tolerance)
-        out.append(ratio_row(cur, diffs, band, level, converged=c_prev and c_cur, ideal=None,
-                             kind="step", t_from=prev.t))
+        out.append(done[len(pts) + j] or ratio_row(
+            cur, diffs, band, level, converged=c_prev and c_cur, ideal=None, kind="step",
+            t_from=prev.t, look=look))
     return out, overall([r.verdict for r in out])
 
 
-def next_round(request: EvaluationRequest, ratios: Sequence[Ratio], seeds: Sequence[int]
-               ) -> tuple[list[int], list[Measurement]]:
+def look_record(request: EvaluationRequest, rows: Sequence[Ratio],
+                previous: Sequence[Ratio] | None, look: int, planned: int, seeds: int,
+                alpha: float = ALPHA) -> Look:
+    """What one look did: its alpha, its level, the rows it decided, those left open."""
+    before = {i for i, r in enumerate(previous or []) if r.verdict != "inconclusive"}
+    decided = sum(1 for i, r in enumerate(rows) if r.verdict != "inconclusive"
+                  and i not in before)
+    return Look(look=look, seeds=seeds, alpha=spend(look, planned, alpha),
+                level=decision_level(decision_count(request), look, planned, alpha),
+                decided=decided, open=sum(r.verdict == "inconclusive" for r in rows),
+                planned=look <= planned)
+
+
+FUTILITY = 2.0  # a row stops getting seeds when its projected half-width at the cap exceeds
+# FUTILITY x the distance its centre must clear (the nearer of a pass and a fail)
+
+
+def futile(row: Ratio, cap: int, level: float) -> bool:
+    """Would more seeds, up to `cap`, almost surely leave this inconclusive row undecided?
+
+    Judged from its own values once it has 6 or more (the spread of 3 is too rough): the
+    half-width its interval would have at `cap` seeds and the last planned look's level,
+    with today's spread, against the distance its centre must clear to pass (inside the
+    band by the half-width) or to fail (outside it). Stopping a row early can only leave it
+    inconclusive; it never makes a decision, so it costs no level."""
+    if row.verdict != "inconclusive" or row.reason_code != "straddles_band":
+        return False
+    scale = row.scale or "linear"
+    vals = [v for v in row.per_seed if v is not None]
+    if len(vals) < 6 or len(vals) >= cap or (scale == "log" and any(v <= 0 for v in vals)):
+        return False
+    xs = [math.log(v) for v in vals] if scale == "log" else vals
+    m = math.fsum(xs) / len(xs)
+    sd = math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    half = t_quantile(0.5 + level / 2.0, cap - 1) * sd / math.sqrt(cap)
+
+    def on_scale(edge: float | None) -> float | None:
+        if edge is None or scale != "log":
+            return edge
+        return math.log(edge) if edge > 0 else -math.inf
+
+    lo, hi = on_scale(row.band_low), on_scale(row.band_high)
+    inside = (lo is None or m >= lo) and (hi is None or m <= hi)
+    if inside:
+        need = min(m - lo if lo is not None else math.inf, hi - m if hi is not None else math.inf)
+    else:
+        need = max(lo - m if lo is not None and m < lo else 0.0,
+                   m - hi if hi is not None and m > hi else 0.0)
+    return half > FUTILITY * need
+
+
+def next_round(request: EvaluationRequest, ratios: Sequence[Ratio], seeds: Sequence[int],
+               *, alpha: float = ALPHA) -> tuple[list[int], list[Measurement]]:
     """The adaptive seed rule: new seeds (:func:`next_seeds`), and the measurements they
-    must train, for the rows of :func:`score` still inconclusive for want of seeds;
-    nothing when no more seeds can help."""
+    must train, for the rows of :func:`score` still inconclusive for want of seeds and not
+    :func:`futile`; nothing when no more seeds can help."""
     if len(seeds) >= request.seed_cap:
         return [], []
     pts, steps = _rows(request)
     depends = [(p,) for p in pts] + steps  # the points each row of score() reads
+    n_looks = looks(request)
+    last = decision_level(decision_count(request), n_looks, n_looks, alpha)
     want = {m for row, ps in zip(ratios, depends, strict=False)
             if row.verdict == "inconclusive" and row.reason_code in RESOLVABLE_BY_SEEDS
+            and not futile(row, request.seed_cap, last)
             for p in ps for m in p.measurements}
     if not want:
         return [], []

@@ -30,6 +30,7 @@ from micheck.contract import (
     EstimatorSpec,
     EvaluationRequest,
     EvaluationResult,
+    Look,
     Progress,
     Provenance,
     Ratio,
@@ -38,7 +39,7 @@ from micheck.contract import (
 from micheck.definitions import code_version, definition_versions
 from micheck.errors import SpecError
 from micheck.plan import Measurement
-from micheck.scoring import diagnostics, next_round, score
+from micheck.scoring import diagnostics, look_record, looks, next_round, score
 from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict
 
 __all__ = ["build_tasks", "evaluate", "pick_device", "with_plugin"]
@@ -93,6 +94,9 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     true_mi = data.true_mi  # vector tasks and same-class pairs (the test split's)
     rounds: list[list[int]] = []
     estimates: dict[str, Estimate] = {}
+    looks_done: list[Look] = []
+    ratio_list: list[Ratio] | None = None
+    planned = looks(request)
     done = 0
     total = _units(tasks, est, trained)
     while True:
@@ -111,7 +115,11 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
                                             outcomes[task.key])
             done += outcomes[task.key].steps
         total = max(total, done)
-        ratio_list, verdict = score(request, estimates, seeds, true_mi)
+        before = ratio_list
+        ratio_list, verdict = score(request, estimates, seeds, true_mi, look=len(rounds),
+                                    planned=planned, previous=before)
+        looks_done.append(look_record(request, ratio_list, before, len(rounds), planned,
+                                      len(seeds)))
         new_seeds, measurements = next_round(request, ratio_list, seeds)
         if not new_seeds:
             break
@@ -122,7 +130,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
     return _result(request, est_list, ratio_list, diagnostics(request, est_list, ratio_list),
-                   verdict, rounds, stop, dev, started, t0)
+                   verdict, rounds, stop, dev, started, t0, looks_done)
 
 
 def _units(tasks: list[CriticTask], est: EstimatorSpec, trained: bool) -> int:
@@ -143,8 +151,8 @@ def _estimate(request: EvaluationRequest, m: Measurement, task: CriticTask, o: T
 
 def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[Ratio],
             diags: list[Diagnostic], verdict: Verdict, rounds: list[list[int]],
-            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float
-            ) -> EvaluationResult:
+            stop: tuple[str, str], dev: torch.device, started: datetime, t0: float,
+            looks_done: list[Look]) -> EvaluationResult:
     finished = datetime.now(timezone.utc)
     all_seeds = sorted({s for r in rounds for s in r})
     return EvaluationResult(
@@ -157,7 +165,8 @@ def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[
             torch_version=torch.__version__, started_at=started, finished_at=finished,
             wall_seconds=round(time.perf_counter() - t0, 3)),
         passed=verdict == "pass", verdict=verdict, alpha=ALPHA,
-        seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1]))
+        seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1],
+                               looks=looks_done))
 
 
 def _stop_reason(request: EvaluationRequest, ratios: list[Ratio], seeds: list[int],
@@ -167,7 +176,12 @@ def _stop_reason(request: EvaluationRequest, ratios: list[Ratio], seeds: list[in
         return "conclusive", f"every verdict conclusive with {len(seeds)} seeds"
     if any(r.reason_code in RESOLVABLE_BY_SEEDS for r in open_) and len(seeds) >= request.seed_cap:
         return "cap_reached", (f"{len(open_)} verdict(s) still inconclusive at the seed cap "
-                               f"({request.seed_cap}); raise max_seeds to decide them")
+                               f"({request.seed_cap}); raise max_seeds, or add seeds to this "
+                               "evaluation (micheck more-seeds), to decide them")
+    if any(r.reason_code in RESOLVABLE_BY_SEEDS for r in open_):
+        return "futile", (f"{len(open_)} verdict(s) inconclusive; the seeds left before the "
+                          f"cap ({request.seed_cap}) would not decide them at their spread "
+                          "(micheck.scoring.futile)")
     if n_rounds == 1 and request.seed_cap <= len(request.seeds):
         return "single_round", "max_seeds = len(seeds): no seeds added"
     return "not_resolvable_by_seeds", (f"{len(open_)} verdict(s) inconclusive for reasons more "

@@ -40,6 +40,7 @@ from micheck.contract.result import (  # noqa: F401
     Diagnostic,
     Estimate,
     EvaluationResult,
+    Look,
     Provenance,
     Ratio,
     ReasonCode,

@@ -93,14 +93,29 @@ class Diagnostic(_Model):
     seed: int | None = None
 
 
+class Look(_Model):
+    """One look of the adaptive seed rule: the evaluation scored with the seeds so far,
+    spending `alpha` (micheck.verdicts.spend) split over its decisions (each interval at
+    `level`); rows decided at a look are final."""
+
+    look: int  # 1-based
+    seeds: int  # distinct seeds trained so far (the undecided rows' measurements have all)
+    alpha: float
+    level: float
+    decided: int  # rows that got their pass or fail at this look
+    open: int  # rows still inconclusive after it
+    planned: bool = True  # False: a look added later (more seeds for a finished evaluation)
+
+
 class SeedRounds(_Model):
     """What the adaptive seed rule did."""
 
     rounds: list[list[int]] = Field(default_factory=list)  # seeds trained in each round
     cap: int = 0
-    stop: Literal["conclusive", "cap_reached", "not_resolvable_by_seeds", "single_round"] = \
-        "single_round"
+    stop: Literal["conclusive", "cap_reached", "not_resolvable_by_seeds", "single_round",
+                  "futile"] = "single_round"
     note: str = ""
+    looks: list[Look] = Field(default_factory=list)  # empty for results before engine v3
 
 
 class Provenance(_Model):

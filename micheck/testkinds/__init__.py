@@ -35,6 +35,7 @@ from micheck.bands import Band
 
 if TYPE_CHECKING:  # annotations only: the contract imports this registry
     from micheck.contract import DatasetSpec, Estimate, EvaluationRequest, Ratio, TestSpec
+    from micheck.verdicts import Scale
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -103,6 +104,9 @@ class TestKind:
     images: bool = False  # an image test: row masking over a t grid, or a Table 3 transform
     # the estimator families it can evaluate (micheck.estimators.Family)
     families: frozenset[str] = frozenset({"discriminative", "generative"})
+    # the scale of its points' intervals (micheck.verdicts): "log" for ratios of two
+    # positive estimates with a positive ideal, "linear" for values that sit at or cross 0
+    scale: Scale = "linear"
 
     # ---- what it applies to -----------------------------------------------------------
 
@@ -179,6 +183,10 @@ class TestKind:
     def row_transform(self, p: Point) -> str:
         """The `transform` its rows carry."""
         return p.test.transform
+
+    def scale_of(self, p: Point) -> Scale:
+        """The scale a point's interval is built on (fixed by the kind, never by data)."""
+        return self.scale
 
     def note(self, p: Point, request: EvaluationRequest) -> str:
         """What a row states besides its verdict's reason (empty by default)."""

@@ -141,6 +141,7 @@ class _Paired(_ImageKind):
 
 class DataProcessing(_Paired):
     name, order, tolerance, ideal = "data_processing", 2, 0.15, 1.0
+    scale = "log"  # a ratio of two positive MI estimates
     title = "I([X, X]; [Y_t, Y_{t-offset}]) / I(X; Y_t)"
 
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:
@@ -167,11 +168,13 @@ class DataProcessing(_Paired):
 
 class Additivity(_Paired):
     name, order, tolerance, ideal = "additivity", 3, 0.3, 2.0
+    scale = "log"  # a ratio of two positive MI estimates
     title = "I([X1, X2]; [Y1_t, Y2_t]) / I(X; Y_t), X1 and X2 independent"
 
 
 class GroundTruth(TestKind):
     name, order, tolerance, ideal = "ground_truth", 4, 0.1, 1.0
+    scale = "log"  # a positive estimate over the positive true MI
     title = "estimate / true MI (Gaussian and Cubic: App. B.1 Eq. 55; same-class pairs)"
 
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:

@@ -65,3 +65,39 @@ def test_the_coverage_test_fails_a_wrong_interval(name):
     """z instead of t, n degrees of freedom instead of n - 1, or a 90% level: each misses
     far more than allowed (bench levels: the test fails each in 100% of 200 random runs)."""
     assert not coverage_check(WRONG_INTERVALS[name], seed=0)
+
+
+def test_the_simulation_runs_the_rule_scoring_runs():
+    """bench.levels.sequential_decisions (judge at decision_level, first decision final)
+    gives, draw for draw, the verdicts that micheck.scoring.score gives over the same looks
+    on Estimates built from the same values: the simulations above test the real rule."""
+    import numpy as np
+
+    from bench.levels import lognormal, sequential_decisions
+    from micheck.contract import Estimate, EvaluationRequest
+    from micheck.plan import plan
+    from micheck.scoring import decision_count, score
+    from micheck.verdicts import Band
+
+    req = EvaluationRequest.model_validate({
+        "estimator": {"name": "smile"}, "dataset": {"name": "mnist"},
+        "tests": [{"kind": "additivity", "rows": [14]}], "seeds": [0, 1, 2],
+        "max_seeds": 12})
+    k = decision_count(req)
+    rng = np.random.default_rng(5)
+    num, den = lognormal(0.3, 0.3)(rng, 60, 12, 2.25)
+    sim, _ = sequential_decisions(num / den, Band(1.7, 2.3), k=k, schedule=(3, 6, 12),
+                                  scale="log")
+    by_role = {m.role: m for m in plan(req)}
+    for r in range(60):
+        est = {}
+        for s in range(12):
+            for role, v in (("additivity", num[r, s]), ("baseline", den[r, s])):
+                m = by_role[role]
+                est[m.key(s)] = Estimate(test=role, t=14, seed=s, mi_train=v, mi_test=v,
+                                         steps=1000, converged=True)
+        rows = None
+        for look, n in enumerate((3, 6, 12), start=1):
+            rows, _ = score(req, est, list(range(n)), None, look=look, planned=3,
+                            previous=rows)
+        assert rows[0].verdict == sim[r], r

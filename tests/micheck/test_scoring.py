@@ -6,8 +6,16 @@ import pytest
 
 from micheck.contract import Estimate, EvaluationRequest
 from micheck.plan import plan
-from micheck.scoring import decision_count, diagnostics, looks, score
-from micheck.verdicts import simultaneous_level
+from micheck.scoring import (
+    decision_count,
+    diagnostics,
+    futile,
+    look_record,
+    looks,
+    next_round,
+    score,
+)
+from micheck.verdicts import decision_level, spend
 
 SPEC = {"estimator": {"name": "smile", "params": {"tau": 5.0}},
         "dataset": {"name": "mnist"},
@@ -58,7 +66,8 @@ def test_intervals_are_simultaneous():
     # points: t=0, t=14, additivity (t=28 is exact), steps: 2 -> 5 decisions, one look
     assert decision_count(req) == 5 and looks(req) == 1
     ratios, _ = score(req, est, req.seeds, None)
-    assert by(ratios, "additivity", 14).ci_level == pytest.approx(simultaneous_level(5))
+    assert by(ratios, "additivity", 14).ci_level == pytest.approx(decision_level(5, 1, 1))
+    assert decision_level(5, 1, 1) == pytest.approx(1 - 0.045 / 5)  # RESERVE kept back
 
 
 def test_looks_count_the_adaptive_rounds():
@@ -100,5 +109,71 @@ def test_ground_truth_divides_by_the_true_mi():
     est = {m.key(s): Estimate(test="ground_truth", t=None, seed=s, mi_train=v, mi_test=v,
                               steps=1, converged=True) for s, v in enumerate([1.9, 1.92, 1.88])}
     (r,), verdict = score(req, est, req.seeds, 2.0)
-    assert r.value == pytest.approx(0.95) and r.verdict == verdict == "pass"
+    geometric = (1.9 * 1.92 * 1.88) ** (1 / 3) / 2.0  # the log scale's centre
+    assert r.value == pytest.approx(geometric) and r.verdict == verdict == "pass"
+    assert r.scale == "log" and r.look == 1
     assert r.band_low == pytest.approx(0.9) and r.band_high == pytest.approx(1.1)
+
+
+def test_ratio_points_are_decided_on_the_log_scale_steps_on_the_linear():
+    req, est = estimates()
+    ratios, _ = score(req, est, req.seeds, None)
+    add = by(ratios, "additivity", 14)
+    assert add.scale == "log" and "log ratios" in add.ci_method
+    assert add.ci_low > 0 and add.value == pytest.approx(
+        (1.25 * 5.3 / 4.2 * 4.8 / 3.9 * 5.2 / 4.1) ** 0.25, rel=1e-6)
+    assert by(ratios, "baseline", 14).scale == "linear"
+    assert all(r.scale == "linear" for r in ratios if r.kind == "step")
+    assert by(ratios, "baseline", 28).scale is None  # exact: no interval at all
+
+
+def test_a_negative_estimate_leaves_a_log_point_inconclusive():
+    values = {**VALUES, "additivity/rows/t=14": [5.0, -0.3, 4.8, 5.2]}
+    req, est = estimates(values)
+    add = by(score(req, est, req.seeds, None)[0], "additivity", 14)
+    assert add.verdict == "inconclusive" and add.reason_code == "non_positive"
+
+
+def test_a_decision_is_final_and_later_looks_spend_less():
+    """Look 1 decides what it can; look 2 (more seeds) keeps those rows as they were and
+    judges the rest at its own, smaller alpha share."""
+    req = EvaluationRequest.model_validate({**SPEC, "max_seeds": 8})
+    _, est = estimates()
+    first, _ = score(req, est, req.seeds, None, look=1)
+    assert looks(req) == 2 and first[0].look == 1
+    assert by(first, "additivity", 14).ci_level == pytest.approx(decision_level(5, 1, 2))
+    # look 2 sees other values for the additivity critics: the decided row does not move
+    flipped = dict(est)
+    for k in list(flipped):
+        if k.startswith("additivity"):
+            flipped[k] = flipped[k].model_copy(update={"mi_test": 8.0})
+    second, _ = score(req, flipped, req.seeds, None, look=2, previous=first)
+    assert by(second, "additivity", 14) == by(first, "additivity", 14)
+    record = look_record(req, second, first, 2, 2, 8)
+    assert record.alpha == pytest.approx(spend(2, 2)) and record.decided == 0
+
+
+def _straddling(values, cap=16, seeds=8):
+    req = EvaluationRequest.model_validate({
+        **SPEC, "tests": [{"kind": "additivity", "rows": [14]}],
+        "seeds": list(range(seeds)), "max_seeds": cap})
+    est = {}
+    for m in plan(req):
+        for s in range(seeds):
+            v = values[s] * 4.0 if m.role == "additivity" else 4.0
+            est[m.key(s)] = Estimate(test=m.role, t=m.t, seed=s, mi_train=v, mi_test=v,
+                                     steps=100, transform=m.transform, converged=True)
+    return req, est
+
+
+def test_seeds_stop_where_they_cannot_decide():
+    """A point at the band's edge with a wide spread gets no more seeds (futile); one whose
+    spread would let 16 seeds decide it does."""
+    hopeless, est = _straddling([1.2, 2.6, 1.5, 2.4, 1.1, 2.9, 1.7, 2.2])
+    (row,), _ = score(hopeless, est, hopeless.seeds, None)
+    assert row.reason_code == "straddles_band" and futile(row, 16, 0.999)
+    assert next_round(hopeless, [row], hopeless.seeds) == ([], [])
+    close, est = _straddling([1.50, 1.75, 1.55, 1.70, 1.60, 1.66, 1.52, 1.72])
+    (row,), _ = score(close, est, close.seeds, None)  # 1.62 [1.53, 1.72] against [1.7, 2.3]
+    assert row.reason_code == "straddles_band" and not futile(row, 16, 0.999)
+    assert next_round(close, [row], close.seeds)[0] == list(range(8, 16))
