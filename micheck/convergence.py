@@ -4,7 +4,10 @@ Torch-free. The trainer records the held-out estimate CHECKPOINTS times per `ste
 *same* fixed held-out batches (so the curve moves only when the critic does) and asks this
 module whether the estimate has stopped moving:
 
-    window    the last WINDOW_POINTS checkpoints (the last half of `steps`)
+    window    the checkpoints of the last half of the steps run, as WINDOW_POINTS values:
+              at the first check exactly the last 40 checkpoints; after an extension the
+              means of consecutive runs of them (so the window keeps spanning half the run
+              and neighbouring values stay far enough apart in training to differ)
     drift     the least-squares slope over the window, in nats per quarter of `steps`
     noise     the curve's own fluctuation: the scatter of the window around its line. Critic
               curves wander (consecutive checkpoints share most of their training), so the
@@ -85,7 +88,14 @@ def plateau(curve: Sequence[tuple[int, float | None]], *, quarter: float, min_st
     if len(pts) < WINDOW_POINTS:
         return Plateau(False, math.nan, 0.0, f"{len(pts)} finite checkpoints; a trend test "
                        f"needs {WINDOW_POINTS}")
-    window = pts[-WINDOW_POINTS:]
+    half = [(st, v) for st, v in pts if st > ran / 2] if ran else pts
+    if len(half) < WINDOW_POINTS:
+        half = pts[-WINDOW_POINTS:]
+    group = len(half) // WINDOW_POINTS
+    half = half[len(half) - group * WINDOW_POINTS:]
+    window = [(half[i * group + group - 1][0],
+               math.fsum(v for _, v in half[i * group:(i + 1) * group]) / group)
+              for i in range(WINDOW_POINTS)]
     ys = [v for _, v in window]
     spacing = (window[-1][0] - window[0][0]) / (len(window) - 1) or 1.0
     slope, se, phi = trend(ys)

@@ -178,6 +178,9 @@ class GMLearner(Learner):
         lp = [m.log_prob(x, y, gens, self.iw) for m in self.roles]
         return (lp[0] - lp[1] - lp[2]).mean(-1)
 
+    def stacks(self) -> list[Stack]:
+        return [m.stack for m in self.roles]
+
 
 def train_gm(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device, *,
              batched: bool = True, progress: ProgressFn | None = None,

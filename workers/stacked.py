@@ -20,6 +20,13 @@ train all of them. How the K modules run is chosen per architecture and device:
 Adam is elementwise, so one Adam over stacked tensors is exactly K independent Adams,
 and the sum of the K losses gives each module the gradient of its own loss. We use
 the fused Adam kernel where torch has one: the same update, one pass over memory.
+
+A member can stop while the rest train on (`freeze`: a critic that has converged). Its
+parameters are copied then and put back by `restore`, so its final readout is the state it
+converged in. In the loop modes a frozen member is not run at all (its scores are zeros
+with no gradient, so Adam leaves it alone): the CPU time goes to the members still
+training. In the native and vmap modes it rides along in the batched arithmetic, which
+costs little there, and is restored at the end.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ class Stack:
             self.optimizers = ([adam((p for m in mods for p in m.parameters()), lr)]
                                if self.mode == "loop" else
                                [adam(m.parameters(), lr) for m in mods])
+        self.frozen: dict[int, dict[str, Tensor]] = {}  # member -> its parameters when frozen
 
     def __call__(self, *inputs: Tensor, **kwargs) -> Tensor:
         """Apply module k to inputs[..][k]; every input has a leading dimension K.
@@ -97,10 +105,33 @@ class Stack:
 
             return vmap(one, randomness="different")(self.params, self.buffers, *inputs)
         if self.native:  # a native module of K = 1 keeps its leading dimension
-            return torch.cat([m(*(x[k:k + 1] for x in inputs), **kwargs)
-                              for k, m in enumerate(self.modules)])
-        return torch.stack([m(*(x[k] for x in inputs), **kwargs)
-                            for k, m in enumerate(self.modules)])
+            outs = [None if k in self.frozen else m(*(x[k:k + 1] for x in inputs), **kwargs)
+                    for k, m in enumerate(self.modules)]
+            return torch.cat(_fill(outs))
+        outs = [None if k in self.frozen else m(*(x[k] for x in inputs), **kwargs)
+                for k, m in enumerate(self.modules)]
+        return torch.stack(_fill(outs))
+
+    def freeze(self, k: int) -> None:
+        """Member k stops training; `restore` puts back the parameters it has now."""
+        if k not in self.frozen:
+            self.frozen[k] = self.state_dicts()[k]
+
+    def restore(self) -> None:
+        """Every frozen member back to the parameters it was frozen with, and running again
+        (for the final held-out pass)."""
+        with torch.no_grad():
+            for k, state in self.frozen.items():
+                if self.mode == "native":
+                    for name, p in self.merged.named_parameters():
+                        p[k:k + 1].copy_(state[name])
+                elif self.mode == "vmap":
+                    for name, p in self.params.items():
+                        p[k].copy_(state[name])
+                else:
+                    for name, p in self.modules[k].named_parameters():
+                        p.copy_(state[name])
+        self.frozen = {}
 
     def param(self, name: str) -> Tensor:
         """A parameter of all K modules, stacked: shape (K, *param.shape). Read it again
@@ -129,3 +160,9 @@ class Stack:
             return [{n: p[k].detach().clone() for n, p in self.params.items()}
                     for k in range(self.k)]
         return [{n: p.detach().clone() for n, p in m.named_parameters()} for m in self.modules]
+
+
+def _fill(outs: list[Tensor | None]) -> list[Tensor]:
+    """Zeros (no gradient) in place of the frozen members' outputs."""
+    like = next(o for o in outs if o is not None)
+    return [torch.zeros_like(like) if o is None else o for o in outs]

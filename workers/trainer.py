@@ -139,6 +139,23 @@ class Learner:
         (the estimate), and any other the learner reports ("gradient": dI/drho)."""
         return {"mi": self.held_out(x, y, gens)}
 
+    def stacks(self) -> list[Stack]:
+        """The stacks holding its models: what `freeze` and `restore` act on. A learner
+        with none cannot stop a member early (every member trains to the end)."""
+        return []
+
+    def freeze(self, k: int) -> bool:
+        """Stop training model k (it converged); False when this learner cannot."""
+        stacks = self.stacks()
+        for st in stacks:
+            st.freeze(k)
+        return bool(stacks)
+
+    def restore(self) -> None:
+        """Frozen models back to their state when frozen, for the final held-out pass."""
+        for st in self.stacks():
+            st.restore()
+
 
 class CriticLearner(Learner):
     """The critics of a discriminative bound (workers.bounds), stacked."""
@@ -164,6 +181,9 @@ class CriticLearner(Learner):
     @torch.no_grad()
     def held_out(self, x: Tensor, y: Tensor, gens: list[torch.Generator]) -> Tensor:
         return self.bound.value(self.stack(x, y))
+
+    def stacks(self) -> list[Stack]:
+        return [self.stack]
 
 
 LearnerFactory = Callable[[list[CriticTask], EstimatorSpec, torch.device, bool], Learner]
@@ -204,6 +224,7 @@ class _Run:
         self.curves: list[list[tuple[int, float | None]]] = [[] for _ in tasks]
         self.diverged = [False] * len(tasks)
         self.steps = 0
+        self.stopped: dict[int, int] = {}  # model -> the step it stopped at (converged)
 
     def step(self, record: bool, in_tail: bool) -> None:
         tasks = self.learner.tasks
@@ -212,13 +233,20 @@ class _Run:
         x, y = _draw(samplers, self.gens, self.n, self.device)
         values, finite = self.learner.train_step(x, y, self.gens)
         for k in (~finite).nonzero().flatten().tolist():
-            self.diverged[k] = True
+            if k not in self.stopped:
+                self.diverged[k] = True
         for k, v in enumerate(values.tolist()):
+            if k in self.stopped:
+                continue
             if record:
                 self.values[k].append(v)
             if in_tail:
                 self.tail[k].append(v)
         self.steps += 1
+
+    @property
+    def active(self) -> int:
+        return self.learner.k - len(self.stopped)
 
     @torch.no_grad()
     def checkpoint(self) -> None:
@@ -228,6 +256,8 @@ class _Run:
                                  for x, y in self.curve_data], dim=-1)  # (K, batches)
         mean = per_batch.mean(-1).tolist()
         for k in range(self.learner.k):
+            if k in self.stopped:  # its curve ends where it stopped
+                continue
             ok = math.isfinite(mean[k])
             self.curves[k].append((self.steps, mean[k] if ok else None))
 
@@ -259,7 +289,10 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
 
     Tasks with the same input shapes train as one stack (``batched=False``: one at a time,
     the sequential baseline). record_every > 0 also keeps the training value every that
-    many steps (`TaskOutcome.history`, for benchmarks).
+    many steps (`TaskOutcome.history`, for benchmarks). With `train.until_converged`, each
+    model whose curve passes the convergence test at a check stops there (its state, steps
+    and training tail are those of that moment) while the rest train on, a quarter of
+    `steps` at a time, up to `max_steps`. `min_steps`: fewer steps never count as converged.
     """
     steps, n, cap = est.train.steps, est.train.batch_size, est.train.step_cap
     every = max(1, steps // convergence.CHECKPOINTS)
@@ -272,19 +305,26 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
         factory = tasks[idx[0]].learner or make_learner
         run = _Run(factory([tasks[i] for i in idx], est, device, batched), n, device)
         target = steps
+        final: dict[int, convergence.Plateau] = {}  # the stopped models' last test
         while True:
             while run.steps < target:
                 s = run.steps
                 run.step(bool(record_every and s % record_every == 0), s >= target - tail_len)
                 if run.steps % every == 0 or run.steps == target:
                     run.checkpoint()
-                ticker.tick(run.learner.k, final=run.steps == target)
-            plateaus = run.plateaus(steps / 4, min_steps)
+                ticker.tick(run.active, final=run.steps == target)
+            plateaus = [final.get(k, p) for k, p in
+                        enumerate(run.plateaus(steps / 4, min_steps))]
             if all(p.converged for p in plateaus) or target >= cap or all(run.diverged):
                 break
+            for k, p in enumerate(plateaus):  # converged ones stop; the rest train on
+                if p.converged and k not in run.stopped and not run.diverged[k] \
+                        and run.learner.freeze(k):
+                    run.stopped[k], final[k] = run.steps, p
             target = min(cap, target + max(1, steps // 4))
-            ticker.total += run.learner.k * (target - run.steps)
-            run.tail = [[] for _ in run.tail]  # the tail is the last 10% of the longer run
+            ticker.total += run.active * (target - run.steps)
+            run.tail = [t if k in run.stopped else [] for k, t in enumerate(run.tail)]
+        run.learner.restore()
         readouts = run.evaluate()
         for k, t in enumerate(run.learner.tasks):
             tail = run.tail[k] or run.values[k][-tail_len:]
@@ -292,8 +332,9 @@ def train(tasks: list[CriticTask], est: EstimatorSpec, device: torch.device,
             read = {name: values[k] for name, values in readouts.items()}
             bad = run.diverged[k] or not all(math.isfinite(v) for v in (mi_train, *read.values()))
             out[t.key] = TaskOutcome(
-                t.key, _finite(mi_train), _finite(read["mi"]), bad, run.steps,
-                history=run.values[k], curve=convergence.thin(run.curves[k]),
+                t.key, _finite(mi_train), _finite(read["mi"]), bad,
+                run.stopped.get(k, run.steps), history=run.values[k],
+                curve=convergence.thin(run.curves[k]),
                 converged=plateaus[k].converged and not bad, convergence=plateaus[k].detail,
                 gradient=_finite(read.get("gradient")))
     return out

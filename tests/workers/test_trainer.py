@@ -126,3 +126,39 @@ def test_a_diverging_critic_is_flagged_without_harming_its_neighbours():
                          CriticTask("bad", 0, exploding, exploding, (DIM,), (DIM,))], est, CPU)
     assert out["bad"].diverged
     assert not out["ok"].diverged and math.isfinite(out["ok"].mi_test)
+
+
+def _converging_mix():
+    """Two tasks that level off within 200 steps (independent: the critic has nothing to
+    learn) beside two that are still rising (20-d Gaussian, 6 nats, small lr)."""
+    def hard(g, n):
+        return sample_gaussian(n, 20, 6.0, generator=g)
+
+    def indep20(g, n):
+        return torch.randn(n, 20, generator=g), torch.randn(n, 20, generator=g)
+
+    return [CriticTask("flat/a", 0, indep20, indep20, (20,), (20,)),
+            CriticTask("flat/b", 1, indep20, indep20, (20,), (20,)),
+            CriticTask("rising/a", 0, hard, hard, (20,), (20,)),
+            CriticTask("rising/b", 1, hard, hard, (20,), (20,))]
+
+
+def test_a_converged_critic_stops_while_the_rest_train_on():
+    """until_converged: the flat critics stop at the first check (200 steps) with the state
+    they had there; the rising ones train on to max_steps. A stopped critic's estimate is
+    the one a run of exactly its steps gives (its own batches and init), so stopping it
+    changed nothing but the steps it did not take."""
+    est = EstimatorSpec(name="infonce", train={"batch_size": 64, "steps": 200, "lr": 1e-4,
+                                               "eval_samples": 1024, "until_converged": True,
+                                               "max_steps": 400})
+    out = train_critics(_converging_mix(), est, CPU)
+    for key in ("flat/a", "flat/b"):
+        assert out[key].converged and out[key].steps == 200, out[key].convergence
+        assert out[key].curve[-1][0] == 200  # its curve ends where it stopped
+    for key in ("rising/a", "rising/b"):
+        assert not out[key].converged and out[key].steps == 400, out[key].convergence
+    alone = train_critics([t for t in _converging_mix() if t.key.startswith("flat")],
+                          est.model_copy(update={"train": est.train.model_copy(
+                              update={"until_converged": False})}), CPU)
+    for key in ("flat/a", "flat/b"):
+        assert out[key].mi_test == pytest.approx(alone[key].mi_test, abs=1e-4)
