@@ -168,6 +168,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-steps", type=int, default=1875,
                         help="> --steps: train on until the plateau test passes, up to this")
         sp.add_argument("--seeds", type=int, default=3)
+        sp.add_argument("--max-seeds", type=int, default=0,
+                        help="> --seeds: the adaptive rule adds seeds (doubling) to what is "
+                             "still undecided, up to this many; 0: exactly --seeds")
+        sp.add_argument("--budget-s", type=float, default=0,
+                        help="start no further estimator after this many seconds (0: none)")
         sp.add_argument("--first-seed", type=int, default=0, help="seeds first .. first + "
                         "seeds - 1 (more seeds for a stored run: see table3.pool)")
         sp.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (App. B.2: 1e-4)")

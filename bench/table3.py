@@ -74,7 +74,8 @@ def request(key: str, a: Namespace, figs: bool = False) -> EvaluationRequest:
     return EvaluationRequest.model_validate({
         "estimator": {"name": name, "params": params, "critic": critic, "train": train},
         "dataset": {"name": "mnist", **({"train_size": a.train_size} if a.train_size else {})},
-        "tests": tests, "seeds": list(range(first_seed(a), first_seed(a) + a.seeds)), "max_seeds": a.seeds,
+        "tests": tests, "seeds": list(range(first_seed(a), first_seed(a) + a.seeds)),
+        "max_seeds": max(a.seeds, getattr(a, "max_seeds", 0) or 0),
         "label": f"bench {'figs' if figs else 'table3'} {key}"})
 
 
@@ -85,7 +86,9 @@ def tag_of(a: Namespace) -> str:
     chosen = list(getattr(a, "transforms", None) or TRANSFORMS)
     if chosen != list(TRANSFORMS):
         block += "_" + "-".join(chosen)
-    seeds = f"_seeds{a.seeds}" + (f"_from{first_seed(a)}" if first_seed(a) else "")
+    cap = getattr(a, "max_seeds", 0) or 0
+    seeds = f"_seeds{a.seeds}" + (f"-{cap}" if cap > a.seeds else "") + \
+        (f"_from{first_seed(a)}" if first_seed(a) else "")
     return a.tag or (f"{a.critic}{block}_w{a.width:g}_s{a.steps}-{a.max_steps}{lr}"
                      f"{seeds}{rows}")
 
@@ -96,7 +99,12 @@ def run(a: Namespace, figs: bool = False) -> Path:
 
     out = a.out / ("figs" if figs else "table3") / tag_of(a)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     for key in a.estimators:
+        budget = getattr(a, "budget_s", 0) or 0
+        if budget and time.perf_counter() - started > budget:
+            print(f"{key}: not started (--budget-s {budget:g} spent)", flush=True)
+            continue
         path = out / f"{key}.json"
         if path.exists():
             print(f"{key}: done before ({path})", flush=True)
@@ -122,40 +130,46 @@ def run(a: Namespace, figs: bool = False) -> Path:
 
 
 def pool(results: list[EvaluationResult]) -> EvaluationResult:
-    """Runs of one spec on disjoint seeds as one result, rescored by micheck.scoring.
+    """Runs of one spec on disjoint seeds as one result: the first run, then one more look
+    per later run (micheck.scoring.extend, as `micheck more-seeds` does on the service).
 
     Each seed trains its own critics and a critic depends only on (seed, measurement), so the
-    union of the runs' estimates is what one run over all their seeds would have trained. The
-    intervals are built as if the first run's seeds had been the request's and the adaptive
-    rule had been allowed all the seeds (its looks: 3 -> 6 -> 10 seeds is 3 looks), so the
-    pooled verdict pays for having looked at the first run before adding seeds."""
+    union of the runs' estimates is what one run over all their seeds would have trained.
+    Rows the earlier looks decided stay decided; the rest are judged with every seed at the
+    next look's share of alpha, so the pooled verdict pays for every look taken."""
     from micheck.plan import Measurement
-    from micheck.scoring import score
+    from micheck.scoring import extend
 
     first = results[0]
-    seeds = sorted(s for r in results for s in r.provenance.seeds)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"runs share seeds: {seeds}")
-    req = first.request.model_copy(update={"max_seeds": len(seeds)})
-    estimates = {}
-    for r in results:
-        if r.request.model_copy(update={"seeds": req.seeds, "max_seeds": req.max_seeds,
-                                        "label": req.label}).spec_hash() != req.spec_hash():
+    rows, verdict = first.ratios, first.verdict
+    looks = list(first.seed_rounds.looks)
+    seeds = list(first.provenance.seeds)
+    estimates = {Measurement(e.test, e.t, e.transform).key(e.seed): e for e in first.estimates}
+    for r in results[1:]:
+        if set(r.provenance.seeds) & set(seeds):
+            raise ValueError(f"runs share seeds: {sorted(set(r.provenance.seeds) & set(seeds))}")
+        if r.request.model_copy(update={"seeds": first.request.seeds,
+                                        "max_seeds": first.request.max_seeds,
+                                        "label": first.request.label}).spec_hash() \
+                != first.request.spec_hash():
             raise ValueError("runs of different specs cannot be pooled")
         for e in r.estimates:
             if e.transform == "rows":
                 raise ValueError("pooling is for the transform tests of Table 3")
             estimates[Measurement(e.test, e.t, e.transform).key(e.seed)] = e
-    ratios, verdict = score(req, estimates, seeds, None, alpha=first.alpha or 0.05)
+        seeds += list(r.provenance.seeds)
+        rows, verdict, look = extend(first.request, estimates, seeds, None, rows, looks,
+                                     alpha=first.alpha or 0.05)
+        looks.append(look)
     every = [e for r in results for e in r.estimates]
     prov = first.provenance.model_copy(update={
-        "seeds": seeds, "wall_seconds": sum(r.provenance.wall_seconds for r in results)})
+        "seeds": sorted(seeds), "wall_seconds": sum(r.provenance.wall_seconds for r in results)})
     rounds = SeedRounds(rounds=[list(r.provenance.seeds) for r in results], cap=len(seeds),
-                        stop="conclusive" if all(x.verdict != "inconclusive" for x in ratios)
-                        else "cap_reached",
-                        note=f"{len(results)} runs pooled: seeds {seeds}")
+                        stop="conclusive" if all(x.verdict != "inconclusive" for x in rows)
+                        else "cap_reached", looks=looks,
+                        note=f"{len(results)} runs pooled: seeds {sorted(seeds)}")
     return first.model_copy(update={
-        "request": req, "estimates": every, "ratios": ratios, "verdict": verdict,
+        "estimates": every, "ratios": rows, "verdict": verdict,
         "passed": verdict == "pass", "provenance": prov, "seed_rounds": rounds,
         "diagnostics": [d for r in results for d in r.diagnostics]})
 

@@ -40,7 +40,8 @@ from micheck.verdicts import (
     t_quantile,
 )
 
-__all__ = ["decision_count", "diagnostics", "futile", "look_record", "looks", "next_round",
+__all__ = ["decision_count", "diagnostics", "extend", "futile", "look_record", "looks",
+           "next_round",
            "next_seeds", "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
@@ -194,6 +195,22 @@ def look_record(request: EvaluationRequest, rows: Sequence[Ratio],
                 level=decision_level(decision_count(request), look, planned, alpha),
                 decided=decided, open=sum(r.verdict == "inconclusive" for r in rows),
                 planned=look <= planned)
+
+
+def extend(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Sequence[int],
+           true_mi: float | None, previous: Sequence[Ratio], looks_so_far: Sequence[Look],
+           *, alpha: float = ALPHA) -> tuple[list[Ratio], Verdict, Look]:
+    """One more look at a finished evaluation with more seeds (pooled with its stored
+    estimates): rows decided before stay as they were, the rest are judged with every
+    seed at the next look's alpha (micheck.verdicts.spend: a planned look's share if the
+    evaluation stopped before its planned looks, else a share of the reserve). The level
+    holds when the seeds added were not chosen from the values seen."""
+    planned = sum(1 for x in looks_so_far if x.planned) or looks(request)
+    look = len(looks_so_far) + 1
+    rows, verdict = score(request, estimates, seeds, true_mi, alpha=alpha, look=look,
+                          planned=planned, previous=previous)
+    return rows, verdict, look_record(request, rows, previous, look, planned, len(seeds),
+                                      alpha)
 
 
 FUTILITY = 2.0  # a row stops getting seeds when its projected half-width at the cap exceeds

@@ -88,7 +88,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     dev = pick_device(device)
     est = request.estimator
     fit, what, trained = FAMILIES[est.entry.family]
-    data = TaskData(request)
+    data = TaskData(request, dev)
     seeds = list(request.seeds)
     tasks, by_key = build_tasks(request, data=data)
     true_mi = data.true_mi  # vector tasks and same-class pairs (the test split's)

@@ -109,8 +109,9 @@ def _split(result: EvaluationResult, seeds: set[int]) -> EvaluationResult:
 
 
 def test_pool_rescores_runs_on_disjoint_seeds_as_one() -> None:
-    from micheck.scoring import decision_count, looks
-    from micheck.verdicts import simultaneous_level
+    from micheck.plan import Measurement
+    from micheck.scoring import decision_count, look_record, score
+    from micheck.verdicts import decision_level
 
     # a Table 3 request answered by two runs: seeds 0-1, then seed 2
     req = table3.request("smile5", parser().parse_args(["table3", "--seeds", "3"]))
@@ -124,19 +125,26 @@ def test_pool_rescores_runs_on_disjoint_seeds_as_one() -> None:
                 fake.append(e.model_copy(update={"test": m_test, "t": None, "transform": tr,
                                                  "seed": seed, "mi_test": mi * factor,
                                                  "converged": True}))
-    req = req.model_copy(update={"tests": [t for t in req.tests if t.transform == "rotation"]})
-    whole = stored.model_copy(update={"request": req, "estimates": fake, "provenance":
-                                      stored.provenance.model_copy(update={"seeds": [0, 1, 2]})})
-    first, second = _split(whole, {0, 1}), _split(whole, {2})
-    first = first.model_copy(update={"request": req.model_copy(update={"seeds": [0, 1]})})
+    req = req.model_copy(update={"tests": [t for t in req.tests if t.transform == "rotation"],
+                                 "seeds": [0, 1], "max_seeds": 2})
+    # the first run as the engine would have stored it: two seeds, one look
+    est = {Measurement(e.test, e.t, e.transform).key(e.seed): e for e in fake if e.seed < 2}
+    rows, verdict = score(req, est, [0, 1], None)
+    first = stored.model_copy(update={
+        "request": req, "estimates": [e for e in fake if e.seed < 2], "ratios": rows,
+        "verdict": verdict, "provenance": stored.provenance.model_copy(update={"seeds": [0, 1]}),
+        "seed_rounds": stored.seed_rounds.model_copy(update={
+            "looks": [look_record(req, rows, None, 1, 1, 2)]})})
+    assert all(r.reason_code == "too_few_seeds" for r in rows)
+    second = _split(first.model_copy(update={"estimates": fake}), {2})
     second = second.model_copy(update={"request": req.model_copy(update={"seeds": [2]})})
     pooled = table3.pool([first, second])
     assert pooled.provenance.seeds == [0, 1, 2] and pooled.seed_rounds.rounds == [[0, 1], [2]]
     add = next(r for r in pooled.ratios if r.test == "additivity")
     assert add.seeds == 3 and add.per_seed == pytest.approx([1.5, 1.5, 1.5])
-    # the level pays for the look after the first run: seeds 2 -> cap 3 is 2 looks
-    assert add.ci_level == pytest.approx(simultaneous_level(
-        decision_count(pooled.request), looks(first.request.model_copy(
-            update={"max_seeds": 3})), 0.05))
+    # the level pays for the look after the first run: the second look, past the one
+    # planned, spends a share of the reserve
+    assert add.look == 2 and [x.planned for x in pooled.seed_rounds.looks] == [True, False]
+    assert add.ci_level == pytest.approx(decision_level(decision_count(req), 2, 1))
     with pytest.raises(ValueError, match="share seeds"):
         table3.pool([first, first])

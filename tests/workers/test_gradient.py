@@ -28,6 +28,7 @@ from micheck.contract import (
 from micheck.plan import plan
 from micheck.render.table import ratio_table
 from micheck.scoring import score
+from micheck.verdicts import decision_level
 
 
 def gradients(ds: DatasetSpec, rhos: list[float], seeds: list[int], est: EstimatorSpec):
@@ -137,7 +138,7 @@ def test_rows_switch_to_absolute_error_near_zero_and_repeat_nothing():
     assert zero.verdict == "pass" and "absolute error" in zero.note
     assert half.per_seed == pytest.approx([1.02, 0.98, 1.0]) and half.value == pytest.approx(1.0)
     assert half.ci_low < 1.0 < half.ci_high and half.verdict == "pass"
-    assert half.ci_level == pytest.approx(1 - 0.05 / 2)  # two decisions, one look
+    assert half.ci_level == pytest.approx(decision_level(2, 1, 1))  # two decisions, one look
     assert (half.band_low, half.band_high) == pytest.approx((1 - tol, 1 + tol))
     assert all(r.test == "mi_gradient" and r.t is None and r.kind == "ratio" for r in rows)
 
