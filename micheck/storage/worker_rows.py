@@ -1,0 +1,71 @@
+"""The workers table: who is alive (by heartbeat), what live workers report, and
+handing a dead worker's evaluations back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from micheck.storage.models import Evaluation, WorkerRow, utcnow
+from micheck.storage.statuses import CANCELED, FAILED, Q, R
+from micheck.storage.transitions import finish_attempt
+
+
+def live_workers(s: Session, stale_after: timedelta) -> list[WorkerRow]:
+    """Workers whose heartbeat is younger than `stale_after` (the same threshold after
+    which the reconciler gives a running evaluation up): older ones are gone."""
+    cutoff = utcnow() - stale_after
+    return list(s.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff)
+                          .order_by(WorkerRow.name)))
+
+
+def live_plugin_reports(s: Session, stale_after: timedelta) -> list[tuple[str, dict]]:
+    """(worker name, plug-in report) of each live worker that reported plug-ins
+    (micheck.estimators.plugins.report), in name order."""
+    cutoff = utcnow() - stale_after
+    rows = s.execute(select(WorkerRow.name, WorkerRow.plugins)
+                     .where(WorkerRow.heartbeat_at >= cutoff, WorkerRow.plugins.is_not(None))
+                     .order_by(WorkerRow.name)).all()
+    return [(name, report) for name, report in rows if isinstance(report, dict)]
+
+
+def worker_alive(s: Session, name: str, stale_after: timedelta) -> bool | None:
+    """Whether the worker beat within `stale_after`; None when it has no row."""
+    beat = s.scalar(select(WorkerRow.heartbeat_at).where(WorkerRow.name == name))
+    if beat is None:
+        return None
+    return bool(s.scalar(select(func.count()).select_from(WorkerRow).where(
+        WorkerRow.name == name, WorkerRow.heartbeat_at >= utcnow() - stale_after)))
+
+
+def count_live_workers(s: Session, stale_after: timedelta) -> int:
+    cutoff = utcnow() - stale_after
+    return s.scalar(select(func.count()).select_from(WorkerRow)
+                    .where(WorkerRow.heartbeat_at >= cutoff)) or 0
+
+
+def release_worker(s: Session, worker: str, max_attempts: int, why: str) -> dict[str, list[str]]:
+    """A worker is known dead (its supervisor reaped it and its job processes): give each
+    attempt it was running up now instead of after stale_after_s, retrying (queued) while
+    attempts remain, and forget its row. Attempts are never refunded: an attempt number is
+    used once, so a late write from it could never pass for its successor's."""
+    out: dict[str, list[str]] = {"retried": [], "failed": [], "canceled": []}
+    for eid, attempt, cancel in s.execute(
+            select(Evaluation.id, Evaluation.attempts, Evaluation.cancel_requested).where(
+                Evaluation.status == R, Evaluation.worker == worker)).all():
+        msg = f"{why} during attempt {attempt}"
+        if cancel:  # its owner asked to stop it: that is what happened
+            if finish_attempt(s, eid, attempt, status=CANCELED, code="canceled",
+                              message=f"canceled on request ({msg})"):
+                out["canceled"].append(eid)
+        elif attempt < max_attempts:
+            if finish_attempt(s, eid, attempt, status=Q, code="worker_lost",
+                              message=msg + "; retrying"):
+                out["retried"].append(eid)
+        elif finish_attempt(s, eid, attempt, status=FAILED, code="worker_lost",
+                            message=f"{msg}; gave up after {attempt} attempts"):
+            out["failed"].append(eid)
+    s.execute(delete(WorkerRow).where(WorkerRow.name == worker))
+    return out
