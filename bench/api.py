@@ -449,9 +449,9 @@ def measure_get(url: str, token: str, ids: list[str], repeat: int = 200) -> dict
 
 
 def _stack(var_dir: Path, env: dict[str, str] | None = None):
-    from micheck.up import Stack  # the service extra: only the stack parts need it
+    from micheck.up import Supervisor  # the service extra: only the stack parts need it
 
-    return Stack(var_dir, env={"MICHECK_LOG_LEVEL": "WARNING", **(env or {})})
+    return Supervisor(var_dir, env={"MICHECK_LOG_LEVEL": "WARNING", **(env or {})})
 
 
 def bench_submit(n: int, rate: float) -> dict[str, Any]:

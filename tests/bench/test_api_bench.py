@@ -10,14 +10,14 @@ import pytest
 from redis import Redis
 
 from bench.api import measure_get, measure_submit, pct, summary
-from micheck.up import Stack
+from micheck.up import Supervisor
 from tests.service.support import redis_server  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
-def stack(tmp_path: Path, redis_server: str) -> Iterator[Stack]:  # noqa: F811
+def stack(tmp_path: Path, redis_server: str) -> Iterator[Supervisor]:  # noqa: F811
     Redis.from_url(redis_server).flushall()
-    st = Stack(tmp_path / "var", redis_url=redis_server,
+    st = Supervisor(tmp_path / "var", redis_url=redis_server,
                env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING"})
     yield st
     st.stop()
@@ -29,7 +29,7 @@ def test_pct_is_nearest_rank() -> None:
     assert pct([3.0], 99) == 3.0
 
 
-def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
+def test_submit_and_get_latency_on_a_real_stack(stack: Supervisor) -> None:
     stack.start_api()
     token = stack.token("bench")
     run = measure_submit(stack.url, token, n=20, rate=50)
@@ -51,7 +51,7 @@ def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
         assert math.isfinite(g["max_ms"])
 
 
-def test_open_loop_post_then_get_summary(stack: Stack) -> None:
+def test_open_loop_post_then_get_summary(stack: Supervisor) -> None:
     from bench.api import _load_summary, body, open_loop
 
     stack.start_api()

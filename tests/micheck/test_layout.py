@@ -25,7 +25,8 @@ PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "michec
             "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
             "micheck.scoring", "micheck.convergence", "micheck.compare"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
-ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
+ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up", "micheck.up.lock",
+                "micheck.up.supervisor"}  # may reach every part, lazily
 
 
 def _modules() -> dict[str, Path]:
