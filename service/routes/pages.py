@@ -60,7 +60,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", operation_id="page_evaluations", response_class=HTMLResponse)
 def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Response:
     """The evaluations this caller may see (a token in the Authorization header or the
     session cookie; anyone's with open reads), ``limit`` (default 50) a page."""
@@ -115,7 +115,7 @@ def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Resp
                  statuses=[s.value for s in EvaluationStatus], who=caller.name)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", operation_id="page_login_form", response_class=HTMLResponse)
 def login_form() -> HTMLResponse:
     return _html("login.html")
 
@@ -128,7 +128,7 @@ def _same_origin(request: Request) -> bool:
     return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", operation_id="page_login", response_class=HTMLResponse)
 async def login(request: Request, db: DBDep) -> Response:
     if not _same_origin(request):
         raise ProblemError(403, "sign-in forms are accepted from this site only")
@@ -146,7 +146,7 @@ async def login(request: Request, db: DBDep) -> Response:
     return resp
 
 
-@router.post("/logout")
+@router.post("/logout", operation_id="page_logout")
 def logout() -> Response:
     resp = RedirectResponse("login", status_code=303, headers=HEADERS)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
