@@ -48,7 +48,8 @@ MAPPED_PARTS = ("micheck.service", "micheck.workers", "micheck.clients")
 # pyproject's [tool.setuptools.package-data]: files besides modules that ship in packages
 PACKAGE_DATA = ("*.py", "*.ini", "*.mako", "*.html", "*.css", "*.yml", "*.yaml")
 # pyproject's per-package data in sub-folders (tool.setuptools.package-data)
-DATA_GLOBS = {"micheck.service": ("templates/*.html",)}
+DATA_GLOBS = {"micheck.service": ("templates/*.html",),
+              "micheck.render": ("templates/*.html", "templates/*.css")}
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _lock = threading.Lock()
 _built: dict[Path, Path] = {}  # var dir -> wheel built by this process
