@@ -52,14 +52,14 @@ def test_submit_and_get_latency_on_a_real_stack(stack: Supervisor) -> None:
 
 
 def test_open_loop_post_then_get_summary(stack: Supervisor) -> None:
-    from bench.api import _load_summary, body, open_loop
+    from bench.api import body, load_summary, open_loop
 
     stack.start_api()
     token = stack.token("bench")
     post = open_loop(stack.url, token, 12, 40, "POST", lambda i: "/v1/evaluations",
                      lambda i: body(1000 + i))
     assert post.statuses == [202] * 12 and post.wall_s >= 11 / 40
-    s = _load_summary(post, 40)
+    s = load_summary(post, 40)
     assert s["n"] == 12 and s["statuses"] == {"202": 12}
     assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"] and 0 < s["achieved_per_s"] <= 45
     get = open_loop(stack.url, token, 12, 40, "GET", lambda i: "/v1/evaluations?limit=1")

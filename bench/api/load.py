@@ -1,0 +1,113 @@
+"""--load: p50/p99 of POST and of GET, each open loop at every rate of --rates, against
+`micheck up`'s parts (API process, embedded Redis, SQLite) while a worker trains (busy)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api.common import SPEC, body, pct, show, supervised
+
+
+@dataclass
+class LoadRun:
+    latencies: list[float]
+    statuses: list[int]
+    wall_s: float
+
+
+def open_loop(url: str, token: str, n: int, rate: float, method: str,
+              path: Any, body: Any = None) -> LoadRun:
+    """n requests at a fixed open-loop rate (request i leaves at t0 + i/rate whatever the
+    earlier ones did); `path(i)` and `body(i)` give each one's target and JSON body."""
+
+    async def go() -> tuple[list[tuple[float, int]], float]:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+                                     headers={"Authorization": f"Bearer {token}"}) as c:
+            t0 = time.perf_counter() + 0.05
+
+            async def one(i: int) -> tuple[float, int]:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+                start = time.perf_counter()
+                try:
+                    r = await c.request(method, path(i), json=body(i) if body else None)
+                except httpx.HTTPError:
+                    return time.perf_counter() - start, 0
+                return time.perf_counter() - start, r.status_code
+
+            res = await asyncio.gather(*(one(i) for i in range(n)))
+            return res, time.perf_counter() - t0
+
+    res, wall = asyncio.run(go())
+    return LoadRun([x for x, _ in res], [c for _, c in res], wall)
+
+
+def load_summary(run: LoadRun, rate: float) -> dict[str, Any]:
+    ms = sorted(x * 1000 for x in run.latencies)
+    return {"rate_per_s": rate, "n": len(ms), "achieved_per_s": round(len(ms) / run.wall_s, 1),
+            "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
+            "max_ms": round(ms[-1], 1),
+            "statuses": dict(sorted(Counter(str(c) for c in run.statuses).items()))}
+
+
+# a job that keeps the worker training for the whole load run (canceled at the end)
+BUSY_SPEC: dict[str, Any] = {**SPEC, "seeds": [10**6], "estimator": {
+    **SPEC["estimator"], "train": {"batch_size": 64, "steps": 200_000, "eval_samples": 64}}}
+
+
+def bench_load(rates: list[float], seconds: float) -> dict[str, Any]:
+    """POST then GET at each rate, open loop, with the worker busy training."""
+    n_max = int(max(rates) * seconds) * 2 + 100
+    with tempfile.TemporaryDirectory(prefix="micheck-load-") as tmp:
+        stack = supervised(Path(tmp) / "var", {"MICHECK_MAX_QUEUED_PER_TOKEN": str(n_max),
+                                           "MICHECK_TORCH_THREADS": "1"})
+        try:
+            stack.start_api()
+            stack.start_worker()
+            token = stack.token("bench")
+            with httpx.Client(base_url=stack.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as c:
+                busy = c.post("/v1/evaluations", json=BUSY_SPEC).json()["id"]
+                t0 = time.perf_counter()
+                while c.get(f"/v1/evaluations/{busy}").json()["progress"]["steps_done"] == 0:
+                    if time.perf_counter() - t0 > 300:
+                        raise TimeoutError("the busy job did not start training in 300 s")
+                    time.sleep(0.5)
+            # warm-up: lazy imports, connection set-up, first-query plans
+            open_loop(stack.url, token, 20, 20, "POST", lambda i: "/v1/evaluations",
+                      lambda i: body(n_max + i))
+            out: dict[str, Any] = {"busy_worker": True, "seconds_per_rate": seconds}
+            seed = 0
+            for rate in rates:
+                n = int(rate * seconds)
+                first = seed
+                post = open_loop(stack.url, token, n, rate, "POST",
+                                 lambda i: "/v1/evaluations",
+                                 lambda i, first=first: body(first + i))
+                seed += n
+                with httpx.Client(base_url=stack.url, timeout=60, headers={
+                        "Authorization": f"Bearer {token}"}) as c:
+                    ids = [v["id"] for v in c.get("/v1/evaluations",
+                                                  params={"limit": 200}).json()["items"]]
+                get = open_loop(stack.url, token, n, rate, "GET",
+                                lambda i, ids=ids: f"/v1/evaluations/{ids[i % len(ids)]}")
+                out[f"{rate:g}"] = {"post": load_summary(post, rate),
+                                    "get": load_summary(get, rate)}
+                show(f"load {rate:g}/s", out[f"{rate:g}"])
+            with httpx.Client(base_url=stack.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as c:
+                v = c.get(f"/v1/evaluations/{busy}").json()
+                out["busy_job_steps_done"] = v["progress"]["steps_done"]
+                out["busy_job_status"] = v["status"]
+                c.post(f"/v1/evaluations/{busy}/cancel")
+        finally:
+            stack.stop()
+    return out
