@@ -8,8 +8,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from micheck.service import problems, webhooks
+from fastapi import Depends, FastAPI
+from micheck.service import problems, unstorable, webhooks
 from micheck.service.metrics import Metrics
 from micheck.service.routes import (
     catalog,
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
             app.state.db.dispose()
 
     app = FastAPI(title="micheck", version=micheck.__version__, lifespan=lifespan,
+                  dependencies=[Depends(unstorable.refuse)],  # NUL, lone surrogates: 422
                   docs_url=None, redoc_url=None,  # served by routes.docs, with local assets
                   description="Self-consistency evaluation of mutual-information estimators "
                               "(Song & Ermon, ICLR 2020). Every error is application/problem+json. "

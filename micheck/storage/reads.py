@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -117,7 +117,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None or not isinstance(eid, str) or len(eid) > 32:
             raise ValueError("not an issued cursor")  # naive times cannot be compared
-        return when, eid
+        return when.astimezone(timezone.utc), eid  # OverflowError: not one we issued
     except Exception as exc:  # any garbage is the same client error
         raise ValueError("cursor is not one this service issued") from exc
 

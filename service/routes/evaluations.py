@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
@@ -21,13 +21,13 @@ from micheck.service.deps import (
     visible_evaluation,
     visible_owner,
 )
+from micheck.service.listing import MAX_LIMIT, parse_label_filters, utc
 from micheck.service.plugins import LivePlugins
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
 from micheck.service.routes.share import with_link
 
 from micheck.contract import (
-    MAX_LABELS,
     EvaluationPage,
     EvaluationRequest,
     EvaluationResult,
@@ -97,7 +97,7 @@ def _dispatch(db, jq, owner: str | None) -> None:
 def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
           estimator: str | None = None, dataset: str | None = None,
           status: EvaluationStatus | None = None,
-          limit: Annotated[int, Query(ge=1, le=200)] = 50,
+          limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
           cursor: Annotated[str | None, Query(max_length=500)] = None,
           label: Annotated[list[str], Query(max_length=300, description=(
               "key:value; repeat for several (all must match)"))] = [],  # noqa: B006
@@ -113,29 +113,12 @@ def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
                 estimator=canonical_estimator(estimator.lower()) if estimator else None,
                 dataset=dataset, status=status.value if status else None, limit=limit,
                 cursor=cursor, labels=parse_label_filters(label),
-                created_after=_aware(created_after), created_before=_aware(created_before))
+                created_after=utc(created_after, "created_after"),
+                created_before=utc(created_before, "created_before"))
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
         return EvaluationPage(items=[with_link(store.to_view(r), request, settings)
                                      for r in rows], next_cursor=nxt)
-
-
-def parse_label_filters(items: list[str]) -> list[tuple[str, str]]:
-    """``key:value`` strings as pairs; 422 for one without a colon, or too many."""
-    if len(items) > MAX_LABELS:
-        raise ProblemError(422, f"label: at most {MAX_LABELS} label filters")
-    out = []
-    for item in items:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise ProblemError(422, f"label: {item[:80]!r} is not key:value",
-                               errors=[{"field": "label", "message": "key:value"}])
-        out.append((key, value))
-    return out
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 @router.get("/{evaluation_id}", operation_id="get_evaluation",
