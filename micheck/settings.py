@@ -122,6 +122,9 @@ class Settings(BaseSettings):
                                       "and how long /readyz reports storage as full unless a "
                                       "write succeeds first")
 
+    metrics_open: bool = Field(False, description="/metrics answers without a token (a "
+                               "scraper on a closed network); otherwise it needs a bearer "
+                               "token, as every read does")
     open_reads: bool = Field(False, description="GET endpoints need no token and every "
                              "caller reads every owner's evaluations: an operator's explicit "
                              "choice for a closed network (logged as a warning at start); "

@@ -74,8 +74,10 @@ def page_caller(request: Request, db: Database) -> auth.Caller | None:
     return cookie_caller(request, db)
 
 
-def _reader(request: Request, db: DBDep, settings: SettingsDep,
-            creds: Credentials) -> auth.Caller:
+def reader(request: Request, db: DBDep, settings: SettingsDep,
+           creds: Credentials) -> auth.Caller:
+    """Who reads: a bearer token, else the session cookie (GET), else anyone with open
+    reads; 401 otherwise."""
     caller = _presented(db, creds) or cookie_caller(request, db)
     if caller is None:
         if not settings.open_reads:
@@ -91,7 +93,7 @@ def _writer(db: DBDep, creds: Credentials) -> auth.Caller:
     return caller
 
 
-Reader = Annotated[auth.Caller, Depends(_reader)]
+Reader = Annotated[auth.Caller, Depends(reader)]
 Writer = Annotated[auth.Caller, Depends(_writer)]
 
 

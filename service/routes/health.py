@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, Response
-from micheck.service.deps import DBDep, MetricsDep, QueueDep, SettingsDep
+from fastapi import APIRouter, Depends, Request, Response
+from micheck.service.deps import Credentials, DBDep, MetricsDep, QueueDep, SettingsDep, reader
 from micheck.service.problems import ProblemError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -58,6 +58,17 @@ def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
     return {"status": "ready", **checks}
 
 
-@router.get("/metrics", operation_id="get_metrics", response_class=Response)
-def metrics(request: Request, m: MetricsDep) -> Response:
+def _metrics_reader(request: Request, db: DBDep, settings: SettingsDep,
+                    creds: Credentials) -> None:
+    """A token (or the session cookie) unless the operator opened /metrics
+    (MICHECK_METRICS_OPEN=1) or every read (MICHECK_OPEN_READS=1)."""
+    if not settings.metrics_open:
+        reader(request, db, settings, creds)
+
+
+@router.get("/metrics", operation_id="get_metrics", response_class=Response,
+            dependencies=[Depends(_metrics_reader)],
+            responses={401: {"description": "no token (MICHECK_METRICS_OPEN=1 opens it)"}})
+def metrics(m: MetricsDep) -> Response:
+    """Prometheus metrics of this API process."""
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

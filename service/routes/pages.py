@@ -133,7 +133,9 @@ async def login(request: Request, db: DBDep) -> Response:
 
 
 @router.post("/logout", operation_id="page_logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        raise ProblemError(403, "sign-out forms are accepted from this site only")
     resp = RedirectResponse("login", status_code=303, headers=HEADERS)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return resp
