@@ -10,6 +10,7 @@ which installs without the service). Everything else receives values from these.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -137,18 +138,33 @@ class Settings(BaseSettings):
     share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
                                                           "(rounded up to a whole hour)")
 
-    # Job timeout, from the budget estimate: min(cap, max(floor, overhead + safety x
-    # (critic steps x per-step overhead + GMAC / throughput))). RQ's default 180 s would
-    # kill real training. Measured on a busy 2-core CPU: ~0.2 s per MNIST CNN critic-step
-    # (~6.5 GMAC: ~30 GMAC/s), ~0.04 s per small vector MLP step (overhead-bound).
+    # The budget in time (micheck.budget.run_seconds): a request's estimated time on the
+    # queue's slowest live worker, seconds = critic steps x step overhead + GMAC / GMAC/s,
+    # with the numbers each worker measured at start (micheck.workers.calibrate), or the
+    # assumed ones below while no live worker of the queue has measured its device.
+    max_request_s_cpu: float = Field(2 * 3600.0, gt=0, description="estimated run time of "
+                                     "one request on a CPU worker")
+    max_request_s_gpu: float = Field(8 * 3600.0, gt=0, description="estimated run time of "
+                                     "one request on a GPU worker")
+    worker_calibration: bool = Field(True, description="each worker measures its device at "
+                                     "start (a few seconds, in a child process) and stores "
+                                     "the numbers in its workers row; off: the assumed ones")
+    calibration_seconds: float = Field(1.0, gt=0, le=60, description="per measured critic")
+    calibration_ttl_s: float = Field(86400.0, ge=0, description="a worker reuses its box's "
+                                     "last measurement of the same device (<var_dir>/"
+                                     "calibration-*.json) this long; 0 measures at every start")
+    # Job timeout, from the same estimate: min(cap, max(floor, overhead + safety x seconds)).
+    # RQ's default 180 s would kill real training.
     job_timeout_floor_s: int = Field(600, ge=1)
     job_timeout_overhead_s: int = Field(300, ge=0)
     job_timeout_cap_s: int = Field(2 * 24 * 3600, ge=1, description="no job runs longer")
     job_timeout_safety: float = Field(3.0, ge=1)
-    job_gmac_per_s_gpu: float = Field(2000.0, gt=0, description="pessimistic GPU throughput")
-    job_gmac_per_s_cpu: float = Field(20.0, gt=0, description="pessimistic CPU throughput")
-    job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="fixed cost of a step")
-    job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="fixed cost of a step")
+    # Assumed while no live worker of a queue has measured its device (pessimistic: a busy
+    # 2-core CPU measured ~30-55 GMAC/s on MNIST CNN critics, ~0.5 ms of fixed cost a step).
+    job_gmac_per_s_gpu: float = Field(2000.0, gt=0, description="assumed GPU throughput")
+    job_gmac_per_s_cpu: float = Field(20.0, gt=0, description="assumed CPU throughput")
+    job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="assumed fixed cost of a step")
+    job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="assumed fixed cost of a step")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
                                "torch's default. 1 suits a CPU worker sharing a small box: "
@@ -183,6 +199,10 @@ class Settings(BaseSettings):
     webhook_give_up_after_s: float = Field(86400.0, ge=3600, description="stop retrying a "
                                            "delivery this long after it was created")
 
+    host_name: str = Field(default_factory=socket.gethostname, description="this box's name: "
+                           "in its workers' names and rows, and where /readyz and /v1/workers "
+                           "say a box was lost (two boxes on one queue must differ; default "
+                           "the machine's host name)")
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = Field("INFO", description="logging level of serve and worker processes")

@@ -2,7 +2,9 @@
 
 In order, before anything is stored: the estimator is known (built in, or reported by a
 live worker), the request is within this server's limits (micheck.service.limits), the
-webhook target is one this service sends to. Then, in one transaction: an Idempotency-Key
+webhook target is one this service sends to, and its estimated time on the queue's
+device is within the per-request limit (micheck.service.run_time). Then, in one
+transaction: an Idempotency-Key
 replay, a duplicate (unless ``force``), and otherwise the owner's lock
 (`store.admission_limits`), the token's queue and GMAC budget under it, and the insert.
 The response is built inside the transaction, so nothing fails after the commit.
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Response
+from micheck.service import run_time
 from micheck.service.auth import Caller
 from micheck.service.deps import visible_owner
 from micheck.service.limits import check_limits, default_limits
@@ -70,6 +73,9 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
           idempotency_key: str | None, respond: Respond) -> Admitted:
     """Store the submission (or find what it replays or duplicates) and answer it."""
     cost = budget.estimate(body)
+    queue = settings.queue_for(body.dataset.is_image)
+    speed = run_time.queue_speed(db, settings, queue)  # the slowest measured worker
+    cost = run_time.with_time(cost, run_time.check(body, cost, speed, settings), speed)
     body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     owner = caller.name or ""
     try:
@@ -108,7 +114,6 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
             # the owner's lock, held to the commit: the checks below are atomic
             limits = store.admission_limits(s, owner, default_limits(settings))
             check_limits(body, settings, cost, limits)
-            queue = settings.queue_for(body.dataset.is_image)
             queued, gmac, in_rq = store.admission_load(s, caller.name, queue)
             if queued >= limits.max_queued:
                 raise ProblemError(429, f"token {caller.name!r} already has "
@@ -122,7 +127,7 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
                                         "(MICHECK_MAX_TOKEN_GMAC)",
                                    headers={"Retry-After": "60"})
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
-                                          job_timeout_s=job_timeout(body, settings, queue, cost),
+                                          job_timeout_s=job_timeout(body, settings, queue, cost, speed),
                                           cost=cost)
             remember(row.id)
             # built here, inside the transaction: a failure rolls back instead of a 5xx

@@ -54,7 +54,9 @@ from micheck.storage.transitions import (
 from micheck.storage.worker_rows import (
     count_live_workers,
     live_plugin_reports,
+    live_speeds,
     live_workers,
+    record_calibration,
     release_worker,
     worker_alive,
 )
@@ -64,8 +66,8 @@ __all__ = [
     "admission_limits", "admission_load", "claim", "count_live_workers", "count_queued",
     "create_evaluation", "decode_cursor", "encode_cursor", "fail_queued", "find_duplicate",
     "finish_attempt", "finish_success", "get_idempotent", "heartbeat", "list_evaluations",
-    "live_plugin_reports", "live_workers", "load_result", "lock_owner", "owner_load",
-    "put_idempotent", "queued_before", "release_worker", "replayable", "repoint_idempotent",
+    "live_plugin_reports", "live_speeds", "live_workers", "load_result", "lock_owner", "owner_load",
+    "put_idempotent", "queued_before", "record_calibration", "release_worker", "replayable", "repoint_idempotent",
     "request_cancel", "set_enqueued", "stale_running", "to_dispatch", "to_view",
     "token_limits", "worker_alive",
 ]

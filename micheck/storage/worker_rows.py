@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from micheck.storage.models import Evaluation, WorkerRow, utcnow
@@ -29,6 +29,26 @@ def live_plugin_reports(s: Session, stale_after: timedelta) -> list[tuple[str, d
                      .where(WorkerRow.heartbeat_at >= cutoff, WorkerRow.plugins.is_not(None))
                      .order_by(WorkerRow.name)).all()
     return [(name, report) for name, report in rows if isinstance(report, dict)]
+
+
+def live_speeds(s: Session, stale_after: timedelta) -> list[tuple[str, str, str, float, float]]:
+    """(name, device, queues, GMAC/s, step overhead s) of each live worker that measured its
+    device (micheck.workers.calibrate), in name order; ``queues`` is comma-separated."""
+    cutoff = utcnow() - stale_after
+    rows = s.execute(select(WorkerRow.name, WorkerRow.device, WorkerRow.queue,
+                            WorkerRow.gmac_per_s, WorkerRow.step_overhead_s)
+                     .where(WorkerRow.heartbeat_at >= cutoff, WorkerRow.gmac_per_s.is_not(None),
+                            WorkerRow.step_overhead_s.is_not(None))
+                     .order_by(WorkerRow.name)).all()
+    return [(n, d, q, float(g), float(o)) for n, d, q, g, o in rows]
+
+
+def record_calibration(s: Session, name: str, measured: dict) -> bool:
+    """Store a worker's measurement in its row; False when the row is gone."""
+    return s.execute(update(WorkerRow).where(WorkerRow.name == name).values(
+        gmac_per_s=float(measured["gmac_per_s"]),
+        step_overhead_s=float(measured["step_overhead_s"]),
+        calibrated_at=utcnow(), calibration=measured)).rowcount == 1
 
 
 def worker_alive(s: Session, name: str, stale_after: timedelta) -> bool | None:

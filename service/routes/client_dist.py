@@ -6,7 +6,7 @@
 The wheel is this installation's ``micheck`` package (the same files and metadata a
 ``pip wheel .`` of the same sources gives: every part, package data included), assembled
 with ``zipfile`` on the first request of each process into ``<var_dir>/client/``. Its
-base requirements are the client's (pydantic, pydantic-settings, httpx, pyyaml); torch,
+base requirements are the client's (pydantic, pydantic-settings, httpx, pyyaml, jinja2); torch,
 FastAPI and the rest stay behind extras, so a CI runner installs it in seconds::
 
     pip install "$MICHECK_URL/v1/client/micheck-0.1.0-py3-none-any.whl"
