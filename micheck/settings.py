@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     # (waiting there or running); the rest wait in the database, dispatched in turn.
     dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
+    # Load shedding (service/shed.py), per API process: requests past these many in
+    # flight are answered at once, 503 (or 429 for one token's excess) with Retry-After,
+    # instead of queueing until every answer is late.
+    max_inflight: int = Field(16, ge=1, description="requests in flight per API process")
+    max_inflight_per_token: int = Field(12, ge=1, description="one token's requests in "
+                                        "flight per API process (429 past it)")
+    shed_retry_after_s: int = Field(1, ge=1, description="Retry-After of a shed request")
+    api_workers: int = Field(0, ge=0, description="API processes of `micheck up` (and its "
+                             "default for `serve`); 0 = min(4, CPU cores)")
+
     storage_full_retry_s: int = Field(30, ge=1, description="after a write fails for lack of "
                                       "space (disk or database full): the 503's Retry-After, "
                                       "and how long /readyz reports storage as full unless a "
@@ -166,6 +176,9 @@ class Settings(BaseSettings):
     job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="assumed fixed cost of a step")
     job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="assumed fixed cost of a step")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
+    worker_nice: int = Field(10, ge=0, le=19, description="a worker (and its jobs) runs at "
+                             "this niceness: on a box it shares with the API, training takes "
+                             "what the API leaves, and the API keeps answering in time")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
                                "torch's default. 1 suits a CPU worker sharing a small box: "
                                "small critics' steps stall when threads outnumber free cores")

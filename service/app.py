@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
-from micheck.service import problems, unstorable, webhooks
+from micheck.service import problems, shed, unstorable, webhooks
 from micheck.service.metrics import Metrics
 from micheck.service.routes import (
     catalog,
@@ -175,6 +175,11 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     app.add_middleware(_Timing, metrics=app.state.metrics)
     app.add_middleware(_BodyLimit, limit=settings.max_payload_bytes)
     app.add_middleware(_Head)
+    # outermost: a shed request costs no parsing, routing or thread
+    app.add_middleware(shed.Shed, max_inflight=settings.max_inflight,
+                       max_per_token=settings.max_inflight_per_token,
+                       retry_after_s=settings.shed_retry_after_s,
+                       on_shed=lambda status: app.state.metrics.shed.labels(str(status)).inc())
     return app
 
 

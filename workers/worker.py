@@ -243,6 +243,9 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
     device = resolve_device(device, queues, settings)
+    if settings.worker_nice:  # inherited by the job processes and the calibration
+        with contextlib.suppress(OSError):
+            os.nice(max(0, settings.worker_nice - os.nice(0)))
     set_worker_device(device)  # read by the spawned job process
     set_worker_pid(os.getpid())  # a job process exits when this one is gone
     db = Database(settings)

@@ -26,6 +26,7 @@ With --demo it submits a spec over HTTP, waits, prints the ratios and shuts down
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -76,11 +77,27 @@ def _demo(stack: Supervisor, token: str, spec_path: Path, timeout: float) -> int
     return 0
 
 
+def api_workers(asked: int | None, settings: Settings) -> int:
+    """--api-workers, else MICHECK_API_WORKERS, else min(4, the CPU cores this process may
+    use): one event loop per core keeps a request's CPU off the others' queues."""
+    if asked:
+        return asked
+    if settings.api_workers:
+        return settings.api_workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="API + embedded Redis + SQLite + one CPU worker, on this "
                                   "machine, no root, supervised")
     p.add_argument("--port", type=int, help="API port (default: a free one)")
     p.add_argument("--var-dir", help="where the database and Redis files go (default ./var)")
+    p.add_argument("--api-workers", type=int, default=None,
+                   help="API processes (default MICHECK_API_WORKERS, else min(4, CPU cores))")
     p.add_argument("--demo", action="store_true",
                    help="submit examples/demo.yaml, print its ratios, then shut down")
     p.add_argument("--spec", help="with --demo: submit this spec instead")
@@ -110,13 +127,13 @@ def run_up(args: argparse.Namespace) -> int:
     stack = None
     try:
         stack = Supervisor(var_dir, port=args.port, adopt_orphans=True,
-                      redis_url=settings.redis_url if settings.redis_url not in ("", "embedded")
-                      else None)
+                           redis_url=settings.redis_url
+                           if settings.redis_url not in ("", "embedded") else None)
         token = stack.token()
         token_file = stack.var_dir / "token"
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
-        stack.start_api()
+        stack.start_api(workers=api_workers(args.api_workers, settings))
         stack.start_worker()
         stack.wait_ready()
         print(f"micheck is up: API {stack.url} (docs {stack.url}/docs), one CPU worker, "

@@ -222,11 +222,13 @@ class Supervisor:
         self._record()
         return child.proc
 
-    def start_api(self, timeout: float = 60) -> None:
+    def start_api(self, timeout: float = 60, workers: int = 1) -> None:
+        """The API: uvicorn with ``workers`` processes on one port (each its own event
+        loop, thread pool and in-flight bound; the kernel spreads connections)."""
         child = next((c for c in self.children if c.role == "api"), None)
         if child is None:
-            child = Child("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                          "api.log")
+            child = Child("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                  "--workers", str(max(1, workers))], "api.log")
             self.children.append(child)
         self.api = self._start(child)
         self.wait_api(timeout)
