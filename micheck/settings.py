@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # Load shedding (service/shed.py), per API process: requests past these many in
     # flight are answered at once, 503 (or 429 for one token's excess) with Retry-After,
     # instead of queueing until every answer is late.
+    token_cache_s: float = Field(2.0, ge=0, description="an API process remembers a found "
+                                 "token this long (a revocation from another process takes "
+                                 "effect within it); 0 looks every token up")
     max_inflight: int = Field(16, ge=1, description="requests in flight per API process")
     max_inflight_per_token: int = Field(12, ge=1, description="one token's requests in "
                                         "flight per API process (429 past it)")

@@ -68,7 +68,8 @@ def bench_load(rates: list[float], seconds: float) -> dict[str, Any]:
     n_max = int(max(rates) * seconds) * 2 + 100
     with tempfile.TemporaryDirectory(prefix="micheck-load-") as tmp:
         stack = supervised(Path(tmp) / "var", {"MICHECK_MAX_QUEUED_PER_TOKEN": str(n_max),
-                                           "MICHECK_TORCH_THREADS": "1"})
+                                           "MICHECK_TORCH_THREADS": "1",
+                                           "MICHECK_MAX_REQUEST_S_CPU": "1e9"})  # BUSY_SPEC
         try:
             stack.start_api()
             stack.start_worker()

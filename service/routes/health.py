@@ -58,12 +58,12 @@ def readyz(db: DBDep, jq: QueueDep, settings: SettingsDep) -> dict[str, str]:
     return {"status": "ready", **checks}
 
 
-def _metrics_reader(request: Request, db: DBDep, settings: SettingsDep,
-                    creds: Credentials) -> None:
+async def _metrics_reader(request: Request, db: DBDep, settings: SettingsDep,
+                          creds: Credentials) -> None:
     """A token (or the session cookie) unless the operator opened /metrics
     (MICHECK_METRICS_OPEN=1) or every read (MICHECK_OPEN_READS=1)."""
     if not settings.metrics_open:
-        reader(request, db, settings, creds)
+        await reader(request, db, settings, creds)
 
 
 @router.get("/metrics", operation_id="get_metrics", response_class=Response,

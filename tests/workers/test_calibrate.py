@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+from micheck.workers import worker
+
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
 from micheck.storage.models import WorkerRow, utcnow
-from micheck.workers import worker
 
 
 def test_a_worker_measures_its_device_once_per_box_and_stores_it_in_its_row(tmp_path,
