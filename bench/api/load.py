@@ -7,7 +7,7 @@ import asyncio
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +18,43 @@ from bench.api.common import SPEC, body, pct, show, supervised
 
 @dataclass
 class LoadRun:
-    latencies: list[float]
+    latencies: list[float]  # from the actual send
     statuses: list[int]
     wall_s: float
+    behind: list[float] = field(default_factory=list)  # from the scheduled send
 
 
 def open_loop(url: str, token: str, n: int, rate: float, method: str,
               path: Any, body: Any = None) -> LoadRun:
     """n requests at a fixed open-loop rate (request i leaves at t0 + i/rate whatever the
-    earlier ones did); `path(i)` and `body(i)` give each one's target and JSON body."""
+    earlier ones did); `path(i)` and `body(i)` give each one's target and JSON body. Each
+    is timed from its actual send and from its scheduled one (which counts the
+    generator's own lateness too)."""
 
-    async def go() -> tuple[list[tuple[float, int]], float]:
+    async def go() -> tuple[list[tuple[float, float, int]], float]:
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
                                      headers={"Authorization": f"Bearer {token}"}) as c:
             t0 = time.perf_counter() + 0.05
 
-            async def one(i: int) -> tuple[float, int]:
-                await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            async def one(i: int) -> tuple[float, float, int]:
+                due = t0 + i / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 start = time.perf_counter()
                 try:
                     r = await c.request(method, path(i), json=body(i) if body else None)
                 except httpx.HTTPError:
-                    return time.perf_counter() - start, 0
-                return time.perf_counter() - start, r.status_code
+                    end = time.perf_counter()
+                    return end - start, end - due, 0
+                end = time.perf_counter()
+                return end - start, end - due, r.status_code
 
             res = await asyncio.gather(*(one(i) for i in range(n)))
             return res, time.perf_counter() - t0
 
     res, wall = asyncio.run(go())
-    return LoadRun([x for x, _ in res], [c for _, c in res], wall)
+    return LoadRun([x for x, _, _ in res], [c for _, _, c in res], wall,
+                   [b for _, b, _ in res])
 
 
 def load_summary(run: LoadRun, rate: float) -> dict[str, Any]:
