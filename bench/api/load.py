@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections import Counter
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 
 from bench.api.common import SPEC, body, pct, show, supervised
+
+SHARDS, SHARD_CONNECTIONS = 32, 16
 
 
 @dataclass
@@ -32,15 +35,22 @@ def open_loop(url: str, token: str, n: int, rate: float, method: str,
     generator's own lateness too)."""
 
     async def go() -> tuple[list[tuple[float, float, int]], float]:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
-                                     headers={"Authorization": f"Bearer {token}"}) as c:
+        # several small pools, not one large one: an httpx (httpcore) pool's bookkeeping
+        # grows with its waiting requests, and one pool of 512 saturates the generator
+        # itself long before the server (issue 19's bench measured its own client)
+        limits = httpx.Limits(max_connections=SHARD_CONNECTIONS,
+                              max_keepalive_connections=SHARD_CONNECTIONS)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(httpx.AsyncClient(
+                base_url=url, timeout=60, limits=limits,
+                headers={"Authorization": f"Bearer {token}"})) for _ in range(SHARDS)]
             t0 = time.perf_counter() + 0.05
 
             async def one(i: int) -> tuple[float, float, int]:
                 due = t0 + i / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 start = time.perf_counter()
+                c = clients[i % SHARDS]
                 try:
                     r = await c.request(method, path(i), json=body(i) if body else None)
                 except httpx.HTTPError:

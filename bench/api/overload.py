@@ -33,7 +33,9 @@ from bench.api.common import ROOT, SPEC, body, pct, show, supervised
 from bench.api.load import BUSY_SPEC, LoadRun, open_loop
 
 OPENLOOP = ROOT / "bench" / "openloop.py"
-BURNER = "while True: pass"  # another process, loading one core for the whole run
+# another process, loading one core for the whole run (and not a moment longer)
+BURNER = ("import signal\nfrom micheck.processes import die_with_parent\n"
+          "die_with_parent(signal.SIGKILL)\nwhile True:\n    pass\n")
 
 
 def _loadavg() -> list[float]:

@@ -52,10 +52,12 @@ from micheck.storage.transitions import (
     request_cancel,
 )
 from micheck.storage.worker_rows import (
+    boxes,
     count_live_workers,
     live_plugin_reports,
     live_speeds,
     live_workers,
+    recent_workers,
     record_calibration,
     release_worker,
     worker_alive,
@@ -63,11 +65,11 @@ from micheck.storage.worker_rows import (
 
 __all__ = [
     "CANCELED", "FAILED", "OK", "Q", "R", "Claim", "Evaluation", "Token", "TokenLimits",
-    "admission_limits", "admission_load", "claim", "count_live_workers", "count_queued",
+    "admission_limits", "admission_load", "boxes", "claim", "count_live_workers", "count_queued",
     "create_evaluation", "decode_cursor", "encode_cursor", "fail_queued", "find_duplicate",
     "finish_attempt", "finish_success", "get_idempotent", "heartbeat", "list_evaluations",
     "live_plugin_reports", "live_speeds", "live_workers", "load_result", "lock_owner", "owner_load",
-    "put_idempotent", "queued_before", "record_calibration", "release_worker", "replayable", "repoint_idempotent",
+    "put_idempotent", "queued_before", "recent_workers", "record_calibration", "release_worker", "replayable", "repoint_idempotent",
     "request_cancel", "set_enqueued", "stale_running", "to_dispatch", "to_view",
     "token_limits", "worker_alive",
 ]

@@ -21,6 +21,31 @@ def live_workers(s: Session, stale_after: timedelta) -> list[WorkerRow]:
                           .order_by(WorkerRow.name)))
 
 
+def recent_workers(s: Session, forget_after: timedelta) -> list[WorkerRow]:
+    """Workers that beat within `forget_after`, live or lost, in name order: a worker whose
+    box died keeps its row (nothing stopped it) until a starting worker forgets it."""
+    cutoff = utcnow() - forget_after
+    return list(s.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= cutoff)
+                          .order_by(WorkerRow.name)))
+
+
+def boxes(rows: list[WorkerRow], stale_after: timedelta) -> tuple[int, dict[str, tuple[int, float]]]:
+    """(live workers, {box: (its lost workers, seconds since the last beat of any)}) over
+    `rows`, for the boxes none of whose workers is live (a box = a worker row's host)."""
+    now = utcnow()
+    live_boxes, lost = set(), {}
+    live = 0
+    for r in rows:
+        age = (now - r.heartbeat_at).total_seconds()
+        if age <= stale_after.total_seconds():
+            live += 1
+            live_boxes.add(r.host)
+        else:
+            n, youngest = lost.get(r.host, (0, age))
+            lost[r.host] = (n + 1, min(youngest, age))
+    return live, {h: v for h, v in sorted(lost.items()) if h not in live_boxes}
+
+
 def live_plugin_reports(s: Session, stale_after: timedelta) -> list[tuple[str, dict]]:
     """(worker name, plug-in report) of each live worker that reported plug-ins
     (micheck.estimators.plugins.report), in name order."""
