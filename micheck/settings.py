@@ -118,18 +118,18 @@ class Settings(BaseSettings):
     # (waiting there or running); the rest wait in the database, dispatched in turn.
     dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
-    # Load shedding (service/shed.py), per API process: requests past these many in
-    # flight are answered at once, 503 (or 429 for one token's excess) with Retry-After,
-    # instead of queueing until every answer is late.
     token_cache_s: float = Field(2.0, ge=0, description="an API process remembers a found "
                                  "token this long (a revocation from another process takes "
                                  "effect within it); 0 looks every token up")
+    # Load shedding (service/shed.py), per API process: requests past these many in
+    # flight are answered at once, 503 (or 429 for one token's excess) with Retry-After,
+    # instead of queueing until every answer is late.
     max_inflight: int = Field(16, ge=1, description="requests in flight per API process")
     max_inflight_per_token: int = Field(12, ge=1, description="one token's requests in "
                                         "flight per API process (429 past it)")
     shed_retry_after_s: int = Field(1, ge=1, description="Retry-After of a shed request")
-    api_workers: int = Field(0, ge=0, description="API processes of `micheck up` (and its "
-                             "default for `serve`); 0 = min(4, CPU cores)")
+    api_workers: int = Field(0, ge=0, description="API processes of `micheck up` "
+                             "(--api-workers); 0 = min(4, CPU cores)")
 
     storage_full_retry_s: int = Field(30, ge=1, description="after a write fails for lack of "
                                       "space (disk or database full): the 503's Retry-After, "

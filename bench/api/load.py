@@ -80,6 +80,21 @@ BUSY_SPEC: dict[str, Any] = {**SPEC, "seeds": [10**6], "estimator": {
     **SPEC["estimator"], "train": {"batch_size": 64, "steps": 200_000, "eval_samples": 64}}}
 
 
+def start_busy(stack: Any) -> tuple[str, str]:
+    """Start the stack's worker on BUSY_SPEC and wait until it trains; (token, its id)."""
+    stack.start_worker()
+    token = stack.token("bench")
+    with httpx.Client(base_url=stack.url, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as c:
+        busy = c.post("/v1/evaluations", json=BUSY_SPEC).json()["id"]
+        t0 = time.perf_counter()
+        while c.get(f"/v1/evaluations/{busy}").json()["progress"]["steps_done"] == 0:
+            if time.perf_counter() - t0 > 300:
+                raise TimeoutError("the busy job did not start training in 300 s")
+            time.sleep(0.5)
+    return token, busy
+
+
 def bench_load(rates: list[float], seconds: float) -> dict[str, Any]:
     """POST then GET at each rate, open loop, with the worker busy training."""
     n_max = int(max(rates) * seconds) * 2 + 100
@@ -89,16 +104,7 @@ def bench_load(rates: list[float], seconds: float) -> dict[str, Any]:
                                            "MICHECK_MAX_REQUEST_S_CPU": "1e9"})  # BUSY_SPEC
         try:
             stack.start_api()
-            stack.start_worker()
-            token = stack.token("bench")
-            with httpx.Client(base_url=stack.url, timeout=60,
-                              headers={"Authorization": f"Bearer {token}"}) as c:
-                busy = c.post("/v1/evaluations", json=BUSY_SPEC).json()["id"]
-                t0 = time.perf_counter()
-                while c.get(f"/v1/evaluations/{busy}").json()["progress"]["steps_done"] == 0:
-                    if time.perf_counter() - t0 > 300:
-                        raise TimeoutError("the busy job did not start training in 300 s")
-                    time.sleep(0.5)
+            token, busy = start_busy(stack)
             # warm-up: lazy imports, connection set-up, first-query plans
             open_loop(stack.url, token, 20, 20, "POST", lambda i: "/v1/evaluations",
                       lambda i: body(n_max + i))

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench.api.common import ROOT, SPEC, body, pct, show, supervised
-from bench.api.load import BUSY_SPEC, LoadRun, open_loop
+from bench.api.load import LoadRun, open_loop, start_busy
 
 OPENLOOP = ROOT / "bench" / "openloop.py"
 # another process, loading one core for the whole run (and not a moment longer)
@@ -86,16 +85,9 @@ def bench_overload(post_rates: list[float], get_rates: list[float], seconds: flo
         burner = None
         try:
             stack.start_api(workers=workers)
-            stack.start_worker()
-            token = stack.token("bench")
+            token, busy = start_busy(stack)
             with httpx.Client(base_url=stack.url, timeout=60,
                               headers={"Authorization": f"Bearer {token}"}) as c:
-                busy = c.post("/v1/evaluations", json=BUSY_SPEC).json()["id"]
-                t0 = time.perf_counter()
-                while c.get(f"/v1/evaluations/{busy}").json()["progress"]["steps_done"] == 0:
-                    if time.perf_counter() - t0 > 300:
-                        raise TimeoutError("the busy job did not start training in 300 s")
-                    time.sleep(0.5)
                 target = c.post("/v1/evaluations", json=body(10**9)).json()["id"]
             burner = subprocess.Popen([sys.executable, "-c", BURNER])
             # warm-up: every API process's lazy imports and first-query plans
