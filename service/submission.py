@@ -79,7 +79,7 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
     body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     owner = caller.name or ""
     try:
-        with db.session() as s:
+        with db.write_session() as s:
             stale: str | None = None  # the key's canceled or failed evaluation
             if idempotency_key:
                 prior = store.get_idempotent(s, owner, idempotency_key)

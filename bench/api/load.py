@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import tempfile
 import time
 from collections import Counter
@@ -28,13 +29,42 @@ class LoadRun:
 
 
 def open_loop(url: str, token: str, n: int, rate: float, method: str,
-              path: Any, body: Any = None) -> LoadRun:
+              path: Any, body: Any = None, procs: int = 1) -> LoadRun:
     """n requests at a fixed open-loop rate (request i leaves at t0 + i/rate whatever the
     earlier ones did); `path(i)` and `body(i)` give each one's target and JSON body. Each
     is timed from its actual send and from its scheduled one (which counts the
-    generator's own lateness too)."""
+    generator's own lateness too). With ``procs`` > 1 the schedule is dealt to that many
+    forked processes (request i to process i % procs, one shared t0): at hundreds of
+    requests a second one Python process is the bottleneck, not the server."""
+    t0_wall = time.time() + 0.3 + 0.05 * procs
+    if procs <= 1:
+        rows, end = _slice(url, token, range(n), rate, method, path, body, t0_wall)
+    else:
+        ctx = multiprocessing.get_context("fork")  # path and body are closures
+        queue = ctx.Queue()
 
-    async def go() -> tuple[list[tuple[float, float, int]], float]:
+        def child(k: int) -> None:
+            queue.put(_slice(url, token, range(k, n, procs), rate, method, path, body,
+                             t0_wall))
+
+        kids = [ctx.Process(target=child, args=(k,)) for k in range(procs)]
+        for kid in kids:
+            kid.start()
+        parts = [queue.get() for _ in kids]
+        for kid in kids:
+            kid.join()
+        rows = sorted(r for part, _ in parts for r in part)
+        end = max(e for _, e in parts)
+    return LoadRun([lat for _, lat, _, _ in rows], [c for _, _, _, c in rows],
+                   end - t0_wall, [b for _, _, b, _ in rows])
+
+
+def _slice(url: str, token: str, indices: range, rate: float, method: str, path: Any,
+           body: Any, t0_wall: float) -> tuple[list[tuple[int, float, float, int]], float]:
+    """(index, from send, from schedule, status) of each request of `indices`, and the
+    wall-clock time the last one ended."""
+
+    async def go() -> list[tuple[int, float, float, int]]:
         # several small pools, not one large one: an httpx (httpcore) pool's bookkeeping
         # grows with its waiting requests, and one pool of 512 saturates the generator
         # itself long before the server (issue 19's bench measured its own client)
@@ -44,27 +74,25 @@ def open_loop(url: str, token: str, n: int, rate: float, method: str,
             clients = [await stack.enter_async_context(httpx.AsyncClient(
                 base_url=url, timeout=60, limits=limits,
                 headers={"Authorization": f"Bearer {token}"})) for _ in range(SHARDS)]
-            t0 = time.perf_counter() + 0.05
+            t0 = time.perf_counter() + (t0_wall - time.time())
 
-            async def one(i: int) -> tuple[float, float, int]:
+            async def one(i: int) -> tuple[int, float, float, int]:
                 due = t0 + i / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 start = time.perf_counter()
                 c = clients[i % SHARDS]
                 try:
                     r = await c.request(method, path(i), json=body(i) if body else None)
+                    status = r.status_code
                 except httpx.HTTPError:
-                    end = time.perf_counter()
-                    return end - start, end - due, 0
+                    status = 0
                 end = time.perf_counter()
-                return end - start, end - due, r.status_code
+                return i, end - start, end - due, status
 
-            res = await asyncio.gather(*(one(i) for i in range(n)))
-            return res, time.perf_counter() - t0
+            return await asyncio.gather(*(one(i) for i in indices))
 
-    res, wall = asyncio.run(go())
-    return LoadRun([x for x, _, _ in res], [c for _, _, c in res], wall,
-                   [b for _, b, _ in res])
+    rows = asyncio.run(go())
+    return rows, time.time()
 
 
 def load_summary(run: LoadRun, rate: float) -> dict[str, Any]:

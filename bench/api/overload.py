@@ -32,6 +32,7 @@ from bench.api.common import ROOT, SPEC, body, pct, show, supervised
 from bench.api.load import LoadRun, open_loop, start_busy
 
 OPENLOOP = ROOT / "bench" / "openloop.py"
+GENERATORS = 4  # this bench's generator processes (httpx): one falls behind at ~100/s here
 # another process, loading one core for the whole run (and not a moment longer)
 BURNER = ("import signal\nfrom micheck.processes import die_with_parent\n"
           "die_with_parent(signal.SIGKILL)\nwhile True:\n    pass\n")
@@ -106,10 +107,11 @@ def bench_overload(post_rates: list[float], get_rates: list[float], seconds: flo
                 before = _loadavg()
                 if method == "post":
                     run = open_loop(stack.url, token, n, rate, "POST",
-                                    lambda i: "/v1/evaluations", lambda i: body(first + i))
+                                    lambda i: "/v1/evaluations", lambda i: body(first + i),
+                                    procs=GENERATORS)
                 else:
                     run = open_loop(stack.url, token, n, rate, "GET",
-                                    lambda i: f"/v1/evaluations/{target}")
+                                    lambda i: f"/v1/evaluations/{target}", procs=GENERATORS)
                 res = {"bench": {**summarise(run, rate), "loadavg_before": before,
                                  "loadavg_after": _loadavg()}}
                 if independent:
