@@ -91,6 +91,11 @@ class StorageState:
             return age if age < hold_s else None
 
 
+class WritersBusy(Exception):
+    """More writers of this process wait for SQLite than the bound allows: answer 503 now
+    rather than queue (service: Retry-After)."""
+
+
 class Database:
     """An engine plus a session factory; one per process."""
 
@@ -100,6 +105,9 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.storage = StorageState()
         self._writers = threading.Lock()
+        self._waiting_lock = threading.Lock()
+        self._waiting = 0
+        self.max_waiting_writes = settings.max_waiting_writes
         if migrate:
             ensure_schema(self.engine)
 
@@ -116,14 +124,27 @@ class Database:
         lock when it begins (BEGIN IMMEDIATE): otherwise a burst of writers upgrades read
         transactions into writes and sleeps in SQLite's busy handler (backing off to
         100 ms a try), and goodput falls as the load rises. PostgreSQL locks rows: a plain
-        session."""
+        session. Past ``max_waiting_writes`` writers already waiting, raises WritersBusy:
+        the queue for the one writer SQLite allows is the bottleneck to shed at."""
         if not self.url.startswith("sqlite"):
             with self.session() as s:
                 yield s
             return
-        with self._writers, self.sessions() as s, s.begin():
-            s.execute(text("BEGIN IMMEDIATE"))  # pysqlite then begins nothing itself
-            yield s
+        with self._waiting_lock:
+            if self._waiting >= self.max_waiting_writes:
+                raise WritersBusy(self._waiting)
+            self._waiting += 1
+        try:
+            self._writers.acquire()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+        try:
+            with self.sessions() as s, s.begin():
+                s.execute(text("BEGIN IMMEDIATE"))  # pysqlite then begins nothing itself
+                yield s
+        finally:
+            self._writers.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

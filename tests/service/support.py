@@ -107,7 +107,7 @@ def service_settings(tmp_path: Path, redis_server: str):
                     progress_interval_s=0.1, cancel_poll_s=0.1, stale_after_s=2.0,
                     requeue_grace_s=0.0, reconcile_interval_s=0.5, queue_routing="cpu",
                     plugin_reports_ttl_s=0.0, max_inflight=64,  # shedding: test_shed.py
-                    max_inflight_per_token=64)
+                    max_inflight_per_token=64, max_waiting_writes=64)
 
 
 def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0.05):

@@ -103,3 +103,28 @@ def test_past_the_bound_requests_are_shed_at_once_and_held_ones_complete(server)
     with app.state.db.session() as s:  # the shed POST stored nothing
         from micheck.storage.models import Evaluation
         assert sorted(e.request["seeds"][0] for e in s.query(Evaluation)) == [1, 2, 3, 4]
+
+
+def test_submissions_past_the_writer_queue_bound_get_503_at_once(server):
+    """SQLite has one writer: a process's submissions take turns on a lock, and past
+    max_waiting_writes waiting the next is answered 503 instead of queueing."""
+    url, app = server
+    db = app.state.db
+    db.max_waiting_writes = 1
+    bob = {"Authorization": f"Bearer {auth.create_token(app.state.db, 'bob')}"}
+    results: list[int] = []
+    db._writers.acquire()  # the one writer is busy
+    try:
+        waiting = threading.Thread(target=lambda: results.append(httpx.post(
+            f"{url}/v1/evaluations", json={**TINY_SPEC, "seeds": [11]}, headers=bob,
+            timeout=30).status_code))
+        waiting.start()
+        wait_for(lambda: db._waiting == 1, timeout=20)
+        r = httpx.post(f"{url}/v1/evaluations", json={**TINY_SPEC, "seeds": [12]},
+                       headers=bob, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "MICHECK_MAX_WAITING_WRITES" in r.json()["detail"]
+    finally:
+        db._writers.release()
+    waiting.join(30)
+    assert results == [202]
