@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     max_inflight_per_token: int = Field(12, ge=1, description="one token's requests in "
                                         "flight per API process (429 past it)")
     shed_retry_after_s: int = Field(1, ge=1, description="Retry-After of a shed request")
-    max_waiting_writes: int = Field(4, ge=1, description="SQLite: submissions of one API "
+    max_waiting_writes: int = Field(8, ge=1, description="SQLite: submissions of one API "
                                     "process waiting for the database's one writer; the next "
                                     "is answered 503 at once")
     api_workers: int = Field(0, ge=0, description="API processes of `micheck up` "

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import multiprocessing
 import tempfile
 import time
@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 
 from bench.api.common import SPEC, body, pct, show, supervised
-
-SHARDS, SHARD_CONNECTIONS = 32, 16
 
 
 @dataclass
@@ -62,34 +61,62 @@ def open_loop(url: str, token: str, n: int, rate: float, method: str,
 def _slice(url: str, token: str, indices: range, rate: float, method: str, path: Any,
            body: Any, t0_wall: float) -> tuple[list[tuple[int, float, float, int]], float]:
     """(index, from send, from schedule, status) of each request of `indices`, and the
-    wall-clock time the last one ended."""
+    wall-clock time the last one ended. Keep-alive connections driven by h11 (the
+    protocol library uvicorn serves with), not httpx: httpx's per-request cost made the
+    generator, not the server, the bottleneck at a few hundred requests a second."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    auth = ("Authorization", f"Bearer {token}")
 
     async def go() -> list[tuple[int, float, float, int]]:
-        # several small pools, not one large one: an httpx (httpcore) pool's bookkeeping
-        # grows with its waiting requests, and one pool of 512 saturates the generator
-        # itself long before the server (issue 19's bench measured its own client)
-        limits = httpx.Limits(max_connections=SHARD_CONNECTIONS,
-                              max_keepalive_connections=SHARD_CONNECTIONS)
-        async with contextlib.AsyncExitStack() as stack:
-            clients = [await stack.enter_async_context(httpx.AsyncClient(
-                base_url=url, timeout=60, limits=limits,
-                headers={"Authorization": f"Bearer {token}"})) for _ in range(SHARDS)]
-            t0 = time.perf_counter() + (t0_wall - time.time())
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection]] = []
+        t0 = time.perf_counter() + (t0_wall - time.time())
 
-            async def one(i: int) -> tuple[int, float, float, int]:
-                due = t0 + i / rate
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                start = time.perf_counter()
-                c = clients[i % SHARDS]
-                try:
-                    r = await c.request(method, path(i), json=body(i) if body else None)
-                    status = r.status_code
-                except httpx.HTTPError:
-                    status = 0
-                end = time.perf_counter()
-                return i, end - start, end - due, status
+        async def exchange(i: int) -> int:
+            data = json.dumps(body(i)).encode() if body else b""
+            if idle:
+                reader, writer, conn = idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(host, int(port or 80))
+                conn = h11.Connection(h11.CLIENT)
+            headers = [("Host", host), auth, ("Content-Length", str(len(data)))]
+            if body:
+                headers.append(("Content-Type", "application/json"))
+            writer.write(conn.send(h11.Request(method=method, target=path(i), headers=headers))
+                         + conn.send(h11.Data(data=data)) + conn.send(h11.EndOfMessage()))
+            status = 0
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    chunk = await asyncio.wait_for(reader.read(65536), 60)
+                    conn.receive_data(chunk)
+                    if not chunk:
+                        break
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+                idle.append((reader, writer, conn))
+            else:
+                writer.close()
+            return status
 
-            return await asyncio.gather(*(one(i) for i in indices))
+        async def one(i: int) -> tuple[int, float, float, int]:
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            start = time.perf_counter()
+            try:
+                status = await exchange(i)
+            except (OSError, asyncio.TimeoutError, h11.ProtocolError):
+                status = 0
+            end = time.perf_counter()
+            return i, end - start, end - due, status
+
+        rows = await asyncio.gather(*(one(i) for i in indices))
+        for _, writer, _ in idle:
+            writer.close()
+        return rows
 
     rows = asyncio.run(go())
     return rows, time.time()

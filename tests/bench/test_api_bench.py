@@ -17,8 +17,11 @@ from tests.service.support import redis_server  # noqa: F401 (the fixture)
 @pytest.fixture
 def stack(tmp_path: Path, redis_server: str) -> Iterator[Supervisor]:  # noqa: F811
     Redis.from_url(redis_server).flushall()
+    # latency, not shedding (tests/service/test_shed.py): no bound on a shared, busy box
     st = Supervisor(tmp_path / "var", redis_url=redis_server,
-               env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING"})
+                    env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING",
+                         "MICHECK_MAX_INFLIGHT": "1000", "MICHECK_MAX_INFLIGHT_PER_TOKEN": "1000",
+                         "MICHECK_MAX_WAITING_WRITES": "1000"})
     yield st
     st.stop()
 
