@@ -125,6 +125,8 @@ def bench_overload(post_rates: list[float], get_rates: list[float], seconds: flo
                 return res
 
             for method, rates in (("post", post_rates), ("get", get_rates)):
+                if not rates:
+                    continue
                 for rate in rates:
                     out[method][f"{rate:g}"] = measure(method, rate)
                 peak_rate = max(rates, key=lambda r: out[method][f"{r:g}"]["bench"][
