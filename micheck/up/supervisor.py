@@ -271,10 +271,11 @@ class Supervisor:
         self.workers.append(w)
         return w
 
-    @staticmethod
-    def _name_worker(child: Child) -> None:
-        # a fresh name per start: RQ refuses a name a killed worker still holds in Redis
-        child.name = f"{socket.gethostname()}.cpu.{child.role}.{secrets.token_hex(3)}"
+    def _name_worker(self, child: Child) -> None:
+        # a fresh name per start: RQ refuses a name a killed worker still holds in Redis;
+        # the box's name first, as a worker names itself (MICHECK_HOST_NAME)
+        box = self.env.get("MICHECK_HOST_NAME") or socket.gethostname()
+        child.name = f"{box}.cpu.{child.role}.{secrets.token_hex(3)}"
         child.args = ["worker", "--device", "cpu", "--queue", "cpu", "--name", child.name,
                       *child.extra]
 
