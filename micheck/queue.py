@@ -53,19 +53,26 @@ def redis_connection(settings: Settings) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
+def assumed_speed(settings: Settings, queue: str) -> budget.Speed:
+    """The speed assumed for a queue none of whose live workers has measured its device:
+    the settings' CPU numbers for the CPU queue, the GPU ones for any other."""
+    if queue == settings.cpu_queue:
+        return budget.Speed("cpu", settings.job_gmac_per_s_cpu, settings.job_step_overhead_cpu_s,
+                            "assumed (MICHECK_JOB_GMAC_PER_S_CPU)")
+    return budget.Speed("cuda", settings.job_gmac_per_s_gpu, settings.job_step_overhead_gpu_s,
+                        "assumed (MICHECK_JOB_GMAC_PER_S_GPU)")
+
+
 def job_timeout(request: EvaluationRequest, settings: Settings, queue: str | None = None,
-                cost: Cost | None = None) -> int:
-    """The job timeout, from the budget estimate (micheck.budget), with a floor and a cap:
-    overhead + safety x (critic steps x per-step overhead + GMAC / throughput), where the
-    throughput depends on where it runs (the CPU queue is ~100x slower)."""
+                cost: Cost | None = None, speed: budget.Speed | None = None) -> int:
+    """The job timeout, from the same estimate the per-request time limit bounds
+    (micheck.budget.run_seconds on `speed`, else the queue's assumed speed), with a floor
+    and a cap: overhead + safety x estimated seconds."""
     cost = cost or budget.estimate(request)
     queue = queue or settings.queue_for(request.dataset.is_image)
-    cpu = queue == settings.cpu_queue
-    per_step = settings.job_step_overhead_cpu_s if cpu else settings.job_step_overhead_gpu_s
-    rate = settings.job_gmac_per_s_cpu if cpu else settings.job_gmac_per_s_gpu
-    seconds = settings.job_timeout_overhead_s + settings.job_timeout_safety * (
-        cost.critic_steps * per_step + cost.gmac / rate)
-    return int(min(settings.job_timeout_cap_s, max(settings.job_timeout_floor_s, seconds)))
+    seconds = budget.run_seconds(cost, speed or assumed_speed(settings, queue))
+    total = settings.job_timeout_overhead_s + settings.job_timeout_safety * seconds
+    return int(min(settings.job_timeout_cap_s, max(settings.job_timeout_floor_s, total)))
 
 
 class JobQueue:

@@ -10,6 +10,7 @@ which installs without the service). Everything else receives values from these.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -117,11 +118,30 @@ class Settings(BaseSettings):
     # (waiting there or running); the rest wait in the database, dispatched in turn.
     dispatch_per_token: int = Field(1, ge=1, description="a token's evaluations in RQ per queue")
 
+    token_cache_s: float = Field(2.0, ge=0, description="an API process remembers a found "
+                                 "token this long (a revocation from another process takes "
+                                 "effect within it); 0 looks every token up")
+    # Load shedding (service/shed.py), per API process: requests past these many in
+    # flight are answered at once, 503 (or 429 for one token's excess) with Retry-After,
+    # instead of queueing until every answer is late.
+    max_inflight: int = Field(16, ge=1, description="requests in flight per API process")
+    max_inflight_per_token: int = Field(12, ge=1, description="one token's requests in "
+                                        "flight per API process (429 past it)")
+    shed_retry_after_s: int = Field(1, ge=1, description="Retry-After of a shed request")
+    max_waiting_writes: int = Field(8, ge=1, description="SQLite: submissions of one API "
+                                    "process waiting for the database's one writer; the next "
+                                    "is answered 503 at once")
+    api_workers: int = Field(0, ge=0, description="API processes of `micheck up` "
+                             "(--api-workers); 0 = min(4, CPU cores)")
+
     storage_full_retry_s: int = Field(30, ge=1, description="after a write fails for lack of "
                                       "space (disk or database full): the 503's Retry-After, "
                                       "and how long /readyz reports storage as full unless a "
                                       "write succeeds first")
 
+    metrics_open: bool = Field(False, description="/metrics answers without a token (a "
+                               "scraper on a closed network); otherwise it needs a bearer "
+                               "token, as every read does")
     open_reads: bool = Field(False, description="GET endpoints need no token and every "
                              "caller reads every owner's evaluations: an operator's explicit "
                              "choice for a closed network (logged as a warning at start); "
@@ -134,19 +154,37 @@ class Settings(BaseSettings):
     share_ttl_s: int = Field(7 * 86400, ge=60, description="share links expire after this long "
                                                           "(rounded up to a whole hour)")
 
-    # Job timeout, from the budget estimate: min(cap, max(floor, overhead + safety x
-    # (critic steps x per-step overhead + GMAC / throughput))). RQ's default 180 s would
-    # kill real training. Measured on a busy 2-core CPU: ~0.2 s per MNIST CNN critic-step
-    # (~6.5 GMAC: ~30 GMAC/s), ~0.04 s per small vector MLP step (overhead-bound).
+    # The budget in time (micheck.budget.run_seconds): a request's estimated time on the
+    # queue's slowest live worker, seconds = critic steps x step overhead + GMAC / GMAC/s,
+    # with the numbers each worker measured at start (micheck.workers.calibrate), or the
+    # assumed ones below while no live worker of the queue has measured its device.
+    max_request_s_cpu: float = Field(2 * 3600.0, gt=0, description="estimated run time of "
+                                     "one request on a CPU worker")
+    max_request_s_gpu: float = Field(8 * 3600.0, gt=0, description="estimated run time of "
+                                     "one request on a GPU worker")
+    worker_calibration: bool = Field(True, description="each worker measures its device at "
+                                     "start (a few seconds, in a child process) and stores "
+                                     "the numbers in its workers row; off: the assumed ones")
+    calibration_seconds: float = Field(1.0, gt=0, le=60, description="per measured critic")
+    calibration_ttl_s: float = Field(86400.0, ge=0, description="a worker reuses its box's "
+                                     "last measurement of the same device (<var_dir>/"
+                                     "calibration-*.json) this long; 0 measures at every start")
+    # Job timeout, from the same estimate: min(cap, max(floor, overhead + safety x seconds)).
+    # RQ's default 180 s would kill real training.
     job_timeout_floor_s: int = Field(600, ge=1)
     job_timeout_overhead_s: int = Field(300, ge=0)
     job_timeout_cap_s: int = Field(2 * 24 * 3600, ge=1, description="no job runs longer")
     job_timeout_safety: float = Field(3.0, ge=1)
-    job_gmac_per_s_gpu: float = Field(2000.0, gt=0, description="pessimistic GPU throughput")
-    job_gmac_per_s_cpu: float = Field(20.0, gt=0, description="pessimistic CPU throughput")
-    job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="fixed cost of a step")
-    job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="fixed cost of a step")
+    # Assumed while no live worker of a queue has measured its device (pessimistic: a busy
+    # 2-core CPU measured ~30-55 GMAC/s on MNIST CNN critics, ~0.5 ms of fixed cost a step).
+    job_gmac_per_s_gpu: float = Field(2000.0, gt=0, description="assumed GPU throughput")
+    job_gmac_per_s_cpu: float = Field(20.0, gt=0, description="assumed CPU throughput")
+    job_step_overhead_gpu_s: float = Field(0.005, ge=0, description="assumed fixed cost of a step")
+    job_step_overhead_cpu_s: float = Field(0.02, ge=0, description="assumed fixed cost of a step")
     max_attempts: int = Field(3, ge=1, description="runs of one evaluation before it fails")
+    worker_nice: int = Field(10, ge=0, le=19, description="a worker (and its jobs) runs at "
+                             "this niceness: on a box it shares with the API, training takes "
+                             "what the API leaves, and the API keeps answering in time")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
                                "torch's default. 1 suits a CPU worker sharing a small box: "
                                "small critics' steps stall when threads outnumber free cores")
@@ -180,6 +218,10 @@ class Settings(BaseSettings):
     webhook_give_up_after_s: float = Field(86400.0, ge=3600, description="stop retrying a "
                                            "delivery this long after it was created")
 
+    host_name: str = Field(default_factory=socket.gethostname, description="this box's name: "
+                           "in its workers' names and rows, and where /readyz and /v1/workers "
+                           "say a box was lost (two boxes on one queue must differ; default "
+                           "the machine's host name)")
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = Field("INFO", description="logging level of serve and worker processes")

@@ -8,8 +8,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from micheck.service import problems, webhooks
+from fastapi import Depends, FastAPI
+from micheck.service import problems, shed, unstorable, webhooks
 from micheck.service.metrics import Metrics
 from micheck.service.routes import (
     catalog,
@@ -79,6 +79,26 @@ class _BodyLimit:
         await resp(scope, receive, send)
 
 
+class _Head:
+    """HEAD answers wherever GET does (RFC 9110: the same headers, no body). The route
+    runs as a GET; the body is dropped here (uvicorn would drop it too, it knows the
+    request was a HEAD) and Content-Length stays the GET's."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headless)
+
+
 class _Timing:
     """Request latency by method, route template and status, into the app's metrics. Plain
     ASGI: Starlette's BaseHTTPMiddleware costs a task group and two streams per request."""
@@ -132,6 +152,7 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
             app.state.db.dispose()
 
     app = FastAPI(title="micheck", version=micheck.__version__, lifespan=lifespan,
+                  dependencies=[Depends(unstorable.refuse)],  # NUL, lone surrogates: 422
                   docs_url=None, redoc_url=None,  # served by routes.docs, with local assets
                   description="Self-consistency evaluation of mutual-information estimators "
                               "(Song & Ermon, ICLR 2020). Every error is application/problem+json. "
@@ -153,6 +174,12 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     app.add_middleware(problems.CatchAll)  # innermost: the timing below sees its 500s
     app.add_middleware(_Timing, metrics=app.state.metrics)
     app.add_middleware(_BodyLimit, limit=settings.max_payload_bytes)
+    app.add_middleware(_Head)
+    # outermost: a shed request costs no parsing, routing or thread
+    app.add_middleware(shed.Shed, max_inflight=settings.max_inflight,
+                       max_per_token=settings.max_inflight_per_token,
+                       retry_after_s=settings.shed_retry_after_s,
+                       on_shed=lambda status: app.state.metrics.shed.labels(str(status)).inc())
     return app
 
 

@@ -1,9 +1,17 @@
-"""Bearer tokens: stored as sha256 hashes, shown once at creation, revoked by name."""
+"""Bearer tokens: stored as sha256 hashes, shown once at creation, revoked by name.
+
+Every request presents one, so `lookup` remembers a found token for ``token_cache_s``
+(per process and database; 2 s by default): a revocation takes effect at once in the
+process that made it and within that time in the others (`micheck token revoke` from a
+shell). Unknown tokens are never remembered (a flood of made-up ones fills nothing).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -34,6 +42,7 @@ def create_token(db: Database, name: str, *, admin: bool = False) -> str:
     if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
         raise MicheckError("token name must be 1-100 letters, digits, '-' or '_'")
     token = "mck_" + secrets.token_urlsafe(32)
+    forget(db)
     with db.session() as s:
         row = s.get(Token, name)
         if row is not None and row.revoked_at is None:
@@ -47,6 +56,7 @@ def create_token(db: Database, name: str, *, admin: bool = False) -> str:
 
 
 def revoke_token(db: Database, name: str) -> None:
+    forget(db)
     with db.session() as s:
         row = s.get(Token, name)
         if row is None or row.revoked_at is not None:
@@ -78,11 +88,37 @@ def set_limits(db: Database, name: str, *, max_queued: int | None = None,
         return {key: getattr(row, key) for key in given}
 
 
-def lookup(db: Database, token: str) -> Caller | None:
-    """The caller a presented token stands for; None if it is unknown or revoked."""
+_found: weakref.WeakKeyDictionary[Database, dict[str, tuple[float, Caller]]] = \
+    weakref.WeakKeyDictionary()
+_CACHE_MAX = 10_000
+
+
+def forget(db: Database) -> None:
+    """Drop what `lookup` remembers for this database (a revocation, a change of admin)."""
+    _found.pop(db, None)
+
+
+def lookup(db: Database, token: str, cache_s: float = 0.0) -> Caller | None:
+    """The caller a presented token stands for; None if it is unknown or revoked. With
+    ``cache_s``, a found token is remembered that long (module docstring)."""
+    key = hash_token(token)
+    now = time.monotonic()
+    found = _found.get(db)
+    if cache_s and found is not None:
+        hit = found.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
     with db.session() as s:
-        row = s.execute(_LOOKUP, {"sha256": hash_token(token)}).first()
-        return Caller(row.name, row.admin) if row else None
+        row = s.execute(_LOOKUP, {"sha256": key}).first()
+    if row is None:
+        return None
+    caller = Caller(row.name, row.admin)
+    if cache_s:
+        found = _found.setdefault(db, {})
+        if len(found) >= _CACHE_MAX:
+            found.clear()
+        found[key] = (now + cache_s, caller)
+    return caller
 
 
 # built once: building a statement costs more than running it (every request runs this)

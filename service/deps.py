@@ -46,10 +46,15 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _presented(db: Database, creds: HTTPAuthorizationCredentials | None) -> auth.Caller | None:
+def _cache_s(request: Request) -> float:
+    return request.app.state.settings.token_cache_s
+
+
+def _presented(request: Request, db: Database,
+               creds: HTTPAuthorizationCredentials | None) -> auth.Caller | None:
     if creds is None:
         return None
-    caller = auth.lookup(db, creds.credentials)
+    caller = auth.lookup(db, creds.credentials, _cache_s(request))
     if caller is None:
         raise ProblemError(401, "the bearer token is unknown or revoked", headers=_CHALLENGE)
     return caller
@@ -61,7 +66,7 @@ def cookie_caller(request: Request, db: Database) -> auth.Caller | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token or request.method not in ("GET", "HEAD"):
         return None
-    return auth.lookup(db, token)
+    return auth.lookup(db, token, _cache_s(request))
 
 
 def page_caller(request: Request, db: Database) -> auth.Caller | None:
@@ -69,14 +74,18 @@ def page_caller(request: Request, db: Database) -> auth.Caller | None:
     session cookie, else None."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return _presented(db, HTTPAuthorizationCredentials(scheme="Bearer",
-                                                           credentials=token.strip()))
+        return _presented(request, db, HTTPAuthorizationCredentials(
+            scheme="Bearer", credentials=token.strip()))
     return cookie_caller(request, db)
 
 
-def _reader(request: Request, db: DBDep, settings: SettingsDep,
-            creds: Credentials) -> auth.Caller:
-    caller = _presented(db, creds) or cookie_caller(request, db)
+# `async def`, run on the event loop: a found token is remembered (auth.lookup), so most
+# requests query nothing here, and a sync dependency costs a thread-pool hop per request
+async def reader(request: Request, db: DBDep, settings: SettingsDep,
+                 creds: Credentials) -> auth.Caller:
+    """Who reads: a bearer token, else the session cookie (GET), else anyone with open
+    reads; 401 otherwise."""
+    caller = _presented(request, db, creds) or cookie_caller(request, db)
     if caller is None:
         if not settings.open_reads:
             raise ProblemError(401, "this endpoint needs a bearer token", headers=_CHALLENGE)
@@ -84,14 +93,14 @@ def _reader(request: Request, db: DBDep, settings: SettingsDep,
     return caller
 
 
-def _writer(db: DBDep, creds: Credentials) -> auth.Caller:
-    caller = _presented(db, creds)
+async def _writer(request: Request, db: DBDep, creds: Credentials) -> auth.Caller:
+    caller = _presented(request, db, creds)
     if caller is None:
         raise ProblemError(401, "writes need a bearer token", headers=_CHALLENGE)
     return caller
 
 
-Reader = Annotated[auth.Caller, Depends(_reader)]
+Reader = Annotated[auth.Caller, Depends(reader)]
 Writer = Annotated[auth.Caller, Depends(_writer)]
 
 

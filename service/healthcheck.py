@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from datetime import timedelta
 
@@ -33,7 +32,7 @@ def worker() -> bool:
         cutoff = utcnow() - timedelta(seconds=max(3 * settings.heartbeat_interval_s, 30))
         with db.session() as s:
             return s.scalar(select(WorkerRow.name).where(
-                WorkerRow.host == socket.gethostname(), WorkerRow.heartbeat_at >= cutoff)
+                WorkerRow.host == settings.host_name, WorkerRow.heartbeat_at >= cutoff)
             ) is not None
     finally:
         db.dispose()

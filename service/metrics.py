@@ -38,6 +38,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.submissions = Counter("micheck_submissions", "POST /v1/evaluations by outcome",
                                    ["outcome"], registry=self.registry)
+        self.shed = Counter("micheck_shed", "requests answered 503/429 at once, over the "
+                            "in-flight bound (service/shed.py)", ["status"],
+                            registry=self.registry)
         self.latency = Histogram("micheck_http_request_duration_seconds", "request latency",
                                  ["method", "route", "status"], registry=self.registry,
                                  buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from micheck.errors import MicheckError, SpecError
 from micheck.spec import describe_validation_error
-from micheck.storage.db import storage_full
+from micheck.storage.db import WritersBusy, storage_full
 
 log = logging.getLogger("micheck.api")
 MEDIA_TYPE = "application/problem+json"
@@ -99,6 +99,14 @@ def install(app: FastAPI) -> None:
     async def _micheck(request: Request, exc: MicheckError) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return problem_response(request, 500, str(exc))
+
+    @app.exception_handler(WritersBusy)
+    async def _busy(request: Request, exc: WritersBusy) -> JSONResponse:
+        retry = request.app.state.settings.shed_retry_after_s
+        request.app.state.metrics.shed.labels("503").inc()
+        return problem_response(request, 503, f"{exc} submissions already wait for the "
+                                "database in this API process (MICHECK_MAX_WAITING_WRITES): "
+                                "retry shortly", headers={"Retry-After": str(retry)})
 
     # DBAPIError and OSError: a full disk is a 503; anything else of theirs a 500
     app.add_exception_handler(DBAPIError, _storage_or_crash)  # type: ignore[arg-type]

@@ -14,10 +14,17 @@ later (settings webhook_retry_base_s, webhook_retry_max_s: 10 s, 20 s, ... then 
 minutes) until ``webhook_give_up_after_s`` (default a day, at least an hour) after the
 delivery was created. Rows live in SQL, so a restarted service picks up where it stopped.
 
-Targets: the URL's host must resolve only to public addresses unless
-MICHECK_WEBHOOKS_ALLOW_PRIVATE=1. It is checked at submission (422) and again before each
-try; the request then goes to the address that was checked (the Host header and TLS name
-stay the URL's), so a DNS answer that changes between check and connect cannot redirect it.
+Every try is recorded as an attempt, whatever went wrong (send() never raises), and a
+delivery still pending past the horizon is given up when it is next claimed, so no
+delivery is retried forever.
+
+Targets: the URL must be one httpx can send (built at submission exactly as a try builds
+it), not on port 0, and its host must resolve only to public addresses unless
+MICHECK_WEBHOOKS_ALLOW_PRIVATE=1; an IPv6 address that embeds an IPv4 one (mapped,
+compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4, Teredo) is judged by that IPv4
+address too. It is checked at submission (422) and again before each try; the request
+then goes to the address that was checked (the Host header and TLS name stay the URL's),
+so a DNS answer that changes between check and connect cannot redirect it.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,10 +61,36 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"),  # the well-known prefix (RFC 6052)
+         ipaddress.ip_network("64:ff9b:1::/48"))  # local-use (RFC 8215)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for: IPv4-mapped (::ffff:a.b.c.d),
+    IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks), NAT64 (the
+    last 32 bits under 64:ff9b::/96 or 64:ff9b:1::/48), 6to4 and Teredo."""
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    out = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d (:: and ::1 are themselves)
+        out.append(low)
+    if any(ip in net for net in NAT64):
+        out.append(low)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    return out
+
+
 def _public(ip: IP) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """Globally routable and unicast, and so is every IPv4 address it embeds."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        return all(_public(v4) for v4 in embedded_ipv4(ip))
+    return True
 
 
 def _addresses(host: str, port: int) -> list[IP]:
@@ -73,12 +107,23 @@ def _addresses(host: str, port: int) -> list[IP]:
 
 
 def check_target(url: str, allow_private: bool) -> list[IP]:
-    """The addresses to connect to; raises TargetRefused if any of them is not public
-    (all of them are checked: a client may connect to any)."""
-    parts = urlsplit(url)
+    """The addresses to connect to; raises TargetRefused if the URL cannot be sent (httpx
+    refuses it, or port 0) or any of its addresses is not public (all of them are
+    checked: a client may connect to any). IPv6 forms of an IPv4 address (mapped,
+    compatible, NAT64, 6to4, Teredo) are judged by that IPv4 address."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port if parts.port is not None else 443 if parts.scheme == "https" else 80
+    except ValueError as exc:
+        raise TargetRefused(f"not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused("webhook URL must be http(s) with a host")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if port == 0:
+        raise TargetRefused("port 0 is not a port anything listens on")
+    try:  # exactly what a try sends, to a placeholder address: no network
+        _request(url, ipaddress.ip_address("192.0.2.1"), b"", {})
+    except Exception as exc:
+        raise TargetRefused(f"cannot be sent: {type(exc).__name__}: {exc}"[:300]) from None
     addrs = _addresses(parts.hostname, port)
     if not addrs:
         raise TargetRefused(f"{parts.hostname!r} has no address")
@@ -104,35 +149,39 @@ def next_attempt(tries: int, created_at: datetime, settings: Settings) -> dateti
     return at if at <= horizon else None
 
 
-def _pinned(url: str, ip: IP) -> tuple[str, dict[str, str], dict]:
-    """The URL with its host replaced by the checked address, the Host header, and the
-    TLS server name (so certificates are still checked against the URL's host)."""
-    parts = urlsplit(url)
-    host = f"[{ip}]" if ip.version == 6 else str(ip)
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    ext = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    return target, {"Host": host_header}, ext
+def _request(url: str, ip: IP, body: bytes, headers: dict[str, str],
+             build: Callable[..., httpx.Request] = httpx.Request) -> httpx.Request:
+    """The POST of one try: to the checked address, with the URL's host in the Host
+    header (IDNA-encoded) and as the TLS server name, so certificates are still checked
+    against the URL's host and a DNS answer that changes between check and connect
+    cannot redirect it. Raises whatever httpx raises for a URL it cannot send."""
+    u = httpx.URL(url)
+    target = u.copy_with(host=str(ip), fragment=None)
+    ext = {"sni_hostname": u.raw_host.decode("ascii")} if u.scheme == "https" else {}
+    return build("POST", target, content=body, extensions=ext,
+                 headers={"Host": u.netloc.decode("ascii"), **headers})
 
 
 async def send(http: httpx.AsyncClient, due: deliveries.Due, settings: Settings
                ) -> tuple[bool, int | None, str | None]:
-    """One try: (delivered, status code, error)."""
+    """One try: (delivered, status code, error). Never raises: whatever goes wrong (a
+    refused target, a URL httpx rejects, a timeout) is the try's error."""
     body = due.payload.encode()
     try:
         addrs = await asyncio.to_thread(check_target, due.url, settings.webhooks_allow_private)
     except TargetRefused as exc:
         return False, None, f"refused: {exc}"
-    target, headers, ext = _pinned(due.url, addrs[0])
-    headers.update({"Content-Type": "application/json",
-                    "User-Agent": f"micheck-webhooks/{micheck.__version__}",
-                    "X-Micheck-Delivery": due.id, "X-Micheck-Event": due.event})
+    except Exception as exc:
+        return False, None, f"refused: {type(exc).__name__}: {exc}"[:500]
+    headers = {"Content-Type": "application/json",
+               "User-Agent": f"micheck-webhooks/{micheck.__version__}",
+               "X-Micheck-Delivery": due.id, "X-Micheck-Event": due.event}
     if due.secret:
         headers["X-Micheck-Signature"] = sign(due.secret, body)
     try:
-        r = await http.post(target, content=body, headers=headers, extensions=ext)
-    except httpx.HTTPError as exc:
+        # built by the client: its timeout and defaults apply
+        r = await http.send(_request(due.url, addrs[0], body, headers, http.build_request))
+    except Exception as exc:
         return False, None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     if 200 <= r.status_code < 300:
         return True, r.status_code, None
@@ -142,18 +191,24 @@ async def send(http: httpx.AsyncClient, due: deliveries.Due, settings: Settings
 
 
 async def deliver_due(db: Database, settings: Settings, http: httpx.AsyncClient) -> int:
-    """Send every delivery that is due now (concurrently); returns how many were tried."""
+    """Send every delivery that is due now (concurrently); returns how many were tried.
+    Every try is recorded, whatever it raised; one past the give-up horizon is given up
+    when it is claimed (claim_due), so none is retried forever."""
     lease = timedelta(seconds=settings.webhook_timeout_s * 3 + 30)
+    horizon = timedelta(seconds=settings.webhook_give_up_after_s)
 
     def claim() -> list[deliveries.Due]:
         with db.session() as s:
-            return deliveries.claim_due(s, lease=lease)
+            return deliveries.claim_due(s, lease=lease, give_up_after=horizon)
 
     due = await asyncio.to_thread(claim)
 
     async def one(d: deliveries.Due) -> None:
         start = time.perf_counter()
-        ok, code, error = await send(http, d, settings)
+        try:
+            ok, code, error = await send(http, d, settings)
+        except Exception as exc:  # send catches everything; this is the last net
+            ok, code, error = False, None, f"{type(exc).__name__}: {exc}"[:500]
         ms = int((time.perf_counter() - start) * 1000)
         nxt = None if ok else next_attempt(d.attempts + 1, d.created_at, settings)
 
@@ -163,7 +218,12 @@ async def deliver_due(db: Database, settings: Settings, http: httpx.AsyncClient)
                                              error=error, duration_ms=ms,
                                              next_attempt_at=nxt)
 
-        state = await asyncio.to_thread(record)
+        try:
+            state = await asyncio.to_thread(record)
+        except Exception as exc:  # the lease runs out and the next pass tries again
+            log.warning("webhook delivery %s: could not record try %d: %s", d.id,
+                        d.attempts + 1, exc)
+            return
         if not ok:
             log.warning("webhook delivery %s (%s) try %d: %s -> %s", d.id, d.event,
                         d.attempts + 1, error, state)

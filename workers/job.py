@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,8 @@ Engine = Callable[..., EvaluationResult]
 
 
 def worker_name() -> str:
-    return Settings().worker_id or f"{socket.gethostname()}.{os.getpid()}"
+    settings = Settings()
+    return settings.worker_id or f"{settings.host_name}.{os.getpid()}"
 
 
 def run_evaluation(evaluation_id: str) -> str:

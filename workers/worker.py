@@ -2,7 +2,10 @@
 
 SpawnWorker starts a fresh interpreter per job instead of forking: CUDA state does not
 survive fork. This parent process never imports torch; it only dequeues, heartbeats its
-row in the workers table and runs the reconciler now and then.
+row in the workers table and runs the reconciler now and then. At start a child process
+measures the device (micheck.workers.calibrate; a box reuses its last measurement of the
+same device for calibration_ttl_s) and the numbers go into the row, where the service
+reads them to bound a request's time and size its job timeout.
 
 Lifetimes: a job process dies with its worker (it asks for PR_SET_PDEATHSIG at start,
 see `micheck.workers.job`), so a killed worker never leaves training behind. When Redis
@@ -13,13 +16,17 @@ goes away the worker does not quit: it waits for Redis with exponential backoff
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import json
 import logging
 import os
 import signal
-import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -158,6 +165,66 @@ def plugin_report() -> dict[str, Any]:
     return plugins.report(loaded)
 
 
+CALIBRATION_TIMEOUT_S = 300.0
+
+
+def _calibration_file(settings: Settings, device: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in settings.host_name)
+    return settings.var_dir / f"calibration-{safe}-{device.replace(':', '')}.json"
+
+
+def calibration(settings: Settings, device: str) -> dict[str, Any]:
+    """The device's measurement: this box's last one when it is younger than
+    calibration_ttl_s and was made with the same torch and thread count, else a new one,
+    by ``python -m micheck.workers.calibrate`` in a child process (this one never imports
+    torch). Raises on a failed measurement."""
+    path = _calibration_file(settings, device)
+    torch_version = importlib.metadata.version("torch")
+    try:
+        kept = json.loads(path.read_text())
+        fresh = time.time() - path.stat().st_mtime < settings.calibration_ttl_s
+        if fresh and kept.get("torch_dist") == torch_version and \
+                kept.get("torch_threads_setting") == settings.torch_threads:
+            return {**kept, "reused": True}
+    except (OSError, ValueError, AttributeError):
+        pass
+    run = subprocess.run(
+        [sys.executable, "-m", "micheck.workers.calibrate", "--device", device,
+         "--seconds", str(settings.calibration_seconds)],
+        capture_output=True, text=True, timeout=CALIBRATION_TIMEOUT_S)  # dies with us
+    if run.returncode != 0:
+        raise RuntimeError(f"exit {run.returncode}: {run.stderr.strip()[-500:]}")
+    measured = json.loads(run.stdout.strip().splitlines()[-1])
+    measured.update(torch_dist=torch_version, torch_threads_setting=settings.torch_threads)
+    with contextlib.suppress(OSError):  # a read-only var dir only costs a re-measurement
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(measured))
+        os.replace(tmp, path)
+    return measured
+
+
+class _Calibrator(threading.Thread):
+    """Measures the device once, off the work loop, and writes it into the worker's row;
+    until it has, the service assumes the settings' throughput for this worker."""
+
+    def __init__(self, db: Database, settings: Settings, name: str, device: str):
+        super().__init__(daemon=True, name="micheck-calibrate")
+        self.db, self.settings, self.name_, self.device = db, settings, name, device
+
+    def run(self) -> None:
+        try:
+            measured = calibration(self.settings, self.device)
+            with self.db.session() as s:
+                store.record_calibration(s, self.name_, measured)
+            log.info("worker %s: %s measured at %.1f GMAC/s, %.2f ms a step%s", self.name_,
+                     self.device, measured["gmac_per_s"], 1000 * measured["step_overhead_s"],
+                     " (this box's last measurement)" if measured.get("reused") else "")
+        except Exception as exc:
+            log.warning("worker %s: could not measure %s (%s); the service assumes the "
+                        "settings' throughput for it", self.name_, self.device, exc)
+
+
 def register(db: Database, settings: Settings, name: str, device: str,
              queues: list[str]) -> None:
     """This worker's row: what it serves and the plug-in estimators installed beside it
@@ -168,7 +235,7 @@ def register(db: Database, settings: Settings, name: str, device: str,
         stale = utcnow() - timedelta(seconds=settings.worker_forget_after_s)
         s.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < stale))
         s.merge(WorkerRow(name=name, device=device, queue=",".join(queues),
-                          host=socket.gethostname(), pid=os.getpid(), started_at=utcnow(),
+                          host=settings.host_name, pid=os.getpid(), started_at=utcnow(),
                           heartbeat_at=utcnow(), current_evaluation=None, plugins=report))
 
 
@@ -176,14 +243,19 @@ def run_worker(settings: Settings, *, device: str | None = None, queues: list[st
                name: str | None = None, burst: bool = False) -> None:
     queues = queues or [settings.gpu_queue]
     device = resolve_device(device, queues, settings)
+    if settings.worker_nice:  # inherited by the job processes and the calibration
+        with contextlib.suppress(OSError):
+            os.nice(max(0, settings.worker_nice - os.nice(0)))
     set_worker_device(device)  # read by the spawned job process
     set_worker_pid(os.getpid())  # a job process exits when this one is gone
     db = Database(settings)
     jq = JobQueue(settings)
     signal.signal(signal.SIGTERM, _stop_now)  # until RQ installs its own handlers
     wait_for_redis(jq)
-    name = name or f"{socket.gethostname()}.{device.replace(':', '')}.{os.getpid()}"
+    name = name or f"{settings.host_name}.{device.replace(':', '')}.{os.getpid()}"
     register(db, settings, name, device, queues)
+    if settings.worker_calibration:
+        _Calibrator(db, settings, name, device).start()
     keeper = _Housekeeper(db, jq, name, settings)
     keeper.start()
     try:

@@ -483,6 +483,9 @@ class Cost(_Model):
     trainings: int = Field(description="critics (or generative models) trained")
     critic_steps: int = Field(description="trainings x steps")
     version: str = Field(description="the version of the cost model (micheck.budget)")
+    seconds: float | None = Field(None, description="estimated run time on the queue's "
+                                  "slowest live device, when it was admitted")
+    device: str | None = Field(None, description="that device, and who measured its speed")
 
 
 # ---- reading what was stored ----------------------------------------------------------------

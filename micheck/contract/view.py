@@ -79,6 +79,13 @@ class WorkerView(_Model):
     host: str | None = None
     pid: int | None = None
     heartbeat_age_seconds: float | None = None
+    state: Literal["live", "lost"] = Field("live", description=(
+        "lost: no heartbeat for stale_after_s (its box went away without stopping it); "
+        "listed until worker_forget_after_s"))
+    gmac_per_s: float | None = Field(None, description="its device's measured throughput "
+                                     "(micheck.workers.calibrate); null: not measured")
+    step_overhead_s: float | None = Field(None, description="its measured fixed cost of a "
+                                          "training step")
     plugins: list[str] = Field(default_factory=list, description=(
         "plug-in estimators installed beside it: 'name (distribution==version)'"))
     broken_plugins: list[str] | None = Field(None, description=(

@@ -4,13 +4,12 @@ appended to an evaluation's JUnit document (one case per point; a regressed poin
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from html import escape
 
 from micheck.contract import Comparison, PointComparison
 from micheck.render.junit import _serialise
 
 
-def _num(x: float | None) -> str:
+def num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
@@ -25,17 +24,17 @@ def point_name(p: PointComparison) -> str:
     return f"{p.test}[{', '.join(parts)}]" if parts else p.test
 
 
-def _ci(p: PointComparison) -> str:
+def ci_text(p: PointComparison) -> str:
     """The evidence of the change: the test's p-value (Holm decides over the points)."""
     if p.p_value is not None:
         return f"p={p.p_value:.2g}"
-    return "-" if p.ci_low is None else f"[{_num(p.ci_low)}, {_num(p.ci_high)}]"
+    return "-" if p.ci_low is None else f"[{num(p.ci_low)}, {num(p.ci_high)}]"
 
 
 def comparison_table(c: Comparison) -> str:
     head = ("point", "baseline", "now", "difference", "test", "verdicts", "regression")
-    rows = [head] + [(point_name(p), _num(p.baseline_ratio), _num(p.ratio), _num(p.difference),
-                      _ci(p), f"{p.baseline_verdict or '-'} -> {p.verdict}", p.regression)
+    rows = [head] + [(point_name(p), num(p.baseline_ratio), num(p.ratio), num(p.difference),
+                      ci_text(p), f"{p.baseline_verdict or '-'} -> {p.verdict}", p.regression)
                      for p in c.points]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()
@@ -60,8 +59,8 @@ def add_to_junit(xml_text: str, c: Comparison) -> str:
     for p in c.points:
         case = ET.SubElement(suite, "testcase", name=point_name(p),
                              classname="micheck.regression", time="0")
-        text = (f"{point_name(p)}: ratio {_num(p.ratio)} vs baseline {_num(p.baseline_ratio)}"
-                f", difference {_num(p.difference)} ({_ci(p)}), verdict "
+        text = (f"{point_name(p)}: ratio {num(p.ratio)} vs baseline {num(p.baseline_ratio)}"
+                f", difference {num(p.difference)} ({ci_text(p)}), verdict "
                 f"{p.baseline_verdict or '-'} -> {p.verdict}: {p.regression}"
                 + (f"; {p.note}" if p.note else ""))
         if p.regression == "regressed":
@@ -72,25 +71,3 @@ def add_to_junit(xml_text: str, c: Comparison) -> str:
     root.set("failures", str(int(root.get("failures", "0")) + failures))
     return _serialise(root)
 
-
-def comparison_html(c: Comparison) -> str:
-    """A table for the report page (every value escaped)."""
-    n = sum(p.regression == "regressed" for p in c.points)
-    cls = "fail" if n else "pass"
-    head = (f'<p class="sub">baseline <a href="../{escape(c.baseline_id)}/report">'
-            f"{escape(c.baseline_id)}</a>"
-            + (f" (the latest with {escape(c.baseline_query)})" if c.baseline_query else "")
-            + f' <span class="badge {cls}">'
-            + (f"REGRESSION at {n} point{'s' if n != 1 else ''}" if n else "no regression")
-            + "</span></p>")
-    rows = "".join(
-        f'<tr class="{"fail" if p.regression == "regressed" else "pass"}">'
-        f"<td>{escape(point_name(p))}</td><td class=num>{_num(p.baseline_ratio)}</td>"
-        f"<td class=num>{_num(p.ratio)}</td><td class=num>{_num(p.difference)}</td>"
-        f"<td class=num>{escape(_ci(p))}</td>"
-        f"<td>{escape(p.baseline_verdict or '-')} &rarr; {escape(p.verdict)}</td>"
-        f'<td class="verdict">{escape(p.regression)}</td><td>{escape(p.note)}</td></tr>'
-        for p in c.points)
-    return (head + '<table class="comparison"><tr><th>point</th><th>baseline</th><th>now</th>'
-            "<th>difference</th><th>test</th><th>verdicts</th><th>regression</th>"
-            f"<th>note</th></tr>{rows}</table>")

@@ -126,10 +126,25 @@ class Due:
     created_at: datetime
 
 
-def claim_due(s: Session, *, lease: timedelta, limit: int = 20) -> list[Due]:
+def claim_due(s: Session, *, lease: timedelta, limit: int = 20,
+              give_up_after: timedelta | None = None) -> list[Due]:
     """Pending deliveries whose time has come, each leased (its next_attempt_at pushed past
-    the try) by a guarded UPDATE, so two API processes never send the same one at once."""
+    the try) by a guarded UPDATE, so two API processes never send the same one at once.
+    One created longer than ``give_up_after`` ago is given up instead (with a logged
+    try saying so), whatever its tries did: the horizon holds even for a delivery whose
+    tries never got recorded."""
     now = utcnow()
+    if give_up_after is not None:
+        expired = s.execute(select(DeliveryRow.id).where(
+            DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now,
+            DeliveryRow.created_at < now - give_up_after).limit(limit)).scalars().all()
+        for delivery_id in expired:
+            if s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id,
+                                                   DeliveryRow.state == PENDING)
+                         .values(state=GAVE_UP, next_attempt_at=None)).rowcount == 1:
+                s.add(DeliveryAttemptRow(delivery_id=delivery_id, at=now, error=(
+                    f"gave up: no delivery within {give_up_after.total_seconds():g} s of "
+                    "the evaluation's end")))
     rows = s.execute(select(DeliveryRow, WebhookRow)
                      .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
                      .where(DeliveryRow.state == PENDING, DeliveryRow.next_attempt_at <= now)

@@ -208,6 +208,11 @@ class WorkerRow(Base):
     current_evaluation: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # micheck.estimators.plugins.report(): {"estimators": [...], "broken": [...]}
     plugins: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # micheck.workers.calibrate, measured at start (0019); NULL: not (yet) measured
+    gmac_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    step_overhead_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    calibrated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    calibration: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class LabelRow(Base):

@@ -6,7 +6,7 @@
 The wheel is this installation's ``micheck`` package (the same files and metadata a
 ``pip wheel .`` of the same sources gives: every part, package data included), assembled
 with ``zipfile`` on the first request of each process into ``<var_dir>/client/``. Its
-base requirements are the client's (pydantic, pydantic-settings, httpx, pyyaml); torch,
+base requirements are the client's (pydantic, pydantic-settings, httpx, pyyaml, jinja2); torch,
 FastAPI and the rest stay behind extras, so a CI runner installs it in seconds::
 
     pip install "$MICHECK_URL/v1/client/micheck-0.1.0-py3-none-any.whl"
@@ -48,7 +48,8 @@ MAPPED_PARTS = ("micheck.service", "micheck.workers", "micheck.clients")
 # pyproject's [tool.setuptools.package-data]: files besides modules that ship in packages
 PACKAGE_DATA = ("*.py", "*.ini", "*.mako", "*.html", "*.css", "*.yml", "*.yaml")
 # pyproject's per-package data in sub-folders (tool.setuptools.package-data)
-DATA_GLOBS = {"micheck.service": ("templates/*.html",)}
+DATA_GLOBS = {"micheck.service": ("templates/*.html",),
+              "micheck.render": ("templates/*.html", "templates/*.css")}
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _lock = threading.Lock()
 _built: dict[Path, Path] = {}  # var dir -> wheel built by this process

@@ -19,7 +19,8 @@ PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
             for s in (401, 403, 404, 409, 422)}
 
 
-@router.get("/{evaluation_id}/comparison", response_model=Comparison, responses=PROBLEMS)
+@router.get("/{evaluation_id}/comparison", operation_id="get_comparison",
+            response_model=Comparison, responses=PROBLEMS)
 def comparison(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Reader,
                baseline: Annotated[str | None, Query(max_length=1000, description=(
                    "an evaluation id or labels 'k:v,k2:v2'; default: the request's "

@@ -14,7 +14,8 @@ PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
             for s in (401, 403, 404)}
 
 
-@router.get("/{evaluation_id}/deliveries", response_model=list[DeliveryView],
+@router.get("/{evaluation_id}/deliveries", operation_id="list_deliveries",
+            response_model=list[DeliveryView],
             responses=PROBLEMS)
 def list_deliveries(evaluation_id: str, db: DBDep, settings: SettingsDep,
                     caller: Reader) -> list[DeliveryView]:

@@ -42,7 +42,7 @@ def _assets() -> Path:
     return Path(spec.origin).parent / "static"
 
 
-@router.get("/docs/assets/{name}")
+@router.get("/docs/assets/{name}", operation_id="docs_asset")
 def asset(name: str) -> FileResponse:
     if name not in ASSETS:
         raise ProblemError(404, f"no asset {name!r}")
@@ -50,7 +50,7 @@ def asset(name: str) -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
-@router.get("/docs", response_class=HTMLResponse)
+@router.get("/docs", operation_id="docs_swagger", response_class=HTMLResponse)
 def swagger() -> HTMLResponse:
     _assets()
     return get_swagger_ui_html(openapi_url="/openapi.json", title="micheck API",
@@ -59,7 +59,7 @@ def swagger() -> HTMLResponse:
                                swagger_favicon_url="/docs/assets/favicon.png")
 
 
-@router.get("/redoc", response_class=HTMLResponse)
+@router.get("/redoc", operation_id="docs_redoc", response_class=HTMLResponse)
 def redoc() -> HTMLResponse:
     _assets()
     return get_redoc_html(openapi_url="/openapi.json", title="micheck API",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from micheck.service import submission
 from micheck.service.deps import (
     DBDep,
     MetricsDep,
@@ -20,18 +21,13 @@ from micheck.service.deps import (
     visible_evaluation,
     visible_owner,
 )
-from micheck.service.limits import check_limits, default_limits
+from micheck.service.listing import MAX_LIMIT, parse_label_filters, utc
 from micheck.service.plugins import LivePlugins
-from micheck.service.plugins import require as require_estimator
 from micheck.service.problems import ProblemError
 from micheck.service.routes import exports
 from micheck.service.routes.share import with_link
-from micheck.service.webhooks import TargetRefused, check_target
-from sqlalchemy.exc import IntegrityError
 
-from micheck import budget
 from micheck.contract import (
-    MAX_LABELS,
     EvaluationPage,
     EvaluationRequest,
     EvaluationResult,
@@ -40,19 +36,15 @@ from micheck.contract import (
     Problem,
 )
 from micheck.definitions import canonical_estimator
-from micheck.queue import dispatch, job_timeout
+from micheck.queue import dispatch
 from micheck.settings import Settings
-from micheck.storage import deliveries, store
+from micheck.storage import store
 from micheck.storage.models import Evaluation
 
 log = logging.getLogger("micheck.api")
 router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
 PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
             for s in (401, 403, 404, 409, 413, 422, 429)}
-
-
-class _KeyMoved(Exception):
-    """A concurrent retry moved the Idempotency-Key to its new evaluation first."""
 
 
 def _view_response(view: EvaluationView, status: int, request: Request,
@@ -71,7 +63,7 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
            jq: QueueDep, settings: SettingsDep, caller: Writer, metrics: MetricsDep,
            background: BackgroundTasks,
            idempotency_key: Annotated[str | None, Header(max_length=200)] = None
-           ) -> JSONResponse:
+           ) -> Response:
     """Queue an evaluation (202). An identical finished or in-flight evaluation is
     returned instead (200, deduplicated=true) unless the request sets force. A repeated
     Idempotency-Key returns its evaluation (200) while it is queued, running or succeeded;
@@ -82,92 +74,15 @@ def create(plugins: LivePlugins, body: EvaluationRequest, request: Request, db: 
     per token, and the token's queue, the latter two atomically (admission_limits locks
     the owner). The response body is built inside the transaction, so nothing fails after
     the commit. A plug-in estimator is accepted while a live worker reports it (422 otherwise)."""
-    require_estimator(body.estimator.name, plugins)
-    cost = budget.estimate(body)
-    check_limits(body, settings)  # the compute budget: below, with the token's limits
-    if body.webhook is not None:
-        try:
-            check_target(body.webhook.url, settings.webhooks_allow_private)
-        except TargetRefused as exc:
-            raise ProblemError(422, f"webhook.url: {exc}",
-                               errors=[{"field": "webhook.url", "message": str(exc)}]) from None
-    body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    owner = caller.name or ""
-    try:
-        with db.session() as s:
-            stale: str | None = None  # the key's canceled or failed evaluation
-            if idempotency_key:
-                prior = store.get_idempotent(s, owner, idempotency_key)
-                if prior is not None:
-                    if prior.body_sha256 != body_hash:
-                        raise ProblemError(409, "this Idempotency-Key was used with a "
-                                                "different request body")
-                    row = s.get(Evaluation, prior.evaluation_id)
-                    if store.replayable(row):
-                        metrics.submissions.labels("idempotent_replay").inc()
-                        return _view_response(store.to_view(row), 200,  # type: ignore[arg-type]
-                                              request, settings)
-                    stale = prior.evaluation_id  # a CI retry: run it again
-
-            def remember(evaluation_id: str) -> None:
-                if not idempotency_key:
-                    return
-                if stale is None:
-                    store.put_idempotent(s, owner, idempotency_key, body_hash, evaluation_id)
-                elif not store.repoint_idempotent(s, owner, idempotency_key, stale,
-                                                  evaluation_id):
-                    raise _KeyMoved
-
-            if not body.force:
-                dup = store.find_duplicate(s, body.spec_hash(), visible_owner(caller, settings))
-                if dup is not None:
-                    if body.webhook is not None:  # notified when (or since) it ends
-                        deliveries.add_webhook(s, dup.id, body.webhook.url,
-                                               body.webhook.secret)
-                    remember(dup.id)
-                    metrics.submissions.labels("deduplicated").inc()
-                    return _view_response(store.to_view(dup, deduplicated=True), 200,
-                                          request, settings)
-            # the owner's lock, held to the commit: the checks below are atomic
-            limits = store.admission_limits(s, owner, default_limits(settings))
-            check_limits(body, settings, cost, limits)
-            queue = settings.queue_for(body.dataset.is_image)
-            queued, gmac, in_rq = store.admission_load(s, caller.name, queue)
-            if queued >= limits.max_queued:
-                raise ProblemError(429, f"token {caller.name!r} already has "
-                                        f"{limits.max_queued} queued evaluations "
-                                        "(MICHECK_MAX_QUEUED_PER_TOKEN)",
-                                   headers={"Retry-After": "60"})
-            if gmac + cost.gmac > limits.max_token_gmac:
-                raise ProblemError(429, f"token {caller.name!r} has {gmac:g} GMAC queued or "
-                                        f"running; this request's {cost.gmac:g} GMAC would "
-                                        f"exceed its budget of {limits.max_token_gmac:g} GMAC "
-                                        "(MICHECK_MAX_TOKEN_GMAC)",
-                                   headers={"Retry-After": "60"})
-            row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
-                                          job_timeout_s=job_timeout(body, settings, queue, cost),
-                                          cost=cost)
-            remember(row.id)
-            # built here, inside the transaction: a failure rolls back instead of a 5xx
-            # after the commit
-            response = _view_response(store.to_view(row), 202, request, settings)
-    except (IntegrityError, _KeyMoved):
-        # a concurrent request with the same Idempotency-Key won the insert: replay it
-        with db.session() as s:
-            prior = store.get_idempotent(s, owner, idempotency_key or "")
-            if prior is None or prior.body_sha256 != body_hash:
-                raise ProblemError(409, "conflicting concurrent request") from None
-            return _view_response(store.to_view(s.get(Evaluation, prior.evaluation_id)), 200,
-                                  request, settings)
-    db.storage.note_written()  # space was found: /readyz stops reporting storage full
+    submission.check_before_storing(body, settings, plugins)
+    done = submission.admit(db, settings, caller, body, idempotency_key,
+                            lambda view, status: _view_response(view, status, request, settings))
     # the row is committed: the caller needs no more. After the response is sent, put the
-    # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time),
-    # unless the owner's turns on that queue were all taken when it was admitted: then the
-    # end of one of those jobs dispatches it (queue.after_job), or else the reconciler
-    if in_rq < settings.dispatch_per_token:
+    # owner's next evaluation on RQ (fair scheduling: one per owner and queue at a time)
+    if done.dispatch:
         background.add_task(_dispatch, db, jq, caller.name)
-    metrics.submissions.labels("created").inc()
-    return response
+    metrics.submissions.labels(done.outcome).inc()
+    return done.response
 
 
 def _dispatch(db, jq, owner: str | None) -> None:
@@ -182,7 +97,7 @@ def _dispatch(db, jq, owner: str | None) -> None:
 def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
           estimator: str | None = None, dataset: str | None = None,
           status: EvaluationStatus | None = None,
-          limit: Annotated[int, Query(ge=1, le=200)] = 50,
+          limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
           cursor: Annotated[str | None, Query(max_length=500)] = None,
           label: Annotated[list[str], Query(max_length=300, description=(
               "key:value; repeat for several (all must match)"))] = [],  # noqa: B006
@@ -198,29 +113,12 @@ def list_(request: Request, db: DBDep, settings: SettingsDep, caller: Reader,
                 estimator=canonical_estimator(estimator.lower()) if estimator else None,
                 dataset=dataset, status=status.value if status else None, limit=limit,
                 cursor=cursor, labels=parse_label_filters(label),
-                created_after=_aware(created_after), created_before=_aware(created_before))
+                created_after=utc(created_after, "created_after"),
+                created_before=utc(created_before, "created_before"))
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
         return EvaluationPage(items=[with_link(store.to_view(r), request, settings)
                                      for r in rows], next_cursor=nxt)
-
-
-def parse_label_filters(items: list[str]) -> list[tuple[str, str]]:
-    """``key:value`` strings as pairs; 422 for one without a colon, or too many."""
-    if len(items) > MAX_LABELS:
-        raise ProblemError(422, f"label: at most {MAX_LABELS} label filters")
-    out = []
-    for item in items:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise ProblemError(422, f"label: {item[:80]!r} is not key:value",
-                               errors=[{"field": "label", "message": "key:value"}])
-        out.append((key, value))
-    return out
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 @router.get("/{evaluation_id}", operation_id="get_evaluation",

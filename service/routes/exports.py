@@ -49,7 +49,8 @@ def csv_response(db, evaluation_id: str, caller, settings) -> Response:
         "Content-Disposition": f'attachment; filename="micheck-{evaluation_id}.csv"'})
 
 
-@router.get("/{evaluation_id}/results.csv", response_class=Response,
+@router.get("/{evaluation_id}/results.csv", operation_id="get_results_csv",
+            response_class=Response,
             responses={200: {"content": {"text/csv": {}}}, **PROBLEMS})
 def results_as_csv(evaluation_id: str, db: DBDep, settings: SettingsDep,
                    caller: Reader) -> Response:

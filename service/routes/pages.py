@@ -13,7 +13,6 @@ without a token in the URL, and no write can ride on it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
@@ -28,6 +27,7 @@ from micheck.service.deps import (
     page_caller,
     visible_owner,
 )
+from micheck.service.listing import parse_label_filters, parse_limit, parse_time
 from micheck.service.problems import ProblemError
 
 import micheck
@@ -50,22 +50,10 @@ def _html(template: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
-def _time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ProblemError(422, f"{name}: {value[:40]!r} is not an ISO 8601 time") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", operation_id="page_evaluations", response_class=HTMLResponse)
 def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Response:
     """The evaluations this caller may see (a token in the Authorization header or the
     session cookie; anyone's with open reads), ``limit`` (default 50) a page."""
-    from micheck.service.routes.evaluations import parse_label_filters
-
     caller = page_caller(request, db)
     if caller is None:
         if not settings.open_reads:
@@ -79,17 +67,15 @@ def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Resp
     dataset = q.get("dataset", "").strip() or None
     label_items = [x.strip() for x in q.getlist("label") if x.strip()]
     labels = parse_label_filters(label_items)
-    limit = q.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 200:
-        raise ProblemError(422, "limit: a whole number from 1 to 200")
-    after, before = (_time(q.get("created_after"), "created_after"),
-                     _time(q.get("created_before"), "created_before"))
+    limit = parse_limit(q.get("limit", ""))
+    after, before = (parse_time(q.get("created_after"), "created_after"),
+                     parse_time(q.get("created_before"), "created_before"))
     with db.session() as s:
         try:
             rows, nxt = store.list_evaluations(
                 s, owner=visible_owner(caller, settings),
                 estimator=canonical_estimator(estimator) if estimator else None,
-                dataset=dataset, status=status, limit=int(limit), cursor=q.get("cursor") or None,
+                dataset=dataset, status=status, limit=limit, cursor=q.get("cursor") or None,
                 labels=labels, created_after=after, created_before=before)
         except ValueError as exc:
             raise ProblemError(422, f"cursor: {exc}") from None
@@ -115,7 +101,7 @@ def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Resp
                  statuses=[s.value for s in EvaluationStatus], who=caller.name)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", operation_id="page_login_form", response_class=HTMLResponse)
 def login_form() -> HTMLResponse:
     return _html("login.html")
 
@@ -128,7 +114,7 @@ def _same_origin(request: Request) -> bool:
     return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", operation_id="page_login", response_class=HTMLResponse)
 async def login(request: Request, db: DBDep) -> Response:
     if not _same_origin(request):
         raise ProblemError(403, "sign-in forms are accepted from this site only")
@@ -146,8 +132,10 @@ async def login(request: Request, db: DBDep) -> Response:
     return resp
 
 
-@router.post("/logout")
-def logout() -> Response:
+@router.post("/logout", operation_id="page_logout")
+def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        raise ProblemError(403, "sign-out forms are accepted from this site only")
     resp = RedirectResponse("login", status_code=303, headers=HEADERS)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return resp

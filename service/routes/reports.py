@@ -5,18 +5,13 @@
     GET /v1/compare?ids=a,b,c[&embed=true]            several evaluations side by side
     GET /v1/compare/plots/{name}.png|.svg?ids=a,b,c  one plot with a line per evaluation
 
-Reads need what every read needs (a token, or MICHECK_OPEN_READS=1: a browser sends no
-bearer token, so the served page's <img> URLs load only with open reads; ``embed=true``
-makes a page that stands alone). Plots need matplotlib (the ``report`` extra); without it
-they answer 501 and the report shows its tables only. A finished evaluation's result never
-changes, so rendered plots are cached in memory.
+Reads need what every read needs (a token, the session cookie, or MICHECK_OPEN_READS=1;
+``embed=true`` makes a page that stands alone). Headers, plot rendering and its cache:
+micheck.service.report_pages (shared with the signed links of routes/share.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -24,6 +19,13 @@ from fastapi.responses import HTMLResponse, Response
 from micheck.service.auth import Caller
 from micheck.service.deps import DBDep, Reader, SettingsDep, visible_owner
 from micheck.service.problems import ProblemError
+from micheck.service.report_pages import (
+    HTML_HEADERS,
+    evaluation_plot,
+    images_mode,
+    plot_response,
+    report_response,
+)
 from micheck.service.routes.comparisons import comparison_or_none
 
 from micheck.contract import EvaluationResult, EvaluationView, Problem
@@ -35,39 +37,9 @@ from micheck.storage.models import Evaluation
 router = APIRouter(prefix="/v1", tags=["reports"])
 PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
             for s in (401, 403, 404, 409, 422, 501)}
-MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 MAX_COMPARE = 12
-# The page's only script is the images' onload/onerror attributes; nothing loads from
-# elsewhere. Defence in depth: every user string is escaped already.
-CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-       "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-_HTML_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                 "Cache-Control": "no-store"}
 EmbedQ = Annotated[bool, Query(description="inline the plots as data: URIs (a file that "
                                             "stands alone); default: links to the plot URLs")]
-
-
-class _Cache:
-    """A small LRU of rendered plots, keyed by evaluation ids + result attempts."""
-
-    def __init__(self, size: int = 128):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key: tuple) -> bytes | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-            return None
-
-    def put(self, key: tuple, value: bytes) -> None:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
-_plots = _Cache()
 
 
 def _load(db, evaluation_id: str, caller: Caller, settings: Settings
@@ -85,38 +57,10 @@ def _load(db, evaluation_id: str, caller: Caller, settings: Settings
         return view, result, row.result_attempt
 
 
-def _need_matplotlib() -> None:
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ProblemError(501, "plots need matplotlib on the server "
-                                "(pip install 'micheck[report]')", title="Not implemented")
-
-
-def _plot(key: tuple, series: list[tuple[str, EvaluationResult]], name: str,
-          fmt: str) -> Response:
-    from micheck.render.plots import render_series
-
-    _need_matplotlib()
-    data = _plots.get(key)
-    if data is None:
-        try:
-            data = render_series(series, name, fmt)
-        except KeyError:
-            raise ProblemError(404, f"no plot {name!r} for this evaluation") from None
-        _plots.put(key, data)
-    return Response(data, media_type=MEDIA[fmt],
-                    headers={"Cache-Control": "private, max-age=86400"})
-
-
 def _one_plot(evaluation_id: str, name: str, fmt: str, db, settings: Settings,
               caller: Caller) -> Response:
     view, result, attempt = _load(db, evaluation_id, caller, settings)
-    if result is None:
-        raise ProblemError(409, f"evaluation is {view.status.value}: no plots before it "
-                                "succeeds")
-    from micheck.render.plots import series_label
-
-    return _plot((evaluation_id, attempt, name, fmt), [(series_label(result), result)],
-                 name, fmt)
+    return evaluation_plot(evaluation_id, view, result, attempt, name, fmt)
 
 
 @router.get("/evaluations/{evaluation_id}/plots/{name}.png", operation_id="get_plot_png",
@@ -144,14 +88,9 @@ def report_page(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Re
     """Spec, verdict table, plots, diagnostics and provenance of one evaluation (a status
     page while it has no result)."""
     view, result, _ = _load(db, evaluation_id, caller, settings)
-    if result is None:
-        return HTMLResponse(report.render_status(view), headers=_HTML_HEADERS)
-    has_mpl = importlib.util.find_spec("matplotlib") is not None
-    images = "embed" if embed else "url" if has_mpl else "none"
     comparison = (comparison_or_none(db, evaluation_id, visible_owner(caller, settings))
-                  if view.request.baseline else None)
-    page = report.render_report(result, view=view, images=images, comparison=comparison)
-    return HTMLResponse(page, headers=_HTML_HEADERS)
+                  if result is not None and view.request.baseline else None)
+    return report_response(view, result, images=images_mode(embed), comparison=comparison)
 
 
 def _ids(ids: str) -> list[str]:
@@ -184,21 +123,19 @@ def compare_page(ids: IdsQ, db: DBDep, settings: SettingsDep, caller: Reader,
 
     id_list = _ids(ids)
     entries, _ = _entries(id_list, db, settings, caller)
-    has_mpl = importlib.util.find_spec("matplotlib") is not None
-    images = "embed" if embed else "url" if has_mpl else "none"
     q = quote(",".join(id_list), safe=",")
-    page = report.render_compare(entries, images=images,
+    page = report.render_compare(entries, images=images_mode(embed),
                                  plot_url=lambda name, fmt: f"compare/plots/{name}.{fmt}?ids={q}")
-    return HTMLResponse(page, headers=_HTML_HEADERS)
+    return HTMLResponse(page, headers=HTML_HEADERS)
 
 
-def _compare_plot(ids: str, name: str, fmt: str, db, settings: Settings,
+def _compareplot_response(ids: str, name: str, fmt: str, db, settings: Settings,
                   caller: Caller) -> Response:
     entries, key = _entries(_ids(ids), db, settings, caller)
     series = report.compare_series(entries)
     if not series:
         raise ProblemError(409, "none of these evaluations has succeeded yet")
-    return _plot(("compare", key, name, fmt), series, name, fmt)
+    return plot_response(("compare", key, name, fmt), series, name, fmt)
 
 
 @router.get("/compare/plots/{name}.png", operation_id="get_compare_plot_png",
@@ -206,7 +143,7 @@ def _compare_plot(ids: str, name: str, fmt: str, db, settings: Settings,
             responses={200: {"content": {"image/png": {}}}, **PROBLEMS})
 def compare_plot_png(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
                      caller: Reader) -> Response:
-    return _compare_plot(ids, name, "png", db, settings, caller)
+    return _compareplot_response(ids, name, "png", db, settings, caller)
 
 
 @router.get("/compare/plots/{name}.svg", operation_id="get_compare_plot_svg",
@@ -214,4 +151,4 @@ def compare_plot_png(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
             responses={200: {"content": {"image/svg+xml": {}}}, **PROBLEMS})
 def compare_plot_svg(name: str, ids: IdsQ, db: DBDep, settings: SettingsDep,
                      caller: Reader) -> Response:
-    return _compare_plot(ids, name, "svg", db, settings, caller)
+    return _compareplot_response(ids, name, "svg", db, settings, caller)

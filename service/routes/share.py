@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
 import math
 import os
 import secrets
@@ -33,10 +32,14 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from micheck.service.deps import DBDep, SettingsDep
 from micheck.service.problems import ProblemError
-from micheck.service.routes.reports import _HTML_HEADERS, _plot
+from micheck.service.report_pages import (
+    HTML_HEADERS,
+    evaluation_plot,
+    images_mode,
+    report_response,
+)
 
 from micheck.contract import EvaluationResult, EvaluationView, Problem
-from micheck.render import report
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.models import Evaluation
@@ -46,7 +49,7 @@ PROBLEMS = {s: {"model": Problem} for s in (403, 404, 409, 501)}
 SECRET_FILE = "share-secret"
 HOUR = 3600
 # the link is the credential: keep it out of Referer headers and search indexes
-_HEADERS = {**_HTML_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+_HEADERS = {**HTML_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 IdP = Annotated[str, PathParam(max_length=64, pattern=r"^[0-9a-f]+$")]
 ExpiresP = Annotated[int, PathParam(ge=0, le=2**40)]
 SigP = Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -166,24 +169,14 @@ def shared_report(evaluation_id: IdP, expires: ExpiresP, sig: SigP, db: DBDep,
     """One evaluation's HTML report through a signed link: no token needed."""
     verify(settings, evaluation_id, expires, sig)
     view, result, _ = _load(db, evaluation_id)
-    if result is None:
-        return HTMLResponse(report.render_status(view), headers=_HEADERS)
-    images = "url" if importlib.util.find_spec("matplotlib") is not None else "none"
-    return HTMLResponse(report.render_report(result, view=view, images=images),
-                        headers=_HEADERS)
+    return report_response(view, result, images=images_mode(), headers=_HEADERS)
 
 
 def _shared_plot(evaluation_id: str, expires: int, sig: str, name: str, fmt: str, db,
                  settings: Settings) -> Response:
     verify(settings, evaluation_id, expires, sig)
     view, result, attempt = _load(db, evaluation_id)
-    if result is None:
-        raise ProblemError(409, f"evaluation is {view.status.value}: no plots before it "
-                                "succeeds")
-    from micheck.render.plots import series_label
-
-    return _plot((evaluation_id, attempt, name, fmt), [(series_label(result), result)],
-                 name, fmt)
+    return evaluation_plot(evaluation_id, view, result, attempt, name, fmt)
 
 
 NameP = Annotated[str, PathParam(max_length=64)]

@@ -1,7 +1,8 @@
 """The workers that beat recently, and what they are doing.
 
-A worker whose heartbeat is older than stale_after_s is gone (the reconciler gives its
-evaluation up after the same time) and is not listed. Hosts, pids and the evaluations
+A worker whose heartbeat is older than stale_after_s is lost (the reconciler gives its
+evaluation up after the same time): listed after the live ones with state "lost" until
+worker_forget_after_s, so a box that went away shows as such (its host, to admins). Hosts, pids and the evaluations
 other owners run are an admin's business: other callers see each worker's device, queue
 and heartbeat, whether it is busy, and the id of an evaluation only if it is their own.
 """
@@ -25,7 +26,9 @@ router = APIRouter(prefix="/v1", tags=["workers"])
 def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView]:
     now = utcnow()
     with db.session() as s:
-        rows = store.live_workers(s, timedelta(seconds=settings.stale_after_s))
+        recent = store.recent_workers(s, timedelta(seconds=settings.worker_forget_after_s))
+        stale = settings.stale_after_s
+        rows = sorted(recent, key=lambda r: (now - r.heartbeat_at).total_seconds() > stale)
         busy = [r.current_evaluation for r in rows if r.current_evaluation]
         owners = dict(s.execute(select(Evaluation.id, Evaluation.owner)
                                 .where(Evaluation.id.in_(busy))).all()) if busy else {}
@@ -40,6 +43,8 @@ def workers(db: DBDep, settings: SettingsDep, caller: Reader) -> list[WorkerView
             busy=r.current_evaluation is not None,
             host=r.host if caller.admin else None, pid=r.pid if caller.admin else None,
             heartbeat_age_seconds=round((now - r.heartbeat_at).total_seconds(), 3),
+            state="lost" if (now - r.heartbeat_at).total_seconds() > stale else "live",
+            gmac_per_s=r.gmac_per_s, step_overhead_s=r.step_overhead_s,
             plugins=[f"{p.get('name')} ({p.get('distribution')}=={p.get('distribution_version')})"
                      for p in report.get("estimators") or ()],
             broken_plugins=[f"{b.get('name')} ({b.get('distribution')}=={b.get('version')}): "

@@ -10,15 +10,18 @@ import pytest
 from redis import Redis
 
 from bench.api import measure_get, measure_submit, pct, summary
-from micheck.up import Stack
+from micheck.up import Supervisor
 from tests.service.support import redis_server  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
-def stack(tmp_path: Path, redis_server: str) -> Iterator[Stack]:  # noqa: F811
+def stack(tmp_path: Path, redis_server: str) -> Iterator[Supervisor]:  # noqa: F811
     Redis.from_url(redis_server).flushall()
-    st = Stack(tmp_path / "var", redis_url=redis_server,
-               env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING"})
+    # latency, not shedding (tests/service/test_shed.py): no bound on a shared, busy box
+    st = Supervisor(tmp_path / "var", redis_url=redis_server,
+                    env={"MICHECK_MAX_QUEUED_PER_TOKEN": "100", "MICHECK_LOG_LEVEL": "WARNING",
+                         "MICHECK_MAX_INFLIGHT": "1000", "MICHECK_MAX_INFLIGHT_PER_TOKEN": "1000",
+                         "MICHECK_MAX_WAITING_WRITES": "1000"})
     yield st
     st.stop()
 
@@ -29,7 +32,7 @@ def test_pct_is_nearest_rank() -> None:
     assert pct([3.0], 99) == 3.0
 
 
-def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
+def test_submit_and_get_latency_on_a_real_stack(stack: Supervisor) -> None:
     stack.start_api()
     token = stack.token("bench")
     run = measure_submit(stack.url, token, n=20, rate=50)
@@ -51,15 +54,15 @@ def test_submit_and_get_latency_on_a_real_stack(stack: Stack) -> None:
         assert math.isfinite(g["max_ms"])
 
 
-def test_open_loop_post_then_get_summary(stack: Stack) -> None:
-    from bench.api import _load_summary, body, open_loop
+def test_open_loop_post_then_get_summary(stack: Supervisor) -> None:
+    from bench.api import body, load_summary, open_loop
 
     stack.start_api()
     token = stack.token("bench")
     post = open_loop(stack.url, token, 12, 40, "POST", lambda i: "/v1/evaluations",
                      lambda i: body(1000 + i))
     assert post.statuses == [202] * 12 and post.wall_s >= 11 / 40
-    s = _load_summary(post, 40)
+    s = load_summary(post, 40)
     assert s["n"] == 12 and s["statuses"] == {"202": 12}
     assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"] and 0 < s["achieved_per_s"] <= 45
     get = open_loop(stack.url, token, 12, 40, "GET", lambda i: "/v1/evaluations?limit=1")

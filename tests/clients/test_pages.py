@@ -70,6 +70,10 @@ def test_bad_tokens_and_foreign_forms_are_refused(site, tokens, app):
     foreign = tc.post("/login", data={"token": tokens["alice"]},
                       headers={"Origin": "https://evil.example"})
     assert foreign.status_code == 403 and "set-cookie" not in foreign.headers
+    # signing out is same-origin too: another site cannot end a session
+    out = tc.post("/logout", headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert out.status_code == 403 and "set-cookie" not in out.headers
+    assert tc.post("/logout", headers={"Origin": "null"}).status_code == 403
     assert tc.post("/login", json={"token": tokens["alice"]}).status_code == 415
     # a revoked token's cookie no longer signs anyone in
     from micheck.service import auth

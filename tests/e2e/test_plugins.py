@@ -14,7 +14,7 @@ import pytest
 from redis import Redis
 
 from micheck.cli import main
-from micheck.up import Stack
+from micheck.up import Supervisor
 from tests.e2e.test_stack import FAST
 from tests.plugin_dists import example_pythonpath, write_broken, write_example
 
@@ -33,7 +33,7 @@ def stack(tmp_path: Path, redis_server: str):
     write_example(site)
     write_broken(site)
     Redis.from_url(redis_server).flushall()
-    st = Stack(tmp_path / "var", redis_url=redis_server,
+    st = Supervisor(tmp_path / "var", redis_url=redis_server,
                env={**FAST, "PYTHONPATH": example_pythonpath(site)})
     yield st
     st.stop()

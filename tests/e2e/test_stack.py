@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from micheck.up import Stack
+from micheck.up import Supervisor
 from tests.service.support import TINY_SPEC, wait_for
 
 FAST = {"MICHECK_HEARTBEAT_INTERVAL_S": "0.5", "MICHECK_PROGRESS_INTERVAL_S": "0.5",
@@ -30,14 +30,14 @@ LONGER = {**TINY_SPEC, "estimator": {**TINY_SPEC["estimator"],
 @pytest.fixture
 def stack(tmp_path: Path, redis_server: str):
     Redis.from_url(redis_server).flushall()
-    st = Stack(tmp_path / "var", redis_url=redis_server, env=FAST)
+    st = Supervisor(tmp_path / "var", redis_url=redis_server, env=FAST)
     yield st
     st.stop()
     for log in sorted(st.log_dir.glob("*.log")):  # shown by pytest only when a test fails
         print(f"==== {log.name}\n{log.read_text()[-4000:]}")
 
 
-def _client(st: Stack) -> httpx.Client:
+def _client(st: Supervisor) -> httpx.Client:
     return httpx.Client(base_url=st.url, timeout=30,
                         headers={"Authorization": f"Bearer {st.token('e2e')}"})
 
@@ -74,7 +74,7 @@ def _horse(worker_pid: int) -> int:
     return wait_for(find, timeout=30)
 
 
-def test_submit_over_http_and_get_ratios(stack: Stack):
+def test_submit_over_http_and_get_ratios(stack: Supervisor):
     stack.start_api()
     stack.start_worker()
     with _client(stack) as c:
@@ -96,7 +96,7 @@ def test_submit_over_http_and_get_ratios(stack: Stack):
         assert again.status_code == 200 and again.json()["deduplicated"]
 
 
-def _kill_mid_job(stack: Stack, c: httpx.Client, *, whole_worker: bool) -> tuple[str, float]:
+def _kill_mid_job(stack: Supervisor, c: httpx.Client, *, whole_worker: bool) -> tuple[str, float]:
     """SIGKILL the job's process while it runs. The horse is SIGSTOPped as soon as it is seen
     running, so the kill lands mid-job however fast this machine trains (on an idle CPU the
     whole job can end between two polls)."""
@@ -118,7 +118,7 @@ def _kill_mid_job(stack: Stack, c: httpx.Client, *, whole_worker: bool) -> tuple
 
 @pytest.mark.slow
 @pytest.mark.parametrize("whole_worker", [False, True], ids=["job-process", "whole-worker"])
-def test_sigkill_mid_job_is_retried_without_mixing(stack: Stack, whole_worker: bool):
+def test_sigkill_mid_job_is_retried_without_mixing(stack: Supervisor, whole_worker: bool):
     stack.start_api()
     with _client(stack) as c:
         eid, recovered_s = _kill_mid_job(stack, c, whole_worker=whole_worker)
@@ -138,7 +138,7 @@ def test_sigkill_mid_job_is_retried_without_mixing(stack: Stack, whole_worker: b
     db.dispose()
 
 
-def test_redis_flushed_while_queued_is_recovered(stack: Stack):
+def test_redis_flushed_while_queued_is_recovered(stack: Supervisor):
     stack.start_api()
     with _client(stack) as c:
         eid = c.post("/v1/evaluations", json=TINY_SPEC).json()["id"]

@@ -26,7 +26,8 @@ PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "michec
             "micheck.scoring", "micheck.convergence", "micheck.compare", "micheck.testkinds",
             "micheck.bands", "micheck.datasets", "micheck.exits", "micheck._version"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
-ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up"}  # may reach every part, lazily
+ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up", "micheck.up.lock",
+                "micheck.up.supervisor"}  # may reach every part, lazily
 
 
 def _modules() -> dict[str, Path]:

@@ -14,7 +14,7 @@ import pytest
 
 from micheck import processes
 from micheck.errors import MicheckError
-from micheck.up import Stack, UpLock
+from micheck.up import Supervisor, UpLock
 
 
 def test_a_live_lock_refuses_a_second_owner(tmp_path: Path):
@@ -43,10 +43,10 @@ def test_a_recorded_live_owner_refuses_even_without_flock(tmp_path: Path):
 
 
 def test_stack_restarts_a_dead_api_and_redis_and_stops_clean(tmp_path: Path):
-    st = Stack(tmp_path / "var", env={"MICHECK_LOG_LEVEL": "WARNING"})
+    st = Supervisor(tmp_path / "var", env={"MICHECK_LOG_LEVEL": "WARNING"})
     try:
         with pytest.raises(MicheckError, match="already up"):
-            Stack(tmp_path / "var")
+            Supervisor(tmp_path / "var")
         st.start_api()
         assert st.api is not None and st._redis is not None and st._redis.proc is not None
         api, redis = st.api.pid, st._redis.proc.pid
@@ -64,7 +64,7 @@ def test_stack_restarts_a_dead_api_and_redis_and_stops_clean(tmp_path: Path):
         record = json.loads((st.var_dir / "up.lock").read_text())
         assert {c["role"]: c["pid"] for c in record["children"]} == {
             "api": st.api.pid, "redis": st._redis.proc.pid}
-        assert Stack.backoff(1) == 0.5 and Stack.backoff(3) == 2.0 and Stack.backoff(99) == 30
+        assert Supervisor.backoff(1) == 0.5 and Supervisor.backoff(3) == 2.0 and Supervisor.backoff(99) == 30
     finally:
         st.stop()
     assert not processes.alive(st.api.pid) and not st._redis.socket.exists()
@@ -74,10 +74,10 @@ def test_stack_restarts_a_dead_api_and_redis_and_stops_clean(tmp_path: Path):
 def test_up_refuses_to_report_another_stacks_api(tmp_path: Path):
     """Two stacks, one port: the second API cannot bind, and the second stack must say so
     instead of taking the first one's answers for its own."""
-    first = Stack(tmp_path / "a", env={"MICHECK_LOG_LEVEL": "WARNING"})
+    first = Supervisor(tmp_path / "a", env={"MICHECK_LOG_LEVEL": "WARNING"})
     try:
         first.start_api()
-        second = Stack(tmp_path / "b", port=first.port, env={"MICHECK_LOG_LEVEL": "WARNING"})
+        second = Supervisor(tmp_path / "b", port=first.port, env={"MICHECK_LOG_LEVEL": "WARNING"})
         try:
             with pytest.raises(MicheckError, match="exited at start|did not answer"):
                 second.start_api(timeout=30)
@@ -101,7 +101,7 @@ def test_up_brings_its_own_sqlite_schema_to_this_code(tmp_path: Path, capsys):
     engine = create_engine(url)
     migrations.upgrade(engine, "0002")  # an old stack's database
     assert migrations.current_revision(engine) == "0002"
-    st = Stack(var, env={"MICHECK_LOG_LEVEL": "WARNING"})
+    st = Supervisor(var, env={"MICHECK_LOG_LEVEL": "WARNING"})
     try:
         assert migrations.current_revision(engine) == migrations.head_revision()
         assert "database schema upgraded from 0002" in capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_up_brings_its_own_sqlite_schema_to_this_code(tmp_path: Path, capsys):
     named = tmp_path / "named.db"
     engine = create_engine(f"sqlite:///{named}")
     migrations.upgrade(engine, "0002")
-    st = Stack(tmp_path / "var2", env={"MICHECK_DATABASE_URL": f"sqlite:///{named}",
+    st = Supervisor(tmp_path / "var2", env={"MICHECK_DATABASE_URL": f"sqlite:///{named}",
                                        "MICHECK_LOG_LEVEL": "WARNING"})
     try:
         assert migrations.current_revision(engine) == "0002"

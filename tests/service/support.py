@@ -7,8 +7,11 @@ Import the fixtures into a test module or conftest: ``from tests.service.support
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,8 +35,45 @@ TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
              "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
              "tests": [{"kind": "ground_truth"}], "seeds": [0, 1, 2], "max_seeds": 3}
 
-__all__ = ["TINY_SPEC", "fake_engine", "redis_server", "service_settings", "start_redis",
-           "wait_for"]
+__all__ = ["BACKENDS", "TINY_SPEC", "database_url", "fake_engine", "postgres_database",
+           "redis_server", "service_settings", "start_redis", "wait_for"]
+
+PG = os.environ.get("MICHECK_TEST_POSTGRES_URL")
+# parametrize a fixture with these and call database_url(request.param, tmp_path)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server (MICHECK_TEST_POSTGRES_URL, which
+    scripts/test starts), dropped afterwards; yields its URL. Skips the test when no
+    server is configured (fails it under MICHECK_REQUIRE_ALL=1)."""
+    from sqlalchemy import create_engine, text
+
+    if not PG:
+        if os.environ.get("MICHECK_REQUIRE_ALL") == "1":
+            pytest.fail("MICHECK_REQUIRE_ALL=1 but MICHECK_TEST_POSTGRES_URL is not set")
+        pytest.skip("MICHECK_TEST_POSTGRES_URL not set")
+    name = f"micheck_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f"CREATE DATABASE {name}"))
+        yield PG.rsplit("/", 1)[0] + "/" + name
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def database_url(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database of `backend` ("sqlite" in `directory`, or "postgres")."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'micheck.db'}"
+        return
+    with postgres_database() as url:
+        yield url
 
 
 def start_redis(directory: Path) -> EmbeddedRedis:
@@ -66,7 +106,8 @@ def service_settings(tmp_path: Path, redis_server: str):
     return Settings(var_dir=tmp_path, redis_url=redis_server, heartbeat_interval_s=0.2,
                     progress_interval_s=0.1, cancel_poll_s=0.1, stale_after_s=2.0,
                     requeue_grace_s=0.0, reconcile_interval_s=0.5, queue_routing="cpu",
-                    plugin_reports_ttl_s=0.0)
+                    plugin_reports_ttl_s=0.0, max_inflight=64,  # shedding: test_shed.py
+                    max_inflight_per_token=64, max_waiting_writes=64)
 
 
 def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0.05):

@@ -166,6 +166,80 @@ def test_budget_is_reported_and_bounded_per_request_and_per_token(client, tokens
                        headers=tokens["bob"]).status_code == 422
 
 
+# the issue's 68-hour request: InfoNCE, full-width CNN on MNIST, batch 256, 3,800 steps,
+# 5 rows x 5 seeds (4.9e6 GMAC: under the GMAC limit)
+HUGE_SPEC = {"estimator": {"name": "infonce", "train": {"batch_size": 256, "steps": 3800}},
+             "dataset": {"name": "mnist"}, "tests": [{"kind": "baseline"}],
+             "seeds": [0, 1, 2, 3, 4], "max_seeds": 5}
+
+
+def _measured_worker(app, name: str, gmac_per_s: float, overhead_s: float = 0.001,
+                     queue: str = "cpu", device: str = "cpu") -> None:
+    """A live worker row as a worker writes it after measuring its device."""
+    from micheck.storage.models import WorkerRow, utcnow
+
+    with app.state.db.session() as s:
+        s.add(WorkerRow(name=name, device=device, queue=queue, host="box-a", pid=1,
+                        started_at=utcnow(), heartbeat_at=utcnow()))
+        s.flush()
+        store.record_calibration(s, name, {"gmac_per_s": gmac_per_s,
+                                           "step_overhead_s": overhead_s})
+
+
+def test_a_request_over_the_time_limit_is_refused_with_estimate_limit_factor_and_fix(
+        client, tokens, app):
+    """No worker measured yet: the assumed CPU speed (20 GMAC/s, 20 ms a step) says about
+    69 h, 35x the 2 h default; each suggested change fits when submitted."""
+    r = client.post("/v1/evaluations", json=HUGE_SPEC, headers=tokens["alice"])
+    assert r.status_code == 422, r.text
+    p = r.json()
+    assert p["detail"].startswith("estimated about 69 h on cpu (20 GMAC/s, 20 ms a step: "
+                                  "assumed (MICHECK_JOB_GMAC_PER_S_CPU)), 35x this server's "
+                                  "limit of 2 h per request (MICHECK_MAX_REQUEST_S_CPU); "
+                                  "for example `estimator.train.steps: ")
+    assert (p["limit_s"], round(p["factor"])) == (7200, 35) and p["estimate_s"] > 68 * 3600
+    fixes = p["suggestions"]
+    assert set(fixes) == {"estimator.train.steps", "estimator.critic.width", "max_seeds"} \
+        or set(fixes) == {"estimator.train.steps", "estimator.critic.width"}
+    assert 0 < fixes["estimator.critic.width"] < 0.25 and fixes["estimator.train.steps"] < 110
+    for field, value in fixes.items():
+        spec = copy.deepcopy(HUGE_SPEC)
+        node = spec
+        *path, last = field.split(".")
+        for key in path:
+            node = node.setdefault(key, {})
+        node[last] = value
+        ok = client.post("/v1/evaluations", json=spec, headers=tokens["alice"])
+        assert ok.status_code == 202, (field, value, ok.text)
+        assert ok.json()["cost"]["seconds"] <= 7200
+    with app.state.db.session() as s:  # none of the refused ones was stored
+        assert s.scalar(select(func.count()).select_from(Evaluation)) == len(fixes)
+
+
+def test_the_estimate_uses_the_slowest_measured_worker_and_sizes_the_job_timeout(
+        client, tokens, app):
+    _measured_worker(app, "box-a.cpu.1", gmac_per_s=2000.0, overhead_s=0.001)
+    r = client.post("/v1/evaluations", json=HUGE_SPEC, headers=tokens["alice"])
+    assert r.status_code == 202, r.text  # 4.9e6 GMAC at 2000 GMAC/s: ~41 min
+    cost = r.json()["cost"]
+    assert 2400 < cost["seconds"] < 2700 and cost["device"] == "cpu (worker box-a.cpu.1)"
+    with app.state.db.session() as s:
+        timeout = s.get(Evaluation, r.json()["id"]).job_timeout_s
+    s = app.state.settings
+    assert timeout == int(s.job_timeout_overhead_s + s.job_timeout_safety * cost["seconds"]) \
+        or abs(timeout - (s.job_timeout_overhead_s + s.job_timeout_safety * cost["seconds"])) < 2
+    # a slower worker joins the queue: a job may land on it, so it sets the estimate
+    _measured_worker(app, "box-b.cpu.1", gmac_per_s=500.0)
+    again = client.post("/v1/evaluations", json={**HUGE_SPEC, "seeds": [5, 6, 7, 8, 9]},
+                        headers=tokens["alice"])
+    assert again.status_code == 422 and "worker box-b.cpu.1" in again.json()["detail"]
+    assert "about 2.8 h on cpu" in again.json()["detail"] and "1.39x" in again.json()["detail"]
+    # workers on another queue do not count; the limit is the operator's
+    app.state.settings.max_request_s_cpu = 4 * 3600
+    assert client.post("/v1/evaluations", json={**HUGE_SPEC, "seeds": [5, 6, 7, 8, 9]},
+                       headers=tokens["alice"]).status_code == 202
+
+
 def test_catalog_publishes_each_entry_with_its_params_schema(client):
     by_name = {e["name"]: e for e in client.get("/v1/estimators").json()}
     assert set(by_name) >= {"infonce", "nwj", "dv", "mine", "smile", "js", "tuba", "alpha", "gm"}

@@ -149,7 +149,7 @@ def test_catalog_health_metrics_workers(client, tokens):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["redis"] == "ok"
     client.post("/v1/evaluations", json=_spec(), headers=tokens["alice"])
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=tokens["bob"]).text
     assert 'micheck_evaluations{status="queued"} 1.0' in text
     assert 'micheck_submissions_total{outcome="created"} 1.0' in text
     assert ('micheck_http_request_duration_seconds_count{method="POST",'
@@ -219,3 +219,29 @@ def test_a_critic_block_is_checked_at_the_door(client, tokens):
     assert r.status_code == 202, r.text
     view = client.get(f"/v1/evaluations/{r.json()['id']}", headers=tokens["alice"]).json()
     assert view["request"]["estimator"]["critic"]["block"] == 4  # recorded as asked
+
+
+def test_metrics_need_a_token_unless_opened(service_settings):
+    app = create_app(service_settings, run_reconciler=False, run_deliveries=False)
+    with TestClient(app) as c:
+        r = c.get("/metrics")
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        ok = c.get("/metrics", headers={
+            "Authorization": f"Bearer {auth.create_token(app.state.db, 'scraper')}"})
+        assert ok.status_code == 200 and "micheck_evaluations" in ok.text
+    opened = create_app(service_settings.model_copy(update={"metrics_open": True}),
+                        run_reconciler=False, run_deliveries=False)
+    with TestClient(opened) as c:
+        assert c.get("/metrics").status_code == 200
+
+
+def test_head_answers_where_get_does(client, tokens):
+    eid = client.post("/v1/evaluations", json=_spec(), headers=tokens["alice"]).json()["id"]
+    for path in ("/healthz", "/v1/estimators", f"/v1/evaluations/{eid}", "/login",
+                 "/openapi.json", "/docs"):
+        get = client.get(path, headers=tokens["alice"])
+        head = client.head(path, headers=tokens["alice"])
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers.get("content-length") == get.headers.get("content-length"), path
+        assert head.headers.get("etag") == get.headers.get("etag"), path
+    assert client.head(f"/v1/evaluations/{eid}").status_code == 401  # the same rules

@@ -46,7 +46,7 @@ def test_client_redirects_to_a_valid_wheel_without_a_token(client, service_setti
     assert meta["Name"] == "micheck" and meta["Version"] == micheck.__version__
     base = {r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip()
             for r in meta.get_all("Requires-Dist") if "extra ==" not in r}
-    assert base == {"pydantic", "pydantic-settings", "httpx", "pyyaml"}  # no torch
+    assert base == {"pydantic", "pydantic-settings", "httpx", "pyyaml", "jinja2"}  # no torch
     assert "micheck = micheck.cli:main" in zf.read(f"{info}/entry_points.txt").decode()
     assert "Root-Is-Purelib: true" in zf.read(f"{info}/WHEEL").decode()
     # same sources, same bytes (a restarted service serves an identical file)

@@ -46,7 +46,13 @@ def test_readyz_names_what_is_down(app, client):
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.json() == {"status": "ready", "database": "ok", "workers": "1 live", "storage": "ok",
-                        "redis": "ok"}
+                        "redis": "ok"}  # w-stale's box has a live worker: not lost
+    with app.state.db.session() as s:  # a second box whose only worker stopped beating
+        s.add(WorkerRow(name="w-b", device="cpu", queue="cpu", host="box-b", pid=1,
+                        started_at=utcnow(), heartbeat_at=utcnow() - timedelta(seconds=70)))
+    r = client.get("/readyz")
+    assert r.status_code == 200  # a worker lives: still ready
+    assert r.json()["workers"] == "1 live; lost: box box-b (1 worker, no heartbeat for 70 s)"
 
 
 def test_readyz_with_redis_down_names_redis(service_settings):
@@ -58,22 +64,25 @@ def test_readyz_with_redis_down_names_redis(service_settings):
         assert r.json()["redis"].startswith("down: ")
 
 
-def test_workers_hide_other_owners_work_and_stale_workers(app, client, tokens):
+def test_workers_hide_other_owners_work_and_list_lost_ones_last(app, client, tokens):
     mine = client.post("/v1/evaluations", json=TINY_SPEC, headers=tokens["alice"]).json()["id"]
     theirs = client.post("/v1/evaluations", json={**TINY_SPEC, "seeds": [5]},
                          headers=tokens["bob"]).json()["id"]
     _worker(app, "box.cuda0.11", running=mine)
     _worker(app, "box.cuda1.12", running=theirs)
-    _worker(app, "box.cuda2.13", age_s=app.state.settings.stale_after_s + 1)  # gone
+    _worker(app, "box.cuda2.13", age_s=app.state.settings.stale_after_s + 1)  # lost
+    _worker(app, "box.cuda3.14", age_s=app.state.settings.worker_forget_after_s + 1)  # old
 
     admin = client.get("/v1/workers", headers=tokens["root"]).json()
-    assert [(w["name"], w["current_evaluation"], w["host"], w["pid"], w["busy"]) for w in admin] == [
-        ("box.cuda0.11", mine, "gpu-box-7", 4242, True),
-        ("box.cuda1.12", theirs, "gpu-box-7", 4242, True)]
+    assert [(w["name"], w["current_evaluation"], w["host"], w["pid"], w["busy"], w["state"])
+            for w in admin] == [
+        ("box.cuda0.11", mine, "gpu-box-7", 4242, True, "live"),
+        ("box.cuda1.12", theirs, "gpu-box-7", 4242, True, "live"),
+        ("box.cuda2.13", None, "gpu-box-7", 4242, False, "lost")]
 
     alice = client.get("/v1/workers", headers=tokens["alice"]).json()
-    assert [(w["name"], w["current_evaluation"], w["host"], w["pid"], w["busy"]) for w in alice] == [
-        ("worker-1", mine, None, None, True), ("worker-2", None, None, None, True)]
+    assert [(w["name"], w["current_evaluation"], w["host"], w["pid"], w["busy"]) for w in alice][
+        :2] == [("worker-1", mine, None, None, True), ("worker-2", None, None, None, True)]
     assert "box." not in str(alice) and theirs not in str(alice)
     bob = client.get("/v1/workers", headers=tokens["bob"]).json()
-    assert [w["current_evaluation"] for w in bob] == [None, theirs]
+    assert [w["current_evaluation"] for w in bob] == [None, theirs, None]

