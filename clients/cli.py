@@ -75,6 +75,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=submit)
 
+    p = sub.add_parser("more-seeds", help="add seeds to a finished evaluation whose verdicts "
+                       "are inconclusive for want of them (one more look, pooled)")
+    p.add_argument("id", help="a succeeded evaluation (or the last one that added seeds to it)")
+    p.add_argument("add", type=int, help="how many new seeds (1-64)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
+    add_exit_options(p)
+    p.add_argument("--timeout", type=float, default=3600.0,
+                   help="seconds to wait (default 3600; exit 3 past it)")
+    p.add_argument("--poll", type=float, default=2.0, help="first poll interval, seconds")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML; needs --wait")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the pooled result JSON; needs --wait")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="save the HTML report when it finishes; needs --wait")
+    p.add_argument("--detach", action="store_true",
+                   help="on SIGINT/SIGTERM leave it running (default: cancel it)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: the new evaluation, or with --wait its full result")
+    _common(p)
+    p.set_defaults(func=more_seeds, fail_on_regression=False)
+
     p = sub.add_parser("status", help="status and progress of an evaluation")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
@@ -212,8 +234,29 @@ def submit(args: argparse.Namespace) -> int:
         raise
 
 
+def more_seeds(args: argparse.Namespace) -> int:
+    run = _JunitOnExit(args.junit)
+    try:
+        needs_wait = [f"--{n}" for n in ("junit", "out", "html") if getattr(args, n)]
+        if needs_wait and not args.wait:
+            raise SpecError(f"{', '.join(needs_wait)} need(s) --wait")
+        if not 1 <= args.add <= 64:
+            raise SpecError(f"add: {args.add}: between 1 and 64 seeds")
+        if args.timeout <= 0 or args.poll <= 0:
+            raise SpecError("--timeout and --poll must be > 0 seconds")
+        run.name = f"micheck more seeds for {args.id}"
+        with _client(args) as c:
+            view = c.more_seeds(args.id, args.add)
+            run.evaluation_id = view.id
+            _err(f"evaluation {view.id} adds {args.add} seeds to {args.id} "
+                 f"({c.base_url}/v1/evaluations/{view.id})")
+            return _follow(c, view, args, run)
+    except BaseException as exc:
+        run.error(error_reason(exc))
+        raise
+
+
 def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
-    from micheck.render.junit import to_junit
     from micheck.spec import load_spec, parse_spec
 
     needs_wait = [f"--{n}" for n in ("junit", "out", "html") if getattr(args, n)]
@@ -240,54 +283,63 @@ def _submit(args: argparse.Namespace, run: _JunitOnExit) -> int:
         _err(f"evaluation {view.id} {how} ({c.base_url}/v1/evaluations/{view.id})")
         if view.report_link:
             _err(f"report: {view.report_link}")
-        if not args.wait:
-            if args.json:
-                print(view.model_dump_json(indent=2))
-            else:
-                print(view.id)
-            return EXIT_OK
+        return _follow(c, view, args, run, request.baseline)
+
+
+def _follow(c: Client, view: EvaluationView, args: argparse.Namespace, run: _JunitOnExit,
+            baseline: str | None = None) -> int:
+    """After a submit (or more-seeds): print the id, or wait for the verdict, write the
+    JUnit, JSON and HTML asked for, and return the exit code."""
+    from micheck.render.junit import to_junit
+
+    if not args.wait:
+        if args.json:
+            print(view.model_dump_json(indent=2))
+        else:
+            print(view.id)
+        return EXIT_OK
+    try:
+        with _signals_raise():
+            # a terminal shows a live bar: poll it more often than a CI log needs
+            view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress(),
+                          max_poll=5.0 if sys.stderr.isatty() else 15.0)
+    except Stopped as stop:
+        return _stopped(c, view.id, stop.signum, detach=args.detach, run=run)
+    if view.status != EvaluationStatus.succeeded:
+        why = f": {view.error.code}: {view.error.message}" if view.error else ""
+        msg = f"evaluation {view.id} {view.status.value}{why}"
+        run.error(msg)
+        _err(f"micheck: {msg}")
+        return EXIT_SERVICE
+    result = c.results(view.id)
+    junit = to_junit(result, evaluation_id=view.id, url=view.report_link)
+    comparison = None
+    if baseline:
+        from micheck.clients.errors import NotFound
+
+        from micheck.render.comparison import add_to_junit
+
         try:
-            with _signals_raise():
-                # a terminal shows a live bar: poll it more often than a CI log needs
-                view = c.wait(view.id, args.timeout, poll=args.poll, progress=_progress(),
-                              max_poll=5.0 if sys.stderr.isatty() else 15.0)
-        except Stopped as stop:
-            return _stopped(c, view.id, stop.signum, detach=args.detach, run=run)
-        if view.status != EvaluationStatus.succeeded:
-            why = f": {view.error.code}: {view.error.message}" if view.error else ""
-            msg = f"evaluation {view.id} {view.status.value}{why}"
-            run.error(msg)
-            _err(f"micheck: {msg}")
-            return EXIT_SERVICE
-        result = c.results(view.id)
-        junit = to_junit(result, evaluation_id=view.id, url=view.report_link)
-        comparison = None
-        if request.baseline:
-            from micheck.clients.errors import NotFound
+            comparison = c.comparison(view.id, baseline)
+            junit = add_to_junit(junit, comparison)
+        except NotFound as exc:  # a first run has nothing to compare with
+            _err(f"micheck: no comparison: {exc}")
+    run.write(junit)
+    _write(args.out, result.model_dump_json(indent=2))
+    if args.html:
+        try:
+            _write(args.html, c.report_html(view.id))
+        except ApiError as exc:  # the verdicts stand; the page is a convenience
+            _err(f"micheck: no HTML report saved: {exc}")
+    code = _show_result(result, args.json, args)
+    if comparison is not None:
+        from micheck.render.comparison import comparison_table
 
-            from micheck.render.comparison import add_to_junit
-
-            try:
-                comparison = c.comparison(view.id, request.baseline)
-                junit = add_to_junit(junit, comparison)
-            except NotFound as exc:  # a first run has nothing to compare with
-                _err(f"micheck: no comparison: {exc}")
-        run.write(junit)
-        _write(args.out, result.model_dump_json(indent=2))
-        if args.html:
-            try:
-                _write(args.html, c.report_html(view.id))
-            except ApiError as exc:  # the verdicts stand; the page is a convenience
-                _err(f"micheck: no HTML report saved: {exc}")
-        code = _show_result(result, args.json, args)
-        if comparison is not None:
-            from micheck.render.comparison import comparison_table
-
-            print(comparison_table(comparison), flush=True)
-            if comparison.regression and args.fail_on_regression:
-                code = EXIT_FAIL
-        _err(f"report: {view.report_link or f'{c.base_url}/v1/evaluations/{view.id}/report'}")
-        return code
+        print(comparison_table(comparison), flush=True)
+        if comparison.regression and args.fail_on_regression:
+            code = EXIT_FAIL
+    _err(f"report: {view.report_link or f'{c.base_url}/v1/evaluations/{view.id}/report'}")
+    return code
 
 
 # ---- submit's ways out without verdicts: kept apart from the verdicts' JUnit -------------

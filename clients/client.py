@@ -289,6 +289,14 @@ class Client(_Core):
         return _parse(EvaluationView, self._request(
             "POST", f"/v1/evaluations/{evaluation_id}/cancel"))
 
+    def more_seeds(self, evaluation_id: str, add: int) -> EvaluationView:
+        """Add `add` seeds to a succeeded evaluation: a new evaluation (``extends`` = this
+        one) that trains them for the rows still undecided and pools them with the stored
+        estimates. Not retried: a second call after a lost answer gets 409 naming the one
+        the first made."""
+        return _parse(EvaluationView, self._request(
+            "POST", f"/v1/evaluations/{evaluation_id}/seeds", json={"add": add}))
+
     def estimators(self) -> list[dict[str, Any]]:
         return _parse(_DICTS, self._request("GET", "/v1/estimators"))
 
@@ -406,6 +414,10 @@ class AsyncClient(_Core):
     async def cancel(self, evaluation_id: str) -> EvaluationView:
         return _parse(EvaluationView, await self._request(
             "POST", f"/v1/evaluations/{evaluation_id}/cancel"))
+
+    async def more_seeds(self, evaluation_id: str, add: int) -> EvaluationView:
+        return _parse(EvaluationView, await self._request(
+            "POST", f"/v1/evaluations/{evaluation_id}/seeds", json={"add": add}))
 
     async def estimators(self) -> list[dict[str, Any]]:
         return _parse(_DICTS, await self._request("GET", "/v1/estimators"))

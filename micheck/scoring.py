@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from micheck import testkinds
 from micheck.contract import Diagnostic, Estimate, EvaluationRequest, Look, Ratio
-from micheck.plan import Measurement, Point
+from micheck.plan import Measurement, Point, plan
 from micheck.testkinds import ratio_of
 from micheck.verdicts import (
     ALPHA,
@@ -42,7 +42,7 @@ from micheck.verdicts import (
 
 __all__ = ["decision_count", "diagnostics", "extend", "futile", "look_record", "looks",
            "next_round",
-           "next_seeds", "point_seeds", "ratio_of", "ratio_row", "score"]
+           "next_seeds", "open_measurements", "added_seeds", "keyed_estimates", "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
 def point_seeds(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> list[int]:
@@ -251,6 +251,19 @@ def futile(row: Ratio, cap: int, level: float) -> bool:
     return half > FUTILITY * need
 
 
+def open_measurements(request: EvaluationRequest, ratios: Sequence[Ratio], *,
+                      cap: int | None = None, level: float | None = None) -> list[Measurement]:
+    """The measurements that the rows of :func:`score` still inconclusive for want of
+    seeds read (with `cap` and `level`: only the rows not :func:`futile` at them)."""
+    pts, steps = _rows(request)
+    depends = [(p,) for p in pts] + steps  # the points each row of score() reads
+    want = {m for row, ps in zip(ratios, depends, strict=False)
+            if row.verdict == "inconclusive" and row.reason_code in RESOLVABLE_BY_SEEDS
+            and (cap is None or level is None or not futile(row, cap, level))
+            for p in ps for m in p.measurements}
+    return sorted(want, key=lambda m: m.key(0))
+
+
 def next_round(request: EvaluationRequest, ratios: Sequence[Ratio], seeds: Sequence[int],
                *, alpha: float = ALPHA) -> tuple[list[int], list[Measurement]]:
     """The adaptive seed rule: new seeds (:func:`next_seeds`), and the measurements they
@@ -258,17 +271,39 @@ def next_round(request: EvaluationRequest, ratios: Sequence[Ratio], seeds: Seque
     :func:`futile`; nothing when no more seeds can help."""
     if len(seeds) >= request.seed_cap:
         return [], []
-    pts, steps = _rows(request)
-    depends = [(p,) for p in pts] + steps  # the points each row of score() reads
     n_looks = looks(request)
     last = decision_level(decision_count(request), n_looks, n_looks, alpha)
-    want = {m for row, ps in zip(ratios, depends, strict=False)
-            if row.verdict == "inconclusive" and row.reason_code in RESOLVABLE_BY_SEEDS
-            and not futile(row, request.seed_cap, last)
-            for p in ps for m in p.measurements}
+    want = open_measurements(request, ratios, cap=request.seed_cap, level=last)
     if not want:
         return [], []
-    return next_seeds(seeds, request.seed_cap), sorted(want, key=lambda m: m.key(0))
+    return next_seeds(seeds, request.seed_cap), want
+
+
+def added_seeds(seeds: Sequence[int], add: int) -> list[int]:
+    """`add` seeds for a finished evaluation: the smallest integers above every seed it ran."""
+    top = max(seeds)
+    return list(range(top + 1, top + 1 + add))
+
+
+def keyed_estimates(request: EvaluationRequest, estimates: Sequence[Estimate]
+                    ) -> dict[str, Estimate]:
+    """Stored estimates keyed as :func:`score` reads them (each measurement's key for its
+    seed): an estimate row names its measurement by (test, t, transform, rho). Estimates no
+    measurement of `request` matches are left out; ValueError when two of its measurements
+    share that shape (two data-processing tests at one t with different offsets)."""
+    by_shape: dict[tuple, Measurement] = {}
+    for m in plan(request):
+        shape = (m.role, m.t, m.transform, m.rho)
+        if shape in by_shape:
+            raise ValueError(f"two measurements of {m.role} at t={m.t} ({m.transform}) cannot "
+                             "be told apart in stored estimates")
+        by_shape[shape] = m
+    out: dict[str, Estimate] = {}
+    for e in estimates:
+        m = by_shape.get((e.test, e.t, e.transform, e.rho))
+        if m is not None:
+            out[m.key(e.seed)] = e
+    return out
 
 
 def diagnostics(request: EvaluationRequest, estimates: list[Estimate],

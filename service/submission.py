@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from fastapi import Response
 from micheck.service import run_time
 from micheck.service.auth import Caller
-from micheck.service.deps import visible_owner
+from micheck.service.deps import visible_evaluation, visible_owner
 from micheck.service.limits import check_limits, default_limits
 from micheck.service.plugins import LivePlugin
 from micheck.service.plugins import require as require_estimator
 from micheck.service.problems import ProblemError
 from micheck.service.webhooks import TargetRefused, check_target
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from micheck import budget
-from micheck.contract import EvaluationRequest, EvaluationView
+from micheck import budget, scoring
+from micheck.contract import Cost, EvaluationRequest, EvaluationView
 from micheck.queue import job_timeout
 from micheck.settings import Settings
 from micheck.storage import deliveries, store
@@ -111,21 +112,7 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
                     remember(dup.id)
                     return Admitted(respond(store.to_view(dup, deduplicated=True), 200),
                                     "deduplicated")
-            # the owner's lock, held to the commit: the checks below are atomic
-            limits = store.admission_limits(s, owner, default_limits(settings))
-            check_limits(body, settings, cost, limits)
-            queued, gmac, in_rq = store.admission_load(s, caller.name, queue)
-            if queued >= limits.max_queued:
-                raise ProblemError(429, f"token {caller.name!r} already has "
-                                        f"{limits.max_queued} queued evaluations "
-                                        "(MICHECK_MAX_QUEUED_PER_TOKEN)",
-                                   headers={"Retry-After": "60"})
-            if gmac + cost.gmac > limits.max_token_gmac:
-                raise ProblemError(429, f"token {caller.name!r} has {gmac:g} GMAC queued or "
-                                        f"running; this request's {cost.gmac:g} GMAC would "
-                                        f"exceed its budget of {limits.max_token_gmac:g} GMAC "
-                                        "(MICHECK_MAX_TOKEN_GMAC)",
-                                   headers={"Retry-After": "60"})
+            in_rq = reserve(s, settings, caller, body, cost, queue)
             row = store.create_evaluation(s, body, owner=caller.name, queue=queue,
                                           job_timeout_s=job_timeout(body, settings, queue, cost, speed),
                                           cost=cost)
@@ -142,4 +129,80 @@ def admit(db: Database, settings: Settings, caller: Caller, body: EvaluationRequ
             return Admitted(respond(store.to_view(s.get(Evaluation, prior.evaluation_id)),
                                     200), "idempotent_replay")
     db.storage.note_written()  # space was found: /readyz stops reporting storage full
+    return Admitted(response, "created", dispatch=in_rq < settings.dispatch_per_token)
+
+
+def reserve(s: Session, settings: Settings, caller: Caller, body: EvaluationRequest,
+            cost: Cost, queue: str) -> int:
+    """The owner's lock, held to the commit, then its limits, queue and GMAC budget
+    (429 with Retry-After past them): the checks and the insert after them are atomic.
+    Returns how many of the owner's evaluations are on RQ now."""
+    limits = store.admission_limits(s, caller.name or "", default_limits(settings))
+    check_limits(body, settings, cost, limits)
+    queued, gmac, in_rq = store.admission_load(s, caller.name, queue)
+    if queued >= limits.max_queued:
+        raise ProblemError(429, f"token {caller.name!r} already has "
+                                f"{limits.max_queued} queued evaluations "
+                                "(MICHECK_MAX_QUEUED_PER_TOKEN)",
+                           headers={"Retry-After": "60"})
+    if gmac + cost.gmac > limits.max_token_gmac:
+        raise ProblemError(429, f"token {caller.name!r} has {gmac:g} GMAC queued or "
+                                f"running; this request's {cost.gmac:g} GMAC would "
+                                f"exceed its budget of {limits.max_token_gmac:g} GMAC "
+                                "(MICHECK_MAX_TOKEN_GMAC)",
+                           headers={"Retry-After": "60"})
+    return in_rq
+
+
+def more_seeds(db: Database, settings: Settings, caller: Caller, evaluation_id: str,
+               add: int, respond: Respond) -> Admitted:
+    """POST /v1/evaluations/{id}/seeds: a new evaluation that trains `add` new seeds for
+    the rows of a succeeded evaluation still inconclusive for want of seeds, and pools them
+    with its stored estimates (one more look, micheck.scoring.extend).
+
+    Refused (409) unless the evaluation succeeded, was scored with recorded looks, has a
+    row more seeds can decide, and has no extension yet that did not fail: looks form one
+    chain, so every look is counted once. The new evaluation belongs to the caller and is
+    checked against the caller's limits and the device-time limit for its new seeds."""
+    with db.write_session() as s:
+        row = visible_evaluation(s.get(Evaluation, evaluation_id, with_for_update=True),
+                                 caller, settings)
+        if row.status != store.OK:
+            raise ProblemError(409, f"evaluation is {row.status}: only a succeeded evaluation "
+                                    "takes more seeds", status_value=row.status)
+        child = store.extension_of(s, row.id)
+        if child is not None:
+            raise ProblemError(409, f"evaluation {row.id} already has more seeds in "
+                                    f"{child.id} ({child.status}); add seeds to that one",
+                               extended_by=child.id)
+        prior = store.load_result(s, row)
+        if not prior.seed_rounds.looks:
+            raise ProblemError(409, "this evaluation was scored before looks were recorded "
+                                    "(engine v3): its level cannot be carried on; submit it "
+                                    "again")
+        if not scoring.open_measurements(prior.request, prior.ratios):
+            raise ProblemError(409, "no verdict of this evaluation is inconclusive for want "
+                                    "of seeds: more seeds cannot change it")
+        seeds = list(prior.provenance.seeds)
+        new = scoring.added_seeds(seeds, add)
+        try:
+            body = EvaluationRequest.model_validate({
+                **prior.request.model_dump(mode="json"), "seeds": seeds + new,
+                "max_seeds": len(seeds) + len(new)})
+        except ValueError as exc:
+            raise ProblemError(422, f"add: {len(seeds)} + {add} seeds: {exc}",
+                               errors=[{"field": "add", "message": "too many seeds in all"}]
+                               ) from None
+        # what it trains: the new seeds (at most every measurement of the spec)
+        fresh = body.model_copy(update={"seeds": new, "max_seeds": len(new)})
+        queue = row.queue
+        cost = budget.estimate(fresh)
+        speed = run_time.queue_speed(db, settings, queue)
+        cost = run_time.with_time(cost, run_time.check(fresh, cost, speed, settings), speed)
+        in_rq = reserve(s, settings, caller, fresh, cost, queue)
+        child = store.create_evaluation(
+            s, body, owner=caller.name, queue=queue, cost=cost, extends=row.id,
+            job_timeout_s=job_timeout(fresh, settings, queue, cost, speed))
+        response = respond(store.to_view(child), 202)
+    db.storage.note_written()
     return Admitted(response, "created", dispatch=in_rq < settings.dispatch_per_token)

@@ -39,7 +39,16 @@ from micheck.contract import (
 from micheck.definitions import code_version, definition_versions
 from micheck.errors import SpecError
 from micheck.plan import Measurement
-from micheck.scoring import diagnostics, look_record, looks, next_round, score
+from micheck.scoring import (
+    diagnostics,
+    extend,
+    keyed_estimates,
+    look_record,
+    looks,
+    next_round,
+    open_measurements,
+    score,
+)
 from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict
 
 __all__ = ["build_tasks", "evaluate", "pick_device", "with_plugin"]
@@ -79,10 +88,20 @@ def with_plugin(request: EvaluationRequest) -> EvaluationRequest:
 def evaluate(request: EvaluationRequest, *, device: str | None = None,
              progress: Callable[[Progress], None] | None = None,
              should_cancel: Callable[[], bool] | None = None,
-             batched: bool = True) -> EvaluationResult:
+             batched: bool = True, prior: EvaluationResult | None = None) -> EvaluationResult:
     """Run every test of `request`; add seeds while verdicts are inconclusive for want of
     them (up to request.seed_cap); raises SpecError/DataNotFound for input only the data can
-    reject, Canceled when should_cancel() turns true."""
+    reject, Canceled when should_cancel() turns true.
+
+    With `prior` (a finished evaluation of the same spec), this is one more look at it
+    (`micheck more-seeds`): `request.seeds` are the prior's seeds and the new ones; only
+    the new seeds are trained, only for the measurements of the rows still undecided for
+    want of seeds, and they are pooled with the prior's stored estimates
+    (micheck.scoring.extend: rows decided before stay, the rest are judged at the level
+    that counts every look)."""
+    if prior is not None:
+        return _more_seeds(request, prior, device=device, progress=progress,
+                           should_cancel=should_cancel, batched=batched)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     request = with_plugin(request)
     dev = pick_device(device)
@@ -131,6 +150,56 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     est_list = list(estimates.values())
     return _result(request, est_list, ratio_list, diagnostics(request, est_list, ratio_list),
                    verdict, rounds, stop, dev, started, t0, looks_done)
+
+
+def _more_seeds(request: EvaluationRequest, prior: EvaluationResult, *, device: str | None,
+                progress: Callable[[Progress], None] | None,
+                should_cancel: Callable[[], bool] | None, batched: bool) -> EvaluationResult:
+    """evaluate(request, prior=...): train the new seeds of the open rows, pool, look once."""
+    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    base = with_plugin(prior.request)  # the spec the prior was scored with (its looks)
+    if not prior.seed_rounds.looks:
+        raise SpecError("this evaluation was scored before looks were recorded (engine v3): "
+                        "its level cannot be carried on; submit it again")
+    old = list(prior.provenance.seeds)
+    new = [s for s in request.seeds if s not in set(old)]
+    if not new:
+        raise SpecError("more seeds: no new seed to train")
+    dev = pick_device(device)
+    est = base.estimator
+    fit, what, trained = FAMILIES[est.entry.family]
+    try:
+        estimates = keyed_estimates(base, prior.estimates)
+    except ValueError as exc:
+        raise SpecError(f"more seeds: {exc}") from None
+    measurements = open_measurements(base, prior.ratios)
+    data = TaskData(base, dev)
+    tasks, by_key = build_tasks(base, new, measurements, data)
+    total = _units(tasks, est, trained)
+    label = f"more seeds: training {len(tasks)} {what}"
+    report = None
+    if progress is not None:
+        def report(d: int, t: int) -> None:
+            progress(Progress(steps_done=d, steps_total=t, current=label))
+        report(0, total)
+    outcomes = fit(tasks, est, dev, batched=batched, progress=report,
+                   should_cancel=should_cancel, progress_offset=0, progress_total=total,
+                   min_steps=convergence.min_steps(base.reference_steps))
+    for task in tasks:
+        estimates[task.key] = _estimate(base, by_key[task.key], task, outcomes[task.key])
+    seeds = old + new
+    rows, verdict, look = extend(base, estimates, seeds, data.true_mi, prior.ratios,
+                                 prior.seed_rounds.looks, alpha=prior.alpha or ALPHA)
+    est_list = list(estimates.values())
+    rounds = [*prior.seed_rounds.rounds, new]
+    stop = _stop_reason(request, rows, seeds, len(rounds))
+    result = _result(request, est_list, rows, diagnostics(base, est_list, rows), verdict,
+                     rounds, stop, dev, started, t0, [*prior.seed_rounds.looks, look])
+    return result.model_copy(update={"seed_rounds": result.seed_rounds.model_copy(update={
+        "note": f"{result.seed_rounds.note}; {len(new)} seeds added to a finished evaluation "
+                f"(look {look.look}, alpha {look.alpha:.3g} from the reserve of looks "
+                "beyond the plan)" if not look.planned else
+                f"{result.seed_rounds.note}; {len(new)} seeds added (look {look.look})"})})
 
 
 def _units(tasks: list[CriticTask], est: EstimatorSpec, trained: bool) -> int:

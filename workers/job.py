@@ -159,8 +159,12 @@ def _run(db: Database, eid: str, claim: store.Claim, evaluate: Engine, beat: _Be
 
     device = settings.device or None
     request: EvaluationRequest = claim.request
+    extra: dict[str, Any] = {}
     try:
-        result = evaluate(request, device=device, progress=progress, should_cancel=should_cancel)
+        if claim.extends is not None:  # more seeds: pooled with the stored estimates
+            extra["prior"] = _prior(db, claim.extends)
+        result = evaluate(request, device=device, progress=progress, should_cancel=should_cancel,
+                          **extra)
     except Canceled as exc:
         if beat.lost:
             return "superseded"
@@ -187,6 +191,16 @@ def _run(db: Database, eid: str, claim: store.Claim, evaluate: Engine, beat: _Be
                         "its results are dropped", eid, attempt)
             return "superseded"
     return store.OK
+
+
+def _prior(db: Database, evaluation_id: str) -> EvaluationResult:
+    """The stored result an evaluation with more seeds extends (SpecError if it has none:
+    the service only accepts extensions of succeeded evaluations, which keep their result)."""
+    with db.session() as s:
+        row = s.get(Evaluation, evaluation_id)
+        if row is None or row.status != store.OK or row.result_attempt is None:
+            raise SpecError(f"more seeds: evaluation {evaluation_id} has no stored result")
+        return store.load_result(s, row)
 
 
 def _timeout_of(db: Database, eid: str) -> Any:

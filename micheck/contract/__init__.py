@@ -25,6 +25,7 @@ from micheck.contract.request import (  # noqa: F401
     DatasetSpec,
     EstimatorSpec,
     EvaluationRequest,
+    MoreSeeds,
     Row,
     Seed,
     TestKind,

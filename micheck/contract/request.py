@@ -488,6 +488,15 @@ class Cost(_Model):
     device: str | None = Field(None, description="that device, and who measured its speed")
 
 
+class MoreSeeds(_Model):
+    """POST /v1/evaluations/{id}/seeds: how many seeds to add to a finished evaluation."""
+
+    add: int = Field(ge=1, le=64, description=(
+        "new seeds to train for the rows still inconclusive for want of seeds; pooled with "
+        "the stored estimates and decided again at one more look (the smallest integers "
+        "above every seed run so far)"))
+
+
 # ---- reading what was stored ----------------------------------------------------------------
 
 

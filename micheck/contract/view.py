@@ -57,6 +57,9 @@ class EvaluationView(_Model):
     passed: bool | None = None
     verdict: Verdict | None = None
     cost: Cost | None = None  # estimated before acceptance (micheck.budget)
+    extends: str | None = Field(None, description=(
+        "more seeds: the finished evaluation whose stored estimates this one pools with its "
+        "new seeds (POST /v1/evaluations/{id}/seeds); null for a submitted spec"))
     report_link: str | None = Field(
         None, description="signed, expiring, read-only link to the HTML report: opens in a "
                           "browser without a token (set by the service)")

@@ -20,9 +20,11 @@ from micheck.storage.statuses import OK, Q, R
 
 
 def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | None, queue: str,
-                      job_timeout_s: int, cost: Cost | None = None) -> Evaluation:
+                      job_timeout_s: int, cost: Cost | None = None,
+                      extends: str | None = None) -> Evaluation:
     now = utcnow()
     row = Evaluation(
+        extends=extends,
         cost_gmac=cost.gmac if cost else None,
         cost=cost.model_dump(mode="json") if cost else None,
         id=uuid.uuid4().hex, owner=owner, status=Q, spec_hash=request.spec_hash(),
@@ -44,7 +46,8 @@ def create_evaluation(s: Session, request: EvaluationRequest, *, owner: str | No
 
 def _duplicate_query(of_owner: bool) -> Select:
     q = select(Evaluation).where(Evaluation.spec_hash == bindparam("spec_hash"),
-                                 Evaluation.status.in_([OK, Q, R]))
+                                 Evaluation.status.in_([OK, Q, R]),
+                                 Evaluation.extends.is_(None))  # more seeds: never a duplicate
     if of_owner:
         q = q.where(Evaluation.owner == bindparam("owner"))
     # prefer a finished one: it answers at once
@@ -62,6 +65,14 @@ def find_duplicate(s: Session, spec_hash: str, owner: str | None) -> Evaluation 
     if owner is None:
         return s.scalars(_DUPLICATE_ANY, {"spec_hash": spec_hash}).first()
     return s.scalars(_DUPLICATE_OF, {"spec_hash": spec_hash, "owner": owner}).first()
+
+
+def extension_of(s: Session, evaluation_id: str) -> Evaluation | None:
+    """The evaluation that adds seeds to `evaluation_id` and has not failed or been
+    canceled (at most one: looks form a chain), if any."""
+    return s.scalars(select(Evaluation).where(Evaluation.extends == evaluation_id,
+                                              Evaluation.status.in_([OK, Q, R]))
+                     .order_by(Evaluation.created_at.desc()).limit(1)).first()
 
 
 def count_queued(s: Session, owner: str | None) -> int:

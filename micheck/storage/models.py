@@ -95,6 +95,8 @@ class Evaluation(Base):
     verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
     cost_gmac: Mapped[float | None] = mapped_column(Float, nullable=True)  # micheck.budget
     cost: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # more seeds: the evaluation whose stored estimates this one pools (0020)
+    extends: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
     __table_args__ = (Index("ix_evaluations_created_id", "created_at", "id"),)
 

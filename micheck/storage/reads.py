@@ -50,7 +50,7 @@ def to_view(row: Evaluation, *, deduplicated: bool = False) -> EvaluationView:
         # a legacy row (verdict NULL) compared means, not intervals: never a pass now
         passed=(row.verdict == "pass") if row.verdict else (None if row.passed is None else False),
         verdict=row.verdict or (None if row.passed is None else "inconclusive"),
-        cost=Cost.model_validate(row.cost) if row.cost else None)
+        cost=Cost.model_validate(row.cost) if row.cost else None, extends=row.extends)
 
 
 

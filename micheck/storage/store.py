@@ -18,6 +18,7 @@ from micheck.storage.admission import (
     admission_load,
     count_queued,
     create_evaluation,
+    extension_of,
     find_duplicate,
     lock_owner,
     owner_load,
@@ -66,7 +67,7 @@ from micheck.storage.worker_rows import (
 __all__ = [
     "CANCELED", "FAILED", "OK", "Q", "R", "Claim", "Evaluation", "Token", "TokenLimits",
     "admission_limits", "admission_load", "boxes", "claim", "count_live_workers", "count_queued",
-    "create_evaluation", "decode_cursor", "encode_cursor", "fail_queued", "find_duplicate",
+    "create_evaluation", "decode_cursor", "encode_cursor", "extension_of", "fail_queued", "find_duplicate",
     "finish_attempt", "finish_success", "get_idempotent", "heartbeat", "list_evaluations",
     "live_plugin_reports", "live_speeds", "live_workers", "load_result", "lock_owner", "owner_load",
     "put_idempotent", "queued_before", "recent_workers", "record_calibration", "release_worker", "replayable", "repoint_idempotent",

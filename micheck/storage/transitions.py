@@ -23,6 +23,7 @@ from micheck.storage.statuses import CANCELED, FAILED, OK, Q, R
 class Claim:
     request: EvaluationRequest
     attempt: int
+    extends: str | None = None  # more seeds: the evaluation whose estimates it pools
 
 
 def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Claim | None:
@@ -38,7 +39,7 @@ def claim(s: Session, evaluation_id: str, worker: str, max_attempts: int) -> Cla
     row = s.get(Evaluation, evaluation_id, populate_existing=True)
     if res.rowcount != 1 or row is None:
         return None
-    return Claim(stored_request(row.request), row.attempts)
+    return Claim(stored_request(row.request), row.attempts, row.extends)
 
 
 def heartbeat(s: Session, evaluation_id: str, attempt: int,

@@ -33,6 +33,7 @@ from micheck.contract import (
     EvaluationResult,
     EvaluationStatus,
     EvaluationView,
+    MoreSeeds,
     Problem,
 )
 from micheck.definitions import canonical_estimator
@@ -152,6 +153,26 @@ def results(evaluation_id: str, request: Request, db: DBDep, settings: SettingsD
             why = f": {row.error_code}: {row.error_message}" if row.error_code else ""
             raise ProblemError(409, f"evaluation is {row.status}{why}", status_value=row.status)
         return store.load_result(s, row)
+
+
+@router.post("/{evaluation_id}/seeds", operation_id="add_seeds", status_code=202,
+             response_model=EvaluationView, responses=PROBLEMS)
+def add_seeds(evaluation_id: str, body: MoreSeeds, request: Request, db: DBDep, jq: QueueDep,
+              settings: SettingsDep, caller: Writer, metrics: MetricsDep,
+              background: BackgroundTasks) -> Response:
+    """More seeds for a succeeded evaluation whose verdicts are inconclusive for want of
+    seeds (202: a new evaluation, `extends` = this one). It trains only the new seeds, only
+    for the rows still open, pools them with the stored per-seed estimates and decides
+    again at the level that counts every look (its result records them in
+    `seed_rounds.looks`). 409 when the evaluation has not succeeded, has nothing more seeds
+    can decide, or was extended already (add seeds to the extension: looks form a chain)."""
+    done = submission.more_seeds(db, settings, caller, evaluation_id, body.add,
+                                 lambda view, status: _view_response(view, status, request,
+                                                                     settings))
+    if done.dispatch:
+        background.add_task(_dispatch, db, jq, caller.name)
+    metrics.submissions.labels("more_seeds").inc()
+    return done.response
 
 
 @router.post("/{evaluation_id}/cancel", operation_id="cancel_evaluation",

@@ -100,6 +100,33 @@ def test_exit_4_when_a_verdict_is_inconclusive(server, tmp_path, capsys):
     assert root.get("failures") == "0" and root.find("testsuite").get("skipped") == "1"
 
 
+def test_more_seeds_decide_what_two_seeds_left_open(server, tmp_path, capsys):
+    """Two seeds decide nothing; `micheck more-seeds ID 2 --wait` trains two more, pools
+    them with the stored two and decides at one more look (the ratio is ~0.9 against a
+    band of [0.5, 1.5] on every seed: a pass even at the reserve's small alpha)."""
+    assert main(["submit", _spec(tmp_path, TWO_SEEDS), "--wait", "--timeout", "600",
+                 "--poll", "0.1", "--json"]) == 4
+    first = json.loads(capsys.readouterr().out)
+    assert main(["list", "--json"]) == 0
+    (eid,) = [e["id"] for e in map(json.loads, capsys.readouterr().out.splitlines())
+              if e["request"]["seeds"] == [0, 1]]
+    junit = tmp_path / "more.xml"
+    code = main(["more-seeds", eid, "2", "--wait", "--timeout", "600", "--poll", "0.1",
+                 "--junit", str(junit), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    pooled = json.loads(out)
+    assert f"adds 2 seeds to {eid}" in err
+    assert pooled["provenance"]["seeds"] == [0, 1, 2, 3] and pooled["verdict"] == "pass"
+    assert pooled["seed_rounds"]["looks"][-1]["planned"] is False
+    assert pooled["estimates"][:2] == first["estimates"]  # the stored seeds, not retrained
+    assert ET.parse(junit).getroot().get("failures") == "0"
+    # the same evaluation again: 409 names the one that extended it (exit 3)
+    assert main(["more-seeds", eid, "2"]) == 3
+    assert "already has more seeds" in capsys.readouterr().err
+    assert main(["more-seeds", eid, "0"]) == 2
+
+
 def test_exit_2_for_usage_and_input_errors(server, tmp_path, capsys):
     assert main(["submit", str(tmp_path / "missing.yaml"), "--wait"]) == 2
     assert "spec file not found" in capsys.readouterr().err

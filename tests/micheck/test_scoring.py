@@ -7,12 +7,16 @@ import pytest
 from micheck.contract import Estimate, EvaluationRequest
 from micheck.plan import plan
 from micheck.scoring import (
+    added_seeds,
     decision_count,
     diagnostics,
+    extend,
     futile,
+    keyed_estimates,
     look_record,
     looks,
     next_round,
+    open_measurements,
     score,
 )
 from micheck.verdicts import decision_level, spend
@@ -177,3 +181,37 @@ def test_seeds_stop_where_they_cannot_decide():
     (row,), _ = score(close, est, close.seeds, None)  # 1.62 [1.53, 1.72] against [1.7, 2.3]
     assert row.reason_code == "straddles_band" and not futile(row, 16, 0.999)
     assert next_round(close, [row], close.seeds)[0] == list(range(8, 16))
+
+
+def test_more_seeds_train_only_what_the_open_rows_read():
+    """Of the additivity point (open: too few seeds) and the baseline rows (decided), only
+    the additivity point's two measurements are trained again; stored estimates key back
+    to the measurements they came from; added seeds start above every seed run."""
+    req = EvaluationRequest.model_validate({**SPEC, "seeds": [0, 1, 2], "max_seeds": 3})
+    values = {**VALUES, "additivity/rows/t=14": [5.0, 9.0, 6.0, 0.0]}  # spread: undecided
+    _, est = estimates(values)
+    est = {k: v for k, v in est.items() if v.seed < 3}
+    rows, _ = score(req, est, req.seeds, None)
+    add = by(rows, "additivity", 14)
+    assert add.verdict == "inconclusive" and add.reason_code in ("too_few_seeds",
+                                                                 "straddles_band")
+    assert all(r.verdict != "inconclusive" for r in rows if r is not add)
+    wanted = open_measurements(req, rows)
+    assert sorted(m.key(0) for m in wanted) == ["additivity/rows/t=14/seed=0",
+                                                "baseline/rows/t=14/seed=0"]
+    assert keyed_estimates(req, list(est.values())) == est
+    assert added_seeds([0, 1, 5], 3) == [6, 7, 8]
+    # one more look with two more seeds on the additivity point: the decided rows stay
+    more = dict(est)
+    for seed in (3, 4):
+        for m in wanted:
+            v = 5.0 if m.role == "additivity" else 4.0
+            more[m.key(seed)] = Estimate(test=m.role, t=m.t, seed=seed, mi_train=v, mi_test=v,
+                                         steps=100, transform=m.transform, converged=True)
+    first_look = look_record(req, rows, None, 1, 1, 3)
+    again, _, record = extend(req, more, [0, 1, 2, 3, 4], None, rows, [first_look])
+    assert [r for r in again if r is not by(again, "additivity", 14)] == \
+        [r for r in rows if r is not add]
+    assert by(again, "additivity", 14).seeds == 5 and by(again, "additivity", 14).look == 2
+    assert record.look == 2 and not record.planned and record.alpha == pytest.approx(
+        spend(2, 1))

@@ -35,7 +35,7 @@ TINY_SPEC = {"estimator": {"name": "infonce", "critic": {"kind": "separable"},
              "dataset": {"name": "gaussian", "dim": 2, "mi": 1.0},
              "tests": [{"kind": "ground_truth"}], "seeds": [0, 1, 2], "max_seeds": 3}
 
-__all__ = ["BACKENDS", "TINY_SPEC", "database_url", "fake_engine", "postgres_database",
+__all__ = ["BACKENDS", "TINY_SPEC", "database_url", "deterministic_critics", "fake_engine", "postgres_database",
            "redis_server", "service_settings", "start_redis", "wait_for"]
 
 PG = os.environ.get("MICHECK_TEST_POSTGRES_URL")
@@ -118,6 +118,24 @@ def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def deterministic_critics(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The real engine with its critic fit replaced by a deterministic one: seed s reads the
+    true MI x (1 + 0.01 (s mod 3)), converged. Everything else (plan, rounds, looks,
+    scoring, pooling) runs as it does on a worker; returns the seeds each fit call trained."""
+    from micheck.workers import engine
+    from micheck.workers.trainer import TaskOutcome
+
+    calls: list[list[int]] = []
+
+    def fit(tasks, est, device, **_):
+        calls.append(sorted(t.seed for t in tasks))
+        return {t.key: TaskOutcome(t.key, t.true_mi, t.true_mi * (1 + 0.01 * (t.seed % 3)),
+                                   False, est.train.steps, converged=True) for t in tasks}
+
+    monkeypatch.setitem(engine.FAMILIES, "discriminative", (fit, "critics", True))
+    return calls
 
 
 def fake_engine(*, steps: int = 5, delay: float = 0.0, fail: Exception | None = None,

@@ -6,7 +6,8 @@ import pytest
 from micheck.workers.engine import evaluate
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
-from micheck.errors import Canceled, DataNotFound
+from micheck.errors import Canceled, DataNotFound, SpecError
+from tests.service.support import deterministic_critics
 
 
 def _req(data):
@@ -74,21 +75,10 @@ def test_missing_cifar_directory_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fitted(monkeypatch):
-    """The engine's fit for critics replaced by a deterministic one (seed s reads the true
-    MI x (1 + 0.01 (s mod 3)), converged): the adaptive rule is tested on its own, with no
-    training trajectory in it. Returns the seeds each call fitted."""
-    from micheck.workers import engine
-    from micheck.workers.trainer import TaskOutcome
-
-    calls: list[list[int]] = []
-
-    def fit(tasks, est, device, **_):
-        calls.append(sorted(t.seed for t in tasks))
-        return {t.key: TaskOutcome(t.key, t.true_mi, t.true_mi * (1 + 0.01 * (t.seed % 3)),
-                                   False, est.train.steps, converged=True) for t in tasks}
-
-    monkeypatch.setitem(engine.FAMILIES, "discriminative", (fit, "critics", True))
-    return calls
+    """The engine's fit for critics replaced by a deterministic one
+    (tests.service.support.deterministic_critics): the adaptive rule is tested on its own,
+    with no training trajectory in it. Returns the seeds each call fitted."""
+    return deterministic_critics(monkeypatch)
 
 
 def test_adaptive_seeds_add_rounds_until_the_cap(fitted):
@@ -154,3 +144,40 @@ def test_same_class_pairs_ground_truth_uses_the_known_mi():
     (r,) = result.ratios
     assert r.test == "ground_truth" and r.per_seed == pytest.approx([e.mi_test / truth])
     assert result.provenance.definition_versions["generator:same_class"] == "1"
+
+
+def test_more_seeds_train_only_the_new_seeds_and_look_once_more(fitted):
+    """A finished evaluation left inconclusive at its cap: more seeds train only the new
+    ones, pool them with the stored estimates and decide at one more look, recorded as
+    unplanned (alpha from the reserve); the first result is not touched."""
+    req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 64, "steps": 300}},
+                "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 2})
+    first = evaluate(req)
+    assert first.verdict == "inconclusive" and first.ratios[0].reason_code == "too_few_seeds"
+    more = req.model_copy(update={"seeds": [0, 1, 2, 3], "max_seeds": 4})
+    result = evaluate(more, prior=first)
+    assert fitted == [[0], [1], [2, 3]]  # the stored seeds are not trained again
+    assert result.provenance.seeds == [0, 1, 2, 3]
+    assert sorted(e.seed for e in result.estimates) == [0, 1, 2, 3]
+    (r,) = result.ratios
+    assert r.seeds == 4 and r.verdict == "pass" and r.look == 3
+    looks = result.seed_rounds.looks
+    assert [x.look for x in looks] == [1, 2, 3] and [x.planned for x in looks] == [
+        True, True, False]
+    assert looks[-1].alpha < looks[0].alpha and looks[-1].decided == 1
+    assert result.seed_rounds.rounds == [[0], [1], [2, 3]]
+    assert first.ratios[0].verdict == "inconclusive"  # the prior is unchanged
+
+
+def test_more_seeds_refuse_a_result_without_looks(fitted):
+    req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 64, "steps": 300}},
+                "dataset": {"name": "gaussian", "dim": 2, "mi": 0.5},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+    first = evaluate(req)
+    legacy = first.model_copy(update={"seed_rounds": first.seed_rounds.model_copy(
+        update={"looks": []})})
+    with pytest.raises(SpecError, match="before looks were recorded"):
+        evaluate(req.model_copy(update={"seeds": [0, 1], "max_seeds": 2}), prior=legacy)
+    with pytest.raises(SpecError, match="no new seed"):
+        evaluate(req, prior=first)
