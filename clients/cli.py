@@ -37,10 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="bearer token (env MICHECK_TOKEN)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("submit", help="submit a spec to the service (CI: --wait --junit)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", help="evaluation spec, YAML or JSON")
+def _wait_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that starts an evaluation and may wait for its verdict."""
     p.add_argument("--wait", action="store_true",
                    help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
     add_exit_options(p)
@@ -59,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: cancel it before exiting)")
     p.add_argument("--json", action="store_true",
                    help="print JSON: the evaluation, or with --wait its full result")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="submit a spec to the service (CI: --wait --junit)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", help="evaluation spec, YAML or JSON")
+    _wait_options(p)
     p.add_argument("--idempotency-key", metavar="K",
                    help="resubmitting with the same key returns the same evaluation "
                         "(e.g. the CI pipeline id)")
@@ -79,21 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "are inconclusive for want of them (one more look, pooled)")
     p.add_argument("id", help="a succeeded evaluation (or the last one that added seeds to it)")
     p.add_argument("add", type=int, help="how many new seeds (1-64)")
-    p.add_argument("--wait", action="store_true",
-                   help="wait for the verdict; exit 0 pass, 1 fail, 4 inconclusive, 3 error")
-    add_exit_options(p)
-    p.add_argument("--timeout", type=float, default=3600.0,
-                   help="seconds to wait (default 3600; exit 3 past it)")
-    p.add_argument("--poll", type=float, default=2.0, help="first poll interval, seconds")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML; needs --wait")
-    p.add_argument("--out", type=Path, metavar="FILE",
-                   help="write the pooled result JSON; needs --wait")
-    p.add_argument("--html", type=Path, metavar="FILE",
-                   help="save the HTML report when it finishes; needs --wait")
-    p.add_argument("--detach", action="store_true",
-                   help="on SIGINT/SIGTERM leave it running (default: cancel it)")
-    p.add_argument("--json", action="store_true",
-                   help="print JSON: the new evaluation, or with --wait its full result")
+    _wait_options(p)
     _common(p)
     p.set_defaults(func=more_seeds, fail_on_regression=False)
 
