@@ -199,6 +199,8 @@ def records(results: dict[str, EvaluationResult]) -> list[dict]:
             out.append({
                 "estimator": label, "test": r.test, "transform": r.transform,
                 "mean": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                "width": None if r.ci_low is None or r.ci_high is None
+                else r.ci_high - r.ci_low, "scale": r.scale, "look": r.look,
                 "ci_level": r.ci_level, "verdict": r.verdict, "reason": r.reason,
                 "band_low": r.band_low, "band_high": r.band_high, "seeds": r.seeds,
                 "per_seed": r.per_seed, "steps_mean": round(sum(steps) / len(steps)),
@@ -299,7 +301,16 @@ def main(a: Namespace) -> None:
                                "verdict": r.verdict, "device": r.provenance.device}
                            for k, r in results.items()},
             "cost": {k: cost(r) for k, r in results.items()}}
+    decided = [r for r in recs if r["verdict"] != "inconclusive"]
+    meta["decided"] = {"cells": len(decided), "of": len(recs),
+                       "widest_decided": max((r["width"] for r in decided
+                                              if r["width"] is not None), default=None)}
     (docs / "table3.json").write_text(json.dumps({"meta": meta, "cells": recs}, indent=1))
+    # the per-critic records behind every cell: micheck.scoring.replay recomputes the rows
+    kept = docs / "table3_records" / tag_of(a)
+    kept.mkdir(parents=True, exist_ok=True)
+    for key, res in results.items():
+        (kept / f"{key}.json").write_text(res.model_dump_json())
     plot(recs, docs / "table3.png")
     md = table_md(recs)
     (docs / "table3_table.md").write_text(md + "\n")
@@ -373,7 +384,10 @@ def cost(result: EvaluationResult) -> dict:
     """Where the time to a verdict went: critics, steps, cost per step, seed rounds."""
     steps = [e.steps for e in result.estimates]
     wall = result.provenance.wall_seconds
-    return {"wall_seconds": wall, "critics": len(steps), "critic_steps": sum(steps),
+    cells = [r for r in result.ratios if r.transform != "rows" and r.kind == "ratio"]
+    decided = sum(r.verdict != "inconclusive" for r in cells)
+    return {"wall_seconds": wall, "cells_decided": decided, "cells": len(cells),
+            "seconds_per_decided_cell": round(wall / decided, 1) if decided else None, "critics": len(steps), "critic_steps": sum(steps),
             "steps_min": min(steps), "steps_max": max(steps),
             "ms_per_critic_step": round(1000 * wall / max(1, sum(steps)), 2),
             "converged": sum(bool(e.converged) for e in result.estimates),

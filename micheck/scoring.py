@@ -23,7 +23,14 @@ import math
 from collections.abc import Sequence
 
 from micheck import testkinds
-from micheck.contract import Diagnostic, Estimate, EvaluationRequest, Look, Ratio
+from micheck.contract import (
+    Diagnostic,
+    Estimate,
+    EvaluationRequest,
+    EvaluationResult,
+    Look,
+    Ratio,
+)
 from micheck.plan import Measurement, Point, plan
 from micheck.testkinds import ratio_of
 from micheck.verdicts import (
@@ -42,7 +49,7 @@ from micheck.verdicts import (
 
 __all__ = ["decision_count", "diagnostics", "extend", "futile", "look_record", "looks",
            "next_round",
-           "next_seeds", "open_measurements", "added_seeds", "keyed_estimates", "point_seeds", "ratio_of", "ratio_row", "score"]
+           "next_seeds", "open_measurements", "added_seeds", "keyed_estimates", "replay", "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
 def point_seeds(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> list[int]:
@@ -211,6 +218,27 @@ def extend(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Se
                           planned=planned, previous=previous)
     return rows, verdict, look_record(request, rows, previous, look, planned, len(seeds),
                                       alpha)
+
+
+def replay(result: EvaluationResult) -> tuple[list[Ratio], Verdict]:
+    """The rows and verdict of a stored result recomputed from its per-seed estimates alone:
+    each recorded look again, with the seeds of the rounds up to it, decided rows kept (how
+    a reader checks a stored table without trusting its rows). Needs the looks (engine v3)."""
+    request = result.request
+    found = result.seed_rounds.looks
+    if not found:
+        raise ValueError("the result records no looks (scored before engine v3)")
+    planned = sum(1 for x in found if x.planned)
+    estimates = keyed_estimates(request, result.estimates)
+    true_mi = next((e.true_mi for e in result.estimates if e.true_mi is not None), None)
+    seeds: list[int] = []
+    rows: list[Ratio] | None = None
+    verdict: Verdict = "inconclusive"
+    for look, new in enumerate(result.seed_rounds.rounds, start=1):
+        seeds += [s for s in new if s not in seeds]
+        rows, verdict = score(request, estimates, seeds, true_mi, alpha=result.alpha or ALPHA,
+                              look=look, planned=planned, previous=rows)
+    return rows or [], verdict
 
 
 FUTILITY = 2.0  # a row stops getting seeds when its projected half-width at the cap exceeds

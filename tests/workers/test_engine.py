@@ -7,6 +7,7 @@ from micheck.workers.engine import evaluate
 
 from micheck.contract import EvaluationRequest, EvaluationResult, Progress
 from micheck.errors import Canceled, DataNotFound, SpecError
+from micheck.scoring import replay
 from tests.service.support import deterministic_critics
 
 
@@ -97,6 +98,7 @@ def test_adaptive_seeds_add_rounds_until_the_cap(fitted):
     (r,) = result.ratios
     # with 3 seeds and a band of +-0.5 the verdict is decided: no more seeds are needed
     assert r.seeds == 3 and r.verdict == "pass" and result.seed_rounds.stop == "conclusive"
+    assert replay(result) == (result.ratios, result.verdict)
 
 
 def test_adaptive_seeds_stop_at_the_cap_and_say_so(fitted):
@@ -168,6 +170,9 @@ def test_more_seeds_train_only_the_new_seeds_and_look_once_more(fitted):
     assert looks[-1].alpha < looks[0].alpha and looks[-1].decided == 1
     assert result.seed_rounds.rounds == [[0], [1], [2, 3]]
     assert first.ratios[0].verdict == "inconclusive"  # the prior is unchanged
+    # every row follows from the stored per-seed estimates and the recorded looks alone
+    assert replay(result) == (result.ratios, result.verdict)
+    assert replay(first) == (first.ratios, first.verdict)
 
 
 def test_more_seeds_refuse_a_result_without_looks(fitted):
