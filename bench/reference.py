@@ -13,6 +13,11 @@ so that the benchmarks and golden tests read nothing outside the repository.
   order (CPC, MINE, GM (VAE), SMILE tau=5, SMILE tau=inf); CPC's 1.00 in every additivity
   row fits its log(batch) ceiling.
 
+- MIGE's released toy results (paper 004, Wen et al., "Mutual Information Gradient
+  Estimation for Representation Learning", ICLR 2020, the Fig. 1 setting: x, y in R^d with
+  corr(x_i, y_i) = rho): dI/drho at rho = 0.8 for d = 8, 16, 32, as quoted in issue 21
+  (`MIGE_RELEASED`). The analytic row is d rho / (1 - rho^2).
+
 Estimator labels are those of bench/staircase.py and bench/mnist.py.
 """
 
@@ -84,6 +89,16 @@ _TABLE3: dict[tuple[str, str], tuple[float, ...]] = {
 
 # The ideal value of each Table 3 test (data processing: at most 1).
 TABLE3_IDEAL = {"data_processing": 1.0, "additivity": 2.0}
+
+
+# dI/drho at rho = 0.8 from MIGE's released toy results: estimator -> {d: value}
+MIGE_RELEASED_RHO = 0.8
+MIGE_RELEASED: dict[str, dict[int, float]] = {
+    "analytic": {8: 17.78, 16: 35.56, 32: 71.11},
+    "MIGE": {8: 17.37, 16: 30.59, 32: 47.79},
+    "MINE": {8: 15.65, 16: 16.05, 32: 11.53},
+    "MINE-f": {8: 8.08, 16: 9.94, 32: 8.68},
+}
 
 
 def table2() -> dict[tuple[str, str, str], list[float]]:
