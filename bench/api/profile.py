@@ -56,7 +56,7 @@ def profile_submit(n: int = 600, rate: float = 100.0) -> dict[str, Any]:
             settings = Settings(var_dir=var, redis_url=redis.url, queue_routing="cpu",
                                 max_queued_per_token=n + 100, log_level="WARNING",
                                 max_inflight=100_000,  # costs, not shedding
-                                max_inflight_per_token=100_000)
+                                max_inflight_per_token=100_000, max_waiting_writes=100_000)
             app = create_app(settings, run_reconciler=False)
             from micheck.service import auth
 
