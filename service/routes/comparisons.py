@@ -25,8 +25,9 @@ def comparison(evaluation_id: str, db: DBDep, settings: SettingsDep, caller: Rea
                baseline: Annotated[str | None, Query(max_length=1000, description=(
                    "an evaluation id or labels 'k:v,k2:v2'; default: the request's "
                    "baseline"))] = None) -> Comparison:
-    """Every point against the baseline's: difference of mean ratios with a 95% Welch
-    interval and a regression verdict per point and overall (see micheck.compare)."""
+    """Every point against the baseline's, paired by its full identity: the difference of
+    the points' values, a pooled two-sample t test on the point's scale, and a regression
+    verdict per point with Holm's procedure over the points (see micheck.compare)."""
     owner = visible_owner(caller, settings)
     with db.session() as s:
         row = s.get(Evaluation, evaluation_id)

@@ -127,6 +127,36 @@ def test_more_seeds_decide_what_two_seeds_left_open(server, tmp_path, capsys):
     assert main(["more-seeds", eid, "0"]) == 2
 
 
+def test_two_seed_sets_of_one_spec_are_no_regression(server, tmp_path, capsys):
+    """Nothing changed but the seeds: the same estimator spec run on seeds 0-2 and on seeds
+    3-5, the second compared with the first by id, is not flagged (MIGE's gradient at four
+    correlations and InfoNCE's ground truth: five points under one Holm family)."""
+    results = {}
+    for spec_name, body in (("mige", {
+            "estimator": {"name": "mige", "params": {"samples": 400}},
+            "dataset": {"name": "gaussian", "dim": 3},
+            "tests": [{"kind": "mi_gradient", "rho": [-0.6, 0.2, 0.5, 0.8]}]}),
+            ("loose", {k: v for k, v in LOOSE.items() if k not in ("seeds", "max_seeds")})):
+        ids = []
+        for seeds in ([0, 1, 2], [3, 4, 5]):
+            spec = _spec(tmp_path, {**body, "seeds": seeds, "max_seeds": 3},
+                         f"{spec_name}{seeds[0]}.json")
+            extra = ["--baseline", ids[0], "--fail-on-regression"] if ids else []
+            code = main(["submit", spec, "--wait", "--timeout", "600", "--poll", "0.1",
+                         *extra])
+            out, err = capsys.readouterr()
+            assert code in (0, 1, 4), out + err  # its own verdicts; the gate is what we test
+            assert main(["list", "--json"]) == 0
+            listed = [e for e in map(json.loads, capsys.readouterr().out.splitlines())
+                      if e["request"]["seeds"] == seeds
+                      and e["request"]["estimator"]["name"] == body["estimator"]["name"]]
+            ids.append(listed[0]["id"])
+        results[spec_name] = (ids, out)
+    for spec_name, (_ids, out) in results.items():
+        assert "no regression" in out or "REGRESSION" not in out, out
+        assert "regressed" not in out, (spec_name, out)
+
+
 def test_exit_2_for_usage_and_input_errors(server, tmp_path, capsys):
     assert main(["submit", str(tmp_path / "missing.yaml"), "--wait"]) == 2
     assert "spec file not found" in capsys.readouterr().err
