@@ -223,3 +223,19 @@ def test_get_suite_stores_it_on_first_use(client, alice):
     assert body["version"] == 1 and len(body["points"]) == 21 and body["stored_at"]
     again = client.get("/v1/suites/standard", params={"version": 1}, headers=alice).json()
     assert again == body
+
+
+def test_the_real_engine_rows_reach_the_league(app, client, alice, monkeypatch):
+    """The smoke suite through the real engine (plan, scoring, storage), its critic fit
+    replaced by a deterministic one: every point gets its stored ground-truth row."""
+    from micheck.workers.engine import evaluate
+
+    from tests.service.support import deterministic_critics
+
+    deterministic_critics(monkeypatch)
+    ids = {p: submit(client, alice, p) for p in suites.get("smoke").point_ids}
+    run_queued(app, evaluate)
+    rows = league(client, alice)["rows"]
+    assert {r["point"]: r["evaluation_id"] for r in rows} == ids
+    assert all(r["test"] == "ground_truth" and r["value"] == pytest.approx(1.01, abs=0.01)
+               for r in rows)
