@@ -43,6 +43,8 @@ from micheck.contract import (
     EvaluationRequest,
     EvaluationResult,
     EvaluationView,
+    League,
+    SuiteView,
     WorkerView,
 )
 from micheck.settings import ClientSettings
@@ -180,6 +182,7 @@ class _Core:
 
 _WORKERS = TypeAdapter(list[WorkerView])
 _DICTS = TypeAdapter(list[dict[str, Any]])
+_SUITES = TypeAdapter(list[SuiteView])
 
 
 class Client(_Core):
@@ -305,6 +308,22 @@ class Client(_Core):
 
     def workers(self) -> list[WorkerView]:
         return _parse(_WORKERS, self._request("GET", "/v1/workers"))
+
+    def suites(self) -> list[SuiteView]:
+        """Every suite version the server has stored or registered."""
+        return _parse(_SUITES, self._request("GET", "/v1/suites"))
+
+    def suite(self, name: str, version: int | None = None) -> SuiteView:
+        """One suite version as the server stored it (stored on this first use)."""
+        params = {} if version is None else {"version": version}
+        return _parse(SuiteView, self._request("GET", f"/v1/suites/{name}", params=params))
+
+    def league(self, suite: str, version: int | None = None) -> League:
+        """One row per (estimator config, suite point), from stored results."""
+        params: dict[str, Any] = {"suite": suite}
+        if version is not None:
+            params["version"] = version
+        return _parse(League, self._request("GET", "/v1/league", params=params))
 
     def report_html(self, evaluation_id: str, *, embed: bool = True) -> str:
         """The server's HTML report; ``embed`` inlines the plots so the file stands alone."""

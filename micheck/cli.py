@@ -4,6 +4,7 @@
 - service.cli: serve, token, db
 - up: up (the whole stack on one machine)
 - clients.cli: submit, status, results, cancel, list, report
+- clients.suite_cli: suite (run a named suite for the league, list the suites)
 
 A part whose extra is not installed (e.g. the client-only install has no torch)
 still lists its commands, which then say what to install. Errors print one line:
@@ -27,6 +28,7 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "micheck.service.cli": ("service", ("serve", "token", "db")),
     "micheck.up": ("service", ("up",)),
     "micheck.clients.cli": ("", ("submit", "status", "results", "cancel", "list", "report")),
+    "micheck.clients.suite_cli": ("", ("suite",)),
 }
 
 

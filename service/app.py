@@ -20,6 +20,8 @@ from micheck.service.routes import (
     evaluations,
     exports,
     health,
+    league,
+    league_page,
     pages,
     reports,
     share,
@@ -167,7 +169,7 @@ def create_app(settings: Settings | None = None, *, run_reconciler: bool = True,
     problems.install(app)
     for r in (evaluations.router, exports.router, comparisons.router, deliveries.router,
               catalog.router, workers.router, health.router, reports.router, pages.router,
-              share.router, client_dist.router):
+              share.router, client_dist.router, league.router, league_page.router):
         app.include_router(r)
     docs.install(app)
 

@@ -2,12 +2,22 @@
 
 Imports neither torch nor FastAPI: a CI pipeline installs it with the client alone. One module
 per concept: `request` (what a user asks for, validated at the door; `Cost`), `result` (what
-the engine computed), `view` (the REST API's resources). Everything is re-exported here, so
-`from micheck.contract import X` works for every X.
+the engine computed), `view` (the REST API's resources), `league` (suites and league
+rows). Everything is re-exported here, so `from micheck.contract import X` works for
+every X.
 """
 
 from __future__ import annotations
 
+from micheck.contract.league import (  # noqa: F401
+    HistoryEntry,
+    League,
+    LeagueHistory,
+    LeagueRow,
+    SuitePointView,
+    SuiteView,
+    config_name,
+)
 from micheck.contract.request import (  # noqa: F401
     DATA_ROOT_PATTERN,
     DEFAULT_MAX_SEEDS,

@@ -24,7 +24,8 @@ PARTS = {"micheck": "micheck", "service": "micheck.service", "workers": "micheck
 PROTOCOL = {"micheck.contract", "micheck.definitions", "micheck.errors", "micheck.verdicts",
             "micheck.plan", "micheck.spec", "micheck.estimators", "micheck.budget",
             "micheck.scoring", "micheck.convergence", "micheck.compare", "micheck.testkinds",
-            "micheck.bands", "micheck.datasets", "micheck.exits", "micheck._version"}
+            "micheck.bands", "micheck.datasets", "micheck.exits", "micheck._version",
+            "micheck.suites"}
 SHARED = {"micheck.settings", "micheck.storage", "micheck.queue", "micheck.render"}
 ENTRY_POINTS = {"micheck", "micheck.cli", "micheck.up", "micheck.up.lock",
                 "micheck.up.supervisor"}  # may reach every part, lazily
