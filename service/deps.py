@@ -79,6 +79,14 @@ def page_caller(request: Request, db: Database) -> auth.Caller | None:
     return cookie_caller(request, db)
 
 
+def page_viewer(request: Request, db: Database, settings: Settings) -> auth.Caller | None:
+    """Who views a page (page_caller), anyone with open reads; None: send them to sign in."""
+    caller = page_caller(request, db)
+    if caller is None and settings.open_reads:
+        return auth.Caller(None)
+    return caller
+
+
 # `async def`, run on the event loop: a found token is remembered (auth.lookup), so most
 # requests query nothing here, and a sync dependency costs a thread-pool hop per request
 async def reader(request: Request, db: DBDep, settings: SettingsDep,

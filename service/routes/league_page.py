@@ -17,8 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
-from micheck.service import auth
-from micheck.service.deps import DBDep, SettingsDep, page_caller, visible_owner
+from micheck.service.deps import DBDep, SettingsDep, page_viewer, visible_owner
 from micheck.service.problems import ProblemError
 from micheck.service.routes.league import league_of
 from micheck.service.routes.pages import CSP, HEADERS, TEMPLATES
@@ -84,11 +83,9 @@ def table(league: League) -> tuple[list[str], list[dict[str, object]]]:
 def league_page(request: Request, db: DBDep, settings: SettingsDep) -> Response:
     """The league of ``suite`` (default standard) at ``version`` (default the newest) for
     this caller (a token or the session cookie; anyone's with open reads)."""
-    caller = page_caller(request, db)
+    caller = page_viewer(request, db, settings)
     if caller is None:
-        if not settings.open_reads:
-            return RedirectResponse("login", status_code=303)
-        caller = auth.Caller(None)
+        return RedirectResponse("login", status_code=303)
     q = request.query_params
     name = (q.get("suite") or "standard").strip()
     version_text = (q.get("version") or "").strip()

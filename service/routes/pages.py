@@ -24,7 +24,7 @@ from micheck.service.deps import (
     SESSION_COOKIE,
     DBDep,
     SettingsDep,
-    page_caller,
+    page_viewer,
     visible_owner,
 )
 from micheck.service.listing import parse_label_filters, parse_limit, parse_time
@@ -54,11 +54,9 @@ def _html(template: str, status: int = 200, **context: object) -> HTMLResponse:
 def evaluations_page(request: Request, db: DBDep, settings: SettingsDep) -> Response:
     """The evaluations this caller may see (a token in the Authorization header or the
     session cookie; anyone's with open reads), ``limit`` (default 50) a page."""
-    caller = page_caller(request, db)
+    caller = page_viewer(request, db, settings)
     if caller is None:
-        if not settings.open_reads:
-            return RedirectResponse("login", status_code=303)
-        caller = auth.Caller(None)
+        return RedirectResponse("login", status_code=303)
     q = request.query_params
     status = q.get("status") or None
     if status and status not in {s.value for s in EvaluationStatus}:
