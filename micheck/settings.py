@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     worker_nice: int = Field(10, ge=0, le=19, description="a worker (and its jobs) runs at "
                              "this niceness: on a box it shares with the API, training takes "
                              "what the API leaves, and the API keeps answering in time")
+    external_estimators: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "programs the `external` estimator may run on this worker, by name: the argv of "
+        "each, where {path}, {dim_x}, {dim_y} and {seed} are filled in (bmi's "
+        "external-program convention: the samples as CSV, one number printed); a request "
+        "names a program, never a path"))
+    external_timeout_s: float = Field(600.0, gt=0, description="one external estimate's "
+                                      "time limit")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads in a job process; 0 = "
                                "torch's default. 1 suits a CPU worker sharing a small box: "
                                "small critics' steps stall when threads outnumber free cores")

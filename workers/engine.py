@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
-from micheck.workers import gradient, plugins
+from micheck.workers import gradient, plugins, point
 from micheck.workers.generative import train_gm
 from micheck.workers.selfconsistency import TaskData, build_tasks
 from micheck.workers.trainer import CriticTask, TaskOutcome, train_critics
@@ -60,6 +60,7 @@ FAMILIES: dict[str, tuple[Fit, str, bool]] = {
     "discriminative": (train_critics, "critics", True),
     "generative": (train_gm, "model triples", True),
     "gradient": (gradient.train_mige, "gradient estimates", False),
+    "point": (point.fit_points, "point estimates", False),
 }
 
 

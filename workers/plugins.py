@@ -34,6 +34,7 @@ from micheck.estimators import plugins as loader
 _LOCK = threading.Lock()
 _FAILED: dict[str, str] = {}  # plug-in name -> why its bound is unavailable
 _READY: set[str] = set()
+_POINT: dict[str, Callable[..., object]] = {}  # point plug-ins: name -> factory(params)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -108,12 +109,21 @@ def load_bounds() -> dict[str, str]:
                 continue
             try:
                 factory = _import(entry.bound)
-                register_bound(entry.name, replace=True)(guarded(entry, factory))
+                if entry.family == "point":  # micheck.workers.point calls it
+                    _POINT[entry.name] = factory
+                else:
+                    register_bound(entry.name, replace=True)(guarded(entry, factory))
                 _READY.add(entry.name)
             except Exception as exc:  # noqa: BLE001
                 _FAILED[entry.name] = (f"{_who(entry)}: importing its bound {entry.bound} "
                                        f"raised {_one_line(exc)}")
         return dict(_FAILED)
+
+
+def point_factory(name: str) -> Callable[..., object] | None:
+    """The factory of a point plug-in (micheck.workers.point), once load_bounds ran."""
+    with _LOCK:
+        return _POINT.get(name)
 
 
 def prepare(name: str) -> EstimatorEntry:

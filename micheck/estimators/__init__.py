@@ -42,7 +42,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-Family = Literal["discriminative", "generative", "gradient"]  # gradient: dI/dparam only
+# gradient: dI/dparam only; point: MI read from samples directly, no critic (bmi's
+# point-estimator interface, estimate(x, y) -> float, or its external-program convention)
+Family = Literal["discriminative", "generative", "gradient", "point"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 

@@ -52,6 +52,14 @@ class MigeParams(Params):
         "Scalable SSGE: random projection to k dimensions (0: none)"))
 
 
+class ExternalParams(Params):
+    program: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description=(
+        "the name of a program the worker's operator configured "
+        "(MICHECK_EXTERNAL_ESTIMATORS); a caller names it, never a path"))
+    samples: int = Field(4096, ge=16, le=200_000, description=(
+        "held-out pairs written for each estimate"))
+
+
 class MineParams(Params):
     ema_rate: float = Field(0.01, gt=0, le=1, description=(
         "rate of the moving average of E_Q[e^T] that corrects MINE's gradient"))
@@ -103,5 +111,10 @@ for _entry in [
                    "2018; RBF kernel, median bandwidth, Nystrom eigenfunctions), Scalable "
                    "SSGE with a random projection (Eq. 8); estimates dI/drho only "
                    "(test mi_gradient)", params_model=MigeParams),
+    EstimatorEntry("external", "point", "1",
+                   "an estimator run as a program in the external-program convention of "
+                   "Czyz et al. 2023 (benchmark-mi): the samples as CSV with columns "
+                   "X0..X{dx-1}, Y0..Y{dy-1}, the program prints one number, the MI in "
+                   "nats; no critic is trained", params_model=ExternalParams),
 ]:
     register(_entry)

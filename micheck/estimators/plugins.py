@@ -8,7 +8,10 @@ A distribution declares, in its ``pyproject.toml``::
 where ``ESTIMATOR`` (or a function of no arguments returning it) is an
 :class:`~micheck.estimators.EstimatorEntry` whose name is the entry point's name, whose
 family is ``discriminative`` and whose ``bound`` names the worker-side factory
-(``"my_package.bound:make"``, a ``micheck.workers.bounds.BoundFactory``). The module
+(``"my_package.bound:make"``, a ``micheck.workers.bounds.BoundFactory``), or whose family
+is ``point`` and whose ``bound`` names a factory of the entry's params returning an object
+with ``estimate(x, y) -> float`` (bmi's point-estimator interface: ``x``, ``y`` numpy
+arrays of shape (n, dim), the MI in nats; micheck.workers.point). The module
 holding the entry must not import torch: the worker's parent process and, where the
 plug-in is installed there too, the service load it; only the job process imports the
 bound.
@@ -77,9 +80,10 @@ def _entry_of(ep: md.EntryPoint, origin: Origin) -> EstimatorEntry:
                         "micheck.estimators.EstimatorEntry (or a function returning one)")
     if obj.name != ep.name:
         raise ValueError(f"the entry point is named {ep.name!r} but its entry {obj.name!r}")
-    if obj.family != "discriminative":
+    if obj.family not in ("discriminative", "point"):
         raise ValueError(f"family {obj.family!r}: plug-ins are discriminative estimators "
-                         "(a bound on the critic's score matrix)")
+                         "(a bound on the critic's score matrix) or point estimators "
+                         "(estimate(x, y) -> nats, bmi's interface)")
     if not obj.bound or ":" not in obj.bound:
         raise ValueError("bound must name the worker-side factory as 'module:attribute'")
     current = estimators._ENTRIES.get(obj.name)

@@ -103,7 +103,7 @@ class TestKind:
     takes_rho: bool = False  # whether TestSpec.rho applies
     images: bool = False  # an image test: row masking over a t grid, or a Table 3 transform
     # the estimator families it can evaluate (micheck.estimators.Family)
-    families: frozenset[str] = frozenset({"discriminative", "generative"})
+    families: frozenset[str] = frozenset({"discriminative", "generative", "point"})
     # the scale of its points' intervals (micheck.verdicts): "log" for ratios of two
     # positive estimates with a positive ideal, "linear" for values that sit at or cross 0
     scale: Scale = "linear"
@@ -120,6 +120,9 @@ class TestKind:
             raise ValueError(f"{request.estimator.name} estimates MI gradients only; its one "
                              f"test is {_named(lambda k: 'gradient' in k.families)}")
         self.fits(test, request)
+        if family not in self.families:
+            raise ValueError(f"{request.estimator.name} ({family} estimator) cannot run "
+                             f"this test: it needs one of {', '.join(sorted(self.families))}")
 
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:
         """The kind's own checks (data set, rows, offsets); ValueError on a misfit."""

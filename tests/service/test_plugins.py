@@ -49,7 +49,7 @@ def test_a_plugin_is_listed_and_accepted_while_a_live_worker_has_it(app, client,
     detail = r.json()["detail"]
     assert detail.startswith("estimator.name: no live worker has the estimator 'dv_clipped': "
                              "it is not built "
-                             "in (alpha, dv, gm, infonce, js, mige, mine, nwj, smile, tuba)")
+                             "in (alpha, dv, external, gm, infonce, js, mige, mine, nwj, smile, tuba)")
     assert "plug-ins on live workers: none" in detail
     assert r.json()["errors"][0]["field"] == "estimator.name"
     listed = {e["name"]: e for e in client.get("/v1/estimators").json()}
