@@ -43,6 +43,7 @@ GENERATOR_VERSIONS: dict[str, str] = {
     "rows": "1",  # row masking of the self-consistency tests (Sec. 6.2)
     "transforms": "1",  # Table 3 random scaling, rotation, translation
     "same_class": "1",  # two images of one class, m copies (workers.data.pairs)
+    "noisy_class": "1",  # Y's class through a symmetric channel, m copies (workers.data.pairs)
     "mi_gradient": "1",  # reparameterised correlated Gaussian (workers.gradient)
 }
 

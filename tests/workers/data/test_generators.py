@@ -9,7 +9,7 @@ import hashlib
 
 import torch
 from micheck.workers.data import sample_cubic, sample_gaussian
-from micheck.workers.data.pairs import same_class_sampler
+from micheck.workers.data.pairs import noisy_class_sampler, same_class_sampler
 from micheck.workers.data.transforms import (
     mask_rows,
     random_rotation,
@@ -42,6 +42,7 @@ def samples() -> dict[str, tuple[torch.Tensor, ...]]:
     labels = torch.tensor([0, 1, 0, 1, 2, 2])
     toy = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1)
     pairs, _ = same_class_sampler(toy, labels, [0, 1, 2], copies=2)
+    noisy, _ = noisy_class_sampler(toy, labels, [0, 1, 2], 0.4, copies=2)
     return {
         "gaussian": sample_gaussian(4, 3, 1.0, generator=_gen()),
         "cubic": sample_cubic(4, 3, 1.0, generator=_gen()),
@@ -49,6 +50,7 @@ def samples() -> dict[str, tuple[torch.Tensor, ...]]:
         "transforms": (random_scaling(images, _gen()), random_rotation(images, _gen()),
                        random_translation(images, _gen())),
         "same_class": pairs(_gen(), 8),
+        "noisy_class": noisy(_gen(), 8),
         "mi_gradient": sample_pairs(torch.tensor([0.3, -0.6]),
                                     torch.randn(2, 2, 3, 2, generator=_gen()), cubic=False),
     }
@@ -60,6 +62,7 @@ PINNED = {  # (version, hash of the sample above)
     "rows": ("1", "c0b471cd3d6a36f5"),
     "transforms": ("1", "d32a792d584030a5"),
     "same_class": ("1", "82b59c0e240921e1"),
+    "noisy_class": ("1", "ca89e3ab6187ad02"),
     "mi_gradient": ("1", "c6cedbd09abacb54"),
 }
 
