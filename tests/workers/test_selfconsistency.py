@@ -140,3 +140,16 @@ def test_noisy_class_ground_truth_tasks_carry_the_exact_channel_mi(tmp_path, mon
         assert task.x_shape == task.y_shape == (9, 32, 32)
         x, y = task.train(torch.Generator().manual_seed(task.seed), 5)
         assert x.shape == y.shape == (5, 9, 32, 32)
+
+
+def test_bmi_ground_truth_tasks_carry_the_tasks_own_mi():
+    from micheck.datasets.bmi import sparse_mi
+
+    req = request([{"kind": "ground_truth"}],
+                  dataset={"name": "half_cube_multinormal_sparse", "dim": 5, "interacting": 3,
+                           "strength": 1.5})
+    (task,), _ = sc.build_tasks(req)
+    assert task.true_mi == sparse_mi(3, 1.5) and req.dataset.mi == 2.0  # not the mi field
+    assert task.x_shape == task.y_shape == (5,)
+    x, y = task.train(torch.Generator().manual_seed(0), 6)
+    assert x.shape == y.shape == (6, 5)
