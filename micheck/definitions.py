@@ -43,7 +43,14 @@ GENERATOR_VERSIONS: dict[str, str] = {
     "rows": "1",  # row masking of the self-consistency tests (Sec. 6.2)
     "transforms": "1",  # Table 3 random scaling, rotation, translation
     "same_class": "1",  # two images of one class, m copies (workers.data.pairs)
+    "noisy_class": "1",  # Y's class through a symmetric channel, m copies (workers.data.pairs)
     "mi_gradient": "1",  # reparameterised correlated Gaussian (workers.gradient)
+    # bmi's tasks, Czyz et al. 2023 (micheck.datasets.bmi; samplers in workers.data.bmi)
+    "multinormal_dense": "1",  # one-factor equicorrelated Gaussian
+    "multinormal_sparse": "1",  # k pairs of Eq. 55 at rho = s^2/(1+s^2), the rest independent
+    "half_cube_multinormal_sparse": "1",  # the sparse task through x |x|^(1/2)
+    "student_identity": "1",  # z / sqrt(chi^2_nu / nu), identity dispersion
+    "asinh_student_identity": "1",  # the Student task through asinh
 }
 
 

@@ -11,8 +11,8 @@ App. B.2, with X an image and Y_t its top t rows (bottom rows zeroed):
   independence      (X, Y'_t), Y' an independent image
   data_processing   ([X, X], [Y_t, Y_{t-offset}])
   additivity        ([X1, X2], [Y1_t, Y2_t]), X1, X2 independent
-  ground_truth      pairs with a known MI: the vector tasks (App. B.1, Eq. 55), or
-                    same-class image pairs (workers.data.pairs)
+  ground_truth      pairs with a known MI: the vector tasks (App. B.1, Eq. 55; bmi's), or
+                    same-class / noisy-class image pairs (workers.data.pairs)
 
 With a Table 3 transform instead of row masking, Y = T(X) for a random scaling, rotation
 or translation, and h(Y) = T'(Y) a second, independent draw. Concatenation stacks over
@@ -25,8 +25,8 @@ import functools
 from collections.abc import Callable
 
 import torch
-from micheck.workers.data import load_images, load_labels, sample_vectors
-from micheck.workers.data.pairs import same_class_sampler
+from micheck.workers.data import load_images, load_labels, sample_spec
+from micheck.workers.data.pairs import noisy_class_sampler, same_class_sampler
 from micheck.workers.data.transforms import (
     mask_rows,
     random_rotation,
@@ -92,13 +92,20 @@ class TaskData:
 
     @functools.cached_property
     def pairs(self) -> tuple[Sampler, Sampler, float]:
-        """Same-class pairs (train sampler, test sampler, the test split's known MI)."""
+        """Known-MI pairs, same-class or noisy-class (train sampler, test sampler, the test
+        split's known MI)."""
         ds = self.dataset
         classes = ds.classes or list(range(ds.entry.classes))
-        train, _ = same_class_sampler(self.train_images, load_labels(ds, "train"), classes,
-                                      ds.copies)
-        test, mi = same_class_sampler(self.test_images, load_labels(ds, "test"), classes,
-                                      ds.copies)
+        if ds.pairs == "noisy_class":
+            eps = ds.class_noise or 0.0
+
+            def make(images: Tensor, labels: Tensor) -> tuple[Sampler, float]:
+                return noisy_class_sampler(images, labels, classes, eps, ds.copies)
+        else:
+            def make(images: Tensor, labels: Tensor) -> tuple[Sampler, float]:
+                return same_class_sampler(images, labels, classes, ds.copies)
+        train, _ = make(self.train_images, load_labels(ds, "train"))
+        test, mi = make(self.test_images, load_labels(ds, "test"))
         return train, test, mi
 
     @property
@@ -106,7 +113,7 @@ class TaskData:
         """The known MI of the data set's pairs (vector tasks, same-class pairs), else None."""
         if self.dataset.pairs is not None:
             return self.pairs[2]
-        return None if self.dataset.is_image else self.dataset.mi
+        return None if self.dataset.is_image else self.dataset.known_mi
 
 
 TaskBuilder = Callable[[Measurement, int, TaskData], CriticTask]
@@ -255,10 +262,11 @@ def _additivity(m: Measurement, x: Tensor, draw: Draw, g: torch.Generator
 
 
 def vector_sampler(ds: DatasetSpec) -> Sampler:
-    """Pairs of a vector task (Gaussian / Cubic of App. B.1) at the data set's true MI."""
+    """Pairs of a vector task (Gaussian / Cubic of App. B.1 at the request's MI, or one of
+    bmi's tasks at its params)."""
 
     def sample(g: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
-        return sample_vectors(ds.name, n, ds.dim, ds.mi, generator=g)
+        return sample_spec(ds, n, generator=g)
 
     return sample
 
@@ -273,7 +281,7 @@ def _ground_truth(m: Measurement, seed: int, data: TaskData) -> CriticTask:
         return CriticTask(key, seed, train, test, shape, shape, true_mi=mi,
                           eval_samples=data.eval_samples)
     sampler = vector_sampler(ds)
-    return CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,), true_mi=ds.mi,
+    return CriticTask(key, seed, sampler, sampler, (ds.dim,), (ds.dim,), true_mi=data.true_mi,
                       eval_samples=data.eval_samples)
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from micheck import datasets, estimators, testkinds
 from micheck.contract._base import _Model, _Request
+from micheck.datasets.builtin import Pairs
 from micheck.definitions import PAPER_EPOCHS, definition_versions
 from micheck.testkinds.builtin import DEFAULT_RHO
 from micheck.verdicts import DEFAULT_TOLERANCE, IDEAL  # noqa: F401
@@ -27,6 +28,9 @@ TEST_KINDS = testkinds.names()
 Transform = Literal["rows", "scaling", "rotation", "translation"]
 ESTIMATOR_NAMES = sorted([*estimators.names(), *estimators.aliases()])
 DATASET_NAMES = datasets.names()
+MI_DEFAULT = 2.0
+# dataset fields added after keys were stored: left out of the canonical spec while unset
+OPTIONAL_DATASET_FIELDS = ("class_noise", "off_diag", "interacting", "strength", "dof")
 IMAGE_TESTS = tuple(k.name for k in testkinds.entries() if k.images)
 
 # The bands' half-widths and ideal values per test are entries of micheck.testkinds;
@@ -176,7 +180,8 @@ class DatasetSpec(_Request):
     # the schema lists the registry's names; the validator names the known ones
     name: str = Field(max_length=32, json_schema_extra={"enum": DATASET_NAMES})
     dim: int = Field(20, ge=1, le=4096, description="vector tasks: dimension d of x and y")
-    mi: float = Field(2.0, gt=0, le=200, description="vector tasks: true MI in nats (Eq. 55)")
+    mi: float = Field(MI_DEFAULT, gt=0, le=200,
+                      description="gaussian, cubic: true MI in nats (Eq. 55)")
     data_root: str | None = Field(
         None, pattern=DATA_ROOT_PATTERN,
         description="cifar10: the name of a data root the operator configured "
@@ -184,14 +189,28 @@ class DatasetSpec(_Request):
                     "locations are the operator's: a request never names a server path")
     train_size: int | None = Field(None, ge=2, le=10_000_000,
                                    description="use only the first N training images")
-    pairs: Literal["same_class"] | None = Field(
-        None, description="images: X and Y are two different images of one class, so "
-                          "I(X; Y) = H(C) when the class is recoverable from an image (Lee & "
-                          "Rhee 2024); the ground_truth test then has a known MI")
+    pairs: Pairs | None = Field(
+        None, description="images: same_class = X and Y are two different images of one "
+                          "class, so I(X; Y) = H(C) when the class is recoverable from an "
+                          "image (Lee & Rhee 2024); noisy_class = Y's class is X's through a "
+                          "symmetric channel that changes it with probability class_noise, so "
+                          "I(X; Y) = I(C_X; C_Y); the ground_truth test then has a known MI")
     classes: list[int] | None = Field(
         None, description="pairs: the classes drawn from (default all), at least 2")
     copies: int = Field(1, ge=1, le=16, description=(
         "pairs: m independent pairs stacked over channels; I = m H(C)"))
+    # bmi's tasks (micheck.datasets.bmi): their own params; None = the task's default
+    off_diag: float | None = Field(None, gt=0, lt=1, description=(
+        "multinormal_dense: the correlation of every pair of coordinates (default 0.5)"))
+    interacting: int | None = Field(None, ge=1, le=4096, description=(
+        "multinormal_sparse: k pairs (X_i, Y_i) that share a latent (default 2)"))
+    strength: float | None = Field(None, gt=0, le=100, description=(
+        "multinormal_sparse: s, the pairs' correlation s^2 / (1 + s^2) (default 2)"))
+    dof: int | None = Field(None, ge=1, le=1000, description=(
+        "student_identity: degrees of freedom nu (required)"))
+    class_noise: float | None = Field(None, ge=0, lt=1, description=(
+        "noisy_class: the probability eps that Y's class is another one (each of the K - 1 "
+        "others alike); below (K-1)/K. Uniform classes: I = m (ln K - H_b(eps) - eps ln(K-1))"))
 
     @field_validator("name")
     @classmethod
@@ -215,13 +234,21 @@ class DatasetSpec(_Request):
         """The fields that apply to this data set, checked by its entry's params model."""
         entry = self.entry
         if self.pairs is None and (self.classes is not None or self.copies != 1):
-            raise ValueError("classes and copies apply only with pairs: same_class")
+            raise ValueError("classes and copies apply only with pairs: same_class or "
+                             "noisy_class")
         if self.pairs is not None and not entry.takes("pairs"):
-            raise ValueError(f"pairs: same_class needs an image data set, not {self.name}")
+            raise ValueError(f"pairs: {self.pairs} needs an image data set, not {self.name}")
         if self.is_image and self.data_root is not None and not entry.takes("data_root"):
             takers = [d.name for d in datasets.entries() if d.takes("data_root")]
             raise ValueError(f"data_root applies to {', '.join(takers)} only, not {self.name}")
-        entry.parse_params(self.model_dump())
+        if not self.is_image and not entry.takes("mi") and self.mi != MI_DEFAULT:
+            raise ValueError(f"mi does not apply to {self.name}: its MI follows from its own "
+                             "params")
+        for name in OPTIONAL_DATASET_FIELDS:
+            if getattr(self, name) is not None and not entry.takes(name):
+                takers = [d.name for d in datasets.entries() if d.takes(name)]
+                raise ValueError(f"{name} applies to {', '.join(takers)} only, not {self.name}")
+        entry.parse_params(self._fields())
         return self
 
     @property
@@ -231,7 +258,22 @@ class DatasetSpec(_Request):
     @property
     def typed_params(self) -> datasets.Params:
         """The entry's typed params: the fields of this spec that apply to the data set."""
-        return self.entry.parse_params(self.model_dump())
+        return self.entry.parse_params(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        """The flat fields, minus the optional ones left unset (the entry's model then
+        fills in its own default)."""
+        out = self.model_dump()
+        for name in OPTIONAL_DATASET_FIELDS:
+            if out.get(name) is None:
+                out.pop(name, None)
+        return out
+
+    @property
+    def known_mi(self) -> float | None:
+        """A vector task's exact MI in nats: the request's ``mi`` (Eq. 55 tasks) or the one
+        its params give (bmi's tasks); None for images (pairs know theirs from the split)."""
+        return self.entry.true_mi(self.typed_params)
 
     @property
     def is_image(self) -> bool:
@@ -240,6 +282,15 @@ class DatasetSpec(_Request):
     @property
     def height(self) -> int:
         return self.entry.height
+
+
+def _typed_or_none(ds: DatasetSpec) -> dict[str, Any] | None:
+    """The typed params of a data set as JSON, or None where they cannot be read (a stored
+    request naming a data set this process does not register)."""
+    try:
+        return ds.typed_params.model_dump(mode="json")
+    except (KeyError, ValueError):
+        return None
 
 
 class TestSpec(_Request):
@@ -448,8 +499,9 @@ class EvaluationRequest(_Request):
         """The spec with every default filled in, minus fields that do not change results.
 
         Shaped as before data roots existed (``dataset.data_dir: null``, no ``data_root``
-        unless one is named; no ``critic.block`` unless one is set), so the deduplication
-        keys of unchanged specs stay the same.
+        unless one is named; no ``critic.block`` unless one is set, nor a data set field of
+        ``OPTIONAL_DATASET_FIELDS``), so the deduplication keys of unchanged specs stay the
+        same.
         """
         out = self.model_dump(mode="json",
                               exclude={"force", "label", "labels", "webhook", "baseline"})
@@ -457,6 +509,14 @@ class EvaluationRequest(_Request):
         out["dataset"]["data_dir"] = None
         if out["estimator"]["critic"].get("block") is None:  # all pairs, as before blocks
             out["estimator"]["critic"].pop("block", None)
+        # absent unless they apply, as before they existed; a task's defaults spelled out
+        typed = _typed_or_none(self.dataset)
+        for name in OPTIONAL_DATASET_FIELDS:
+            value = out["dataset"].pop(name, None)
+            if typed is not None and name in typed:
+                value = typed[name]
+            if value is not None:
+                out["dataset"][name] = value
         if root is not None:
             out["dataset"]["data_root"] = root
         return out

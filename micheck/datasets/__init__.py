@@ -31,7 +31,7 @@ hashes); its entry version covers the rest of its definition.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,6 +58,7 @@ class DatasetEntry:
     params_model: type[Params]
     # "module:attribute" the workers import: for images load(split, root) ->
     # (uint8 images, int labels); for vectors sample(n, dim, mi, generator) -> (x, y)
+    # (with `mi_of`: sample(n, params, generator) -> (x, y))
     loader: str
     shape: tuple[int, ...]  # (channels, height, width) for images, (dim,) default for vectors
     classes: int = 0  # images: labels are 0 .. classes - 1
@@ -68,6 +69,10 @@ class DatasetEntry:
     y_map: str | None = None
     # `micheck data fetch NAME`: the options it takes (besides --quiet)
     fetch_options: tuple[str, ...] = ()
+    # vector tasks defined by their own typed params (bmi's, micheck.datasets.bmi): the
+    # exact MI as a function of them; their loader is sample(n, params, generator=,
+    # device=). None: the task is drawn at the request's `mi` (Eq. 55: gaussian, cubic)
+    mi_of: Callable[[Params], float] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -94,6 +99,15 @@ class DatasetEntry:
                 f"{str(e['msg']).removeprefix('Value error, ')}"
                 if e["loc"] else str(e["msg"]).removeprefix("Value error, ")
                 for e in exc.errors())) from None
+
+    def true_mi(self, params: Params) -> float | None:
+        """The known MI of a vector task at these typed params (``mi_of``, else the
+        params' own ``mi``); None for images (pairs know theirs from the split)."""
+        if self.is_image:
+            return None
+        if self.mi_of is not None:
+            return self.mi_of(params)
+        return float(getattr(params, "mi"))  # noqa: B009  (every Eq. 55 task takes mi)
 
     def takes(self, field: str) -> bool:
         return field in self.params_model.model_fields
@@ -149,3 +163,6 @@ def versions(name: str) -> dict[str, str]:
 
 
 from micheck.datasets import builtin as _builtin  # noqa: E402, F401  (registers the built-ins)
+
+# isort: split
+from micheck.datasets import bmi as _bmi  # noqa: E402, F401  (registers bmi's tasks)

@@ -1,6 +1,12 @@
 """The built-in data sets: MNIST, Fashion-MNIST and CIFAR-10 for the self-consistency tests
 (paper 002 Sec. 6.2, App. B.2), and the Gaussian and Cubic vector tasks with a known MI
-(App. B.1, Eq. 55)."""
+(App. B.1, Eq. 55).
+
+Image data sets also give pairs with a known MI (``pairs``): two images of one class
+(``same_class``: I = m H(C)), or Y's class drawn from X's through a symmetric noisy channel
+(``noisy_class`` with ``class_noise`` = eps: I = m I(C_X; C_Y),
+``micheck.datasets.class_channel``), m = ``copies`` independent pairs stacked over channels.
+"""
 
 from __future__ import annotations
 
@@ -30,20 +36,26 @@ class VectorParams(Params):
         return self
 
 
+# the image pairs with a known MI (workers.data.pairs)
+Pairs = Literal["same_class", "noisy_class"]
+
+
 class ImageParams(Params):
-    """An image data set's split options and same-class pairs (workers.data.pairs)."""
+    """An image data set's split options and its known-MI pairs (workers.data.pairs)."""
 
     train_size: int | None = Field(None, ge=2, le=10_000_000,
                                    description="use only the first N training images")
-    pairs: Literal["same_class"] | None = None
+    pairs: Pairs | None = None
     classes: list[int] | None = None
     copies: int = Field(1, ge=1, le=16)
+    class_noise: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _classes(self, info: ValidationInfo) -> ImageParams:
-        if self.pairs is None or self.classes is None:
+        entry: DatasetEntry | None = (info.context or {}).get("entry")
+        self._noise(entry)
+        if self.pairs is None or self.classes is None or entry is None:
             return self
-        entry: DatasetEntry = (info.context or {})["entry"]
         bad = [c for c in self.classes if not 0 <= c < entry.classes]
         if bad:
             raise ValueError(f"unknown class(es) {bad}: {entry.name} has classes "
@@ -54,6 +66,21 @@ class ImageParams(Params):
             raise ValueError("pairs need at least 2 classes (one class carries no "
                              "information: I = 0)")
         return self
+
+    def _noise(self, entry: DatasetEntry | None) -> None:
+        """noisy_class needs its flip probability eps, below (K-1)/K where I = 0."""
+        if self.pairs != "noisy_class":
+            if self.class_noise is not None:
+                raise ValueError("class_noise applies only with pairs: noisy_class")
+            return
+        if self.class_noise is None:
+            raise ValueError("pairs: noisy_class needs class_noise (the probability eps that "
+                             "Y's class differs from X's)")
+        k = len(self.classes) if self.classes is not None else entry.classes if entry else 0
+        if k >= 2 and self.class_noise >= (k - 1) / k:
+            raise ValueError(f"class_noise = {self.class_noise} must be below (K-1)/K = "
+                             f"{(k - 1) / k:.4g} for K = {k} classes: there Y's class is "
+                             "independent of X's (I = 0)")
 
 
 class RootedImageParams(ImageParams):

@@ -237,16 +237,24 @@ def _transforms(ax: Any, series: Series) -> None:
     ax.legend(loc="best", fontsize=8)
 
 
+def _truth(result: Any) -> float:
+    """The true MI a ground_truth row was scored against: what its estimates recorded
+    (same- and noisy-class pairs, bmi's tasks), else the request's ``dataset.mi``."""
+    recorded = [e.true_mi for e in result.estimates
+                if e.test == "ground_truth" and e.true_mi is not None]
+    return float(recorded[0]) if recorded else float(result.request.dataset.mi)
+
+
 def _ground_truth(ax: Any, series: Series) -> None:
     # colours follow the series' position, so one evaluation has one colour on every plot
     have = [(i, label, res) for i, (label, res) in enumerate(series)
             if any(r.test == "ground_truth" for r in res.ratios)]
-    trues = {res.request.dataset.mi for _, _, res in have}
+    trues = {_truth(res) for _, _, res in have}
     nats = len(trues) == 1  # one true MI: plot nats; several: plot estimate / true MI
     for x, (i, label, result) in enumerate(have):
         color = _COLORS[i % len(_COLORS)]
         ests = [e for e in result.estimates if e.test == "ground_truth"]
-        scale = 1.0 if nats else 1.0 / result.request.dataset.mi
+        scale = 1.0 if nats else 1.0 / _truth(result)
         test = [e.mi_test * scale for e in ests if _finite(e.mi_test)]
         if test:
             ax.bar([x], [sum(test) / len(test)], width=0.6, color=color, alpha=0.35,

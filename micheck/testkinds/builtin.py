@@ -48,7 +48,8 @@ class _ImageKind(TestKind):
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:
         ds = request.dataset
         if ds.pairs is not None:
-            raise ValueError("same-class pairs have a known MI; only ground_truth applies")
+            raise ValueError("known-MI pairs (same_class, noisy_class): only ground_truth "
+                             "applies")
         if not ds.is_image:
             raise ValueError(f"{ds.name} is a vector task; only ground_truth applies")
         _rows_fit(test, ds)
@@ -175,13 +176,14 @@ class Additivity(_Paired):
 class GroundTruth(TestKind):
     name, order, tolerance, ideal = "ground_truth", 4, 0.1, 1.0
     scale = "log"  # a positive estimate over the positive true MI
-    title = "estimate / true MI (Gaussian and Cubic: App. B.1 Eq. 55; same-class pairs)"
+    title = ("estimate / true MI (Gaussian and Cubic: App. B.1 Eq. 55; same- and "
+             "noisy-class pairs)")
 
     def fits(self, test: TestSpec, request: EvaluationRequest) -> None:
         ds = request.dataset
         if ds.is_image and ds.pairs is None:
-            raise ValueError("ground_truth needs a data set with known MI (gaussian, cubic, "
-                             "or images with pairs: same_class)")
+            raise ValueError("ground_truth needs a data set with known MI (a vector task, "
+                             "or images with pairs: same_class or noisy_class)")
         if test.rows is not None:
             raise ValueError("rows apply only to row-masking image tests")
 

@@ -54,3 +54,13 @@ def test_overlay_and_staircase(gaussian_result, gaussian_pass_result):
     history = [(s, 2 * (s // 50 + 1) * (1 - math.exp(-(s % 50) / 10)), 2.0 * (s // 50 + 1))
                for s in range(250)]
     _png_size(plots.render(gaussian_result, "staircase", history=history))
+
+
+def test_ground_truth_plots_the_truth_its_estimates_were_scored_against(gaussian_result):
+    """bmi's tasks and image pairs know their MI from their params or the split, not from
+    dataset.mi: the line is the recorded true_mi."""
+    estimates = [e.model_copy(update={"true_mi": 0.4319}) if e.test == "ground_truth" else e
+                 for e in gaussian_result.estimates]
+    result = gaussian_result.model_copy(update={"estimates": estimates})
+    assert result.request.dataset.mi != 0.4319
+    assert "true MI = 0.4319 nats" in plots.render(result, "ground_truth", "svg").decode()

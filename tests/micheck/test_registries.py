@@ -8,6 +8,7 @@ import pytest
 from micheck import datasets, testkinds, verdicts
 from micheck.contract import DatasetSpec, EvaluationRequest, TestSpec
 from micheck.datasets import DatasetEntry
+from micheck.definitions import definition_versions
 from micheck.errors import SpecError
 from micheck.spec import parse_spec
 from micheck.testkinds import Measurement, Point, TestKind
@@ -107,7 +108,7 @@ def test_data_set_entries_hold_params_loader_version_and_arrival():
     spec = DatasetSpec(name="gaussian", dim=4, mi=1.5)
     assert spec.typed_params.model_dump() == {"dim": 4, "mi": 1.5}
     assert DatasetSpec(name="mnist", train_size=100).typed_params.model_dump() == {
-        "train_size": 100, "pairs": None, "classes": None, "copies": 1}
+        "train_size": 100, "pairs": None, "classes": None, "copies": 1, "class_noise": None}
 
 
 def test_data_set_checks_keep_their_messages():
@@ -154,3 +155,50 @@ def test_test_spec_kinds_validate_through_the_registry():
     assert TestSpec(kind="additivity").effective_tolerance == 0.3
     with pytest.raises(ValueError, match="unknown test kind"):
         TestSpec(kind="nope")
+
+
+# ---- noisy-class pairs (issue 21): an image data set's known-MI pairs, typed --------------
+
+NOISY = {**BASE, "dataset": {"name": "mnist", "pairs": "noisy_class", "class_noise": 0.3,
+                             "copies": 4}, "tests": [{"kind": "ground_truth"}]}
+
+
+def test_noisy_class_pairs_validate_through_the_registry_and_fit_ground_truth():
+    req = parse_spec(NOISY)
+    assert req.dataset.typed_params.model_dump() == {
+        "train_size": None, "pairs": "noisy_class", "classes": None, "copies": 4,
+        "class_noise": 0.3}
+    assert req.generators() == ["noisy_class"]
+    assert definition_versions("smile", req.generators())["generator:noisy_class"] == "1"
+    cifar = parse_spec({**NOISY, "dataset": {"name": "cifar10", "data_root": "lab",
+                                             "pairs": "noisy_class", "class_noise": 0.0}})
+    assert cifar.dataset.typed_params.class_noise == 0.0
+    with pytest.raises(SpecError, match="only ground_truth applies"):
+        parse_spec({**NOISY, "tests": [{"kind": "baseline"}]})
+
+
+def test_noisy_class_checks_name_the_problem():
+    for dataset, message in [
+        ({"name": "mnist", "pairs": "noisy_class"}, "needs class_noise"),
+        ({"name": "mnist", "pairs": "same_class", "class_noise": 0.1},
+         "class_noise applies only with pairs: noisy_class"),
+        ({"name": "mnist", "class_noise": 0.1}, "class_noise applies only"),
+        ({"name": "mnist", "pairs": "noisy_class", "class_noise": 0.9},
+         r"below \(K-1\)/K = 0.9 for K = 10"),
+        ({"name": "mnist", "pairs": "noisy_class", "class_noise": 0.5, "classes": [3, 8]},
+         r"below \(K-1\)/K = 0.5 for K = 2"),
+        ({"name": "gaussian", "pairs": "noisy_class", "class_noise": 0.1},
+         "pairs: noisy_class needs an image data set"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            parse_spec({**BASE, "dataset": dataset, "tests": [{"kind": "ground_truth"}]})
+
+
+def test_class_noise_enters_the_key_only_when_set():
+    same = {**BASE, "dataset": {"name": "mnist", "pairs": "same_class"},
+            "tests": [{"kind": "ground_truth"}]}
+    assert "class_noise" not in parse_spec(same).canonical()["dataset"]
+    a, b = parse_spec(NOISY), parse_spec({**NOISY, "dataset": {**NOISY["dataset"],
+                                                               "class_noise": 0.31}})
+    assert a.canonical()["dataset"]["class_noise"] == 0.3
+    assert len({a.spec_hash(), b.spec_hash(), parse_spec(same).spec_hash()}) == 3

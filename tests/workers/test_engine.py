@@ -148,6 +148,44 @@ def test_same_class_pairs_ground_truth_uses_the_known_mi():
     assert result.provenance.definition_versions["generator:same_class"] == "1"
 
 
+def test_noisy_class_pairs_ground_truth_uses_the_channel_mi():
+    from micheck.workers.data import load_labels
+
+    from micheck.datasets.class_channel import channel_mi
+
+    req = _req({"estimator": {"name": "infonce", "critic": {"width": 0.25},
+                              "train": {"batch_size": 16, "steps": 10, "eval_samples": 32}},
+                "dataset": {"name": "mnist", "pairs": "noisy_class", "class_noise": 0.2,
+                            "classes": [3, 8, 5], "copies": 2},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+    try:
+        labels = load_labels(req.dataset, "test")
+    except DataNotFound as exc:
+        pytest.skip(str(exc))
+    truth = 2 * channel_mi([int((labels == c).sum()) for c in (3, 8, 5)], 0.2)
+    result = evaluate(req, device="cpu")
+    (e,) = result.estimates
+    assert e.true_mi == pytest.approx(truth) and e.mi_test is not None
+    (r,) = result.ratios
+    assert r.per_seed == pytest.approx([e.mi_test / truth])
+    assert result.provenance.definition_versions["generator:noisy_class"] == "1"
+
+
+def test_a_bmi_task_runs_ground_truth_against_its_own_mi():
+    import math
+
+    req = _req({"estimator": {"name": "infonce", "train": {"batch_size": 32, "steps": 20,
+                                                           "eval_samples": 256}},
+                "dataset": {"name": "student_identity", "dim": 2, "dof": 2},
+                "tests": [{"kind": "ground_truth"}], "seeds": [0], "max_seeds": 1})
+    result = evaluate(req, device="cpu")
+    (e,) = result.estimates
+    assert e.true_mi == pytest.approx(math.log(2) - 0.5)  # not dataset.mi (2.0)
+    (r,) = result.ratios
+    assert r.per_seed == pytest.approx([e.mi_test / e.true_mi])
+    assert result.provenance.definition_versions["generator:student_identity"] == "1"
+
+
 def test_more_seeds_train_only_the_new_seeds_and_look_once_more(fitted):
     """A finished evaluation left inconclusive at its cap: more seeds train only the new
     ones, pool them with the stored estimates and decide at one more look, recorded as

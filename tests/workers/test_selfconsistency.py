@@ -2,6 +2,7 @@
 tested in tests/micheck/test_scoring.py and test_verdicts.py)."""
 
 
+import pytest
 import torch
 from micheck.workers import selfconsistency as sc
 
@@ -112,3 +113,43 @@ def test_a_new_kind_runs_end_to_end_as_one_entry_and_one_sampler():
     (row,) = result.ratios
     assert (row.test, row.ideal, row.band_low, row.band_high) == ("doubled", 2.0, 1.5, 2.5)
     assert {e.test for e in result.estimates} == {"doubled", "ground_truth"}
+
+
+def test_noisy_class_ground_truth_tasks_carry_the_exact_channel_mi(tmp_path, monkeypatch):
+    """CIFAR-10 from an operator's data root, noisy-class pairs: the task's truth is
+    m I(C_X; C_Y) of the test split (balanced here: Eq. (1) of class_channel)."""
+    import json
+
+    from micheck.workers import data
+
+    from micheck.datasets.class_channel import symmetric_channel_mi
+    from tests.workers.data.support import write_cifar
+
+    write_cifar(tmp_path / "cifar-10-batches-py", per_batch=20)
+    monkeypatch.setenv("MICHECK_DATA_ROOTS", json.dumps({"lab": str(tmp_path)}))
+    data.clear_cache()
+    req = request([{"kind": "ground_truth"}], seeds=(0, 1),
+                  dataset={"name": "cifar10", "data_root": "lab", "pairs": "noisy_class",
+                           "class_noise": 0.35, "copies": 3})
+    tasks, _ = sc.build_tasks(req)
+    data.clear_cache()
+    assert len(tasks) == 2
+    truth = 3 * symmetric_channel_mi(10, 0.35)
+    for task in tasks:
+        assert task.true_mi == pytest.approx(truth, rel=1e-12)
+        assert task.x_shape == task.y_shape == (9, 32, 32)
+        x, y = task.train(torch.Generator().manual_seed(task.seed), 5)
+        assert x.shape == y.shape == (5, 9, 32, 32)
+
+
+def test_bmi_ground_truth_tasks_carry_the_tasks_own_mi():
+    from micheck.datasets.bmi import sparse_mi
+
+    req = request([{"kind": "ground_truth"}],
+                  dataset={"name": "half_cube_multinormal_sparse", "dim": 5, "interacting": 3,
+                           "strength": 1.5})
+    (task,), _ = sc.build_tasks(req)
+    assert task.true_mi == sparse_mi(3, 1.5) and req.dataset.mi == 2.0  # not the mi field
+    assert task.x_shape == task.y_shape == (5,)
+    x, y = task.train(torch.Generator().manual_seed(0), 6)
+    assert x.shape == y.shape == (6, 5)

@@ -5,7 +5,7 @@ this package resolves (:func:`loader`): an image module's ``load(split, root)`` 
 uint8 images and labels (its optional ``source(root)`` names the files behind them, for
 the memo key), a vector task's sampler draws ``(x, y)`` on demand. The engine's one entry
 point for images is :func:`load_images`; vector tasks are sampled with
-:func:`sample_vectors`.
+:func:`sample_spec` (:func:`sample_vectors` for the tasks drawn at a given MI).
 
 Decoded images stay in memory as uint8 (memoised per process and per source, so
 repeated evaluations never re-read files); each call returns a fresh float32 copy,
@@ -40,6 +40,7 @@ __all__ = [
     "rho_from_mi",
     "sample_cubic",
     "sample_gaussian",
+    "sample_spec",
     "sample_vectors",
 ]
 
@@ -101,6 +102,19 @@ def sample_vectors(name: str, n: int, dim: int, mi: float,
         known = ", ".join(d.name for d in datasets.entries() if not d.is_image)
         raise SpecError(f"{name!r} is not a vector task; known: {known}")
     return loader(name)(n, dim, mi, generator=generator, device=device)
+
+
+def sample_spec(spec: DatasetSpec, n: int, generator: torch.Generator | None = None,
+                device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n pairs of the request's vector task: at its ``mi`` (Eq. 55 tasks,
+    :func:`sample_vectors`) or at its own typed params (bmi's tasks: ``mi_of`` set)."""
+    entry = spec.entry
+    if entry.mi_of is None:
+        return sample_vectors(spec.name, n, spec.dim, spec.mi, generator=generator,
+                              device=device)
+    if entry.is_image:
+        raise SpecError(f"{spec.name!r} is not a vector task")
+    return loader(spec.name)(n, spec.typed_params, generator=generator, device=device)
 
 
 def load_images(spec: DatasetSpec, split: Split) -> torch.Tensor:

@@ -18,19 +18,21 @@ def make_images(n: int, offset: int) -> np.ndarray:
     return ((i * 11 + c * 80 + r * 3 + w) % 256).astype(np.uint8)
 
 
-def write_cifar(root: Path, str_keys: bool = False) -> dict[str, np.ndarray]:
-    """Batches like the real ones: protocol 2 dicts, data uint8 (N, 3072), labels a list."""
+def write_cifar(root: Path, str_keys: bool = False,
+                per_batch: int = PER_BATCH) -> dict[str, np.ndarray]:
+    """Batches like the real ones: protocol 2 dicts, data uint8 (N, 3072), labels a list.
+    Image j of batch k has label (k + j) % 10 and first byte ((k per_batch + j) 11) % 256."""
     root.mkdir(parents=True, exist_ok=True)
     written: dict[str, np.ndarray] = {}
     for k, name in enumerate([*cifar.FILES["train"], *cifar.FILES["test"]]):
-        images = make_images(PER_BATCH, offset=k * PER_BATCH)
+        images = make_images(per_batch, offset=k * per_batch)
         # The real layout: 1024 red values row by row, then green, then blue.
-        flat = np.concatenate([images[:, 0].reshape(PER_BATCH, -1),
-                               images[:, 1].reshape(PER_BATCH, -1),
-                               images[:, 2].reshape(PER_BATCH, -1)], axis=1)
+        flat = np.concatenate([images[:, 0].reshape(per_batch, -1),
+                               images[:, 1].reshape(per_batch, -1),
+                               images[:, 2].reshape(per_batch, -1)], axis=1)
         batch = {b"batch_label": f"batch {k}".encode(), b"data": flat,
-                 b"labels": [(k + j) % 10 for j in range(PER_BATCH)],
-                 b"filenames": [f"img{j}.png".encode() for j in range(PER_BATCH)]}
+                 b"labels": [(k + j) % 10 for j in range(per_batch)],
+                 b"filenames": [f"img{j}.png".encode() for j in range(per_batch)]}
         if str_keys:  # what the original Python 2 files give when read as latin1
             batch = {key.decode(): value for key, value in batch.items()}
         (root / name).write_bytes(pickle.dumps(batch, protocol=2))

@@ -8,8 +8,8 @@ version in micheck.definitions.GENERATOR_VERSIONS and update the hash below.
 import hashlib
 
 import torch
-from micheck.workers.data import sample_cubic, sample_gaussian
-from micheck.workers.data.pairs import same_class_sampler
+from micheck.workers.data import bmi, sample_cubic, sample_gaussian
+from micheck.workers.data.pairs import noisy_class_sampler, same_class_sampler
 from micheck.workers.data.transforms import (
     mask_rows,
     random_rotation,
@@ -18,6 +18,7 @@ from micheck.workers.data.transforms import (
 )
 from micheck.workers.gradient import sample_pairs
 
+from micheck.datasets.bmi import DenseParams, SparseParams, StudentParams
 from micheck.definitions import GENERATOR_VERSIONS
 
 
@@ -42,6 +43,9 @@ def samples() -> dict[str, tuple[torch.Tensor, ...]]:
     labels = torch.tensor([0, 1, 0, 1, 2, 2])
     toy = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1)
     pairs, _ = same_class_sampler(toy, labels, [0, 1, 2], copies=2)
+    sparse = SparseParams(dim=3, interacting=2, strength=2.0)
+    student = StudentParams(dim=2, dof=3)
+    noisy, _ = noisy_class_sampler(toy, labels, [0, 1, 2], 0.4, copies=2)
     return {
         "gaussian": sample_gaussian(4, 3, 1.0, generator=_gen()),
         "cubic": sample_cubic(4, 3, 1.0, generator=_gen()),
@@ -49,6 +53,14 @@ def samples() -> dict[str, tuple[torch.Tensor, ...]]:
         "transforms": (random_scaling(images, _gen()), random_rotation(images, _gen()),
                        random_translation(images, _gen())),
         "same_class": pairs(_gen(), 8),
+        "noisy_class": noisy(_gen(), 8),
+        "multinormal_dense": bmi.sample_dense(4, DenseParams(dim=2, off_diag=0.5),
+                                              generator=_gen()),
+        "multinormal_sparse": bmi.sample_sparse(4, sparse, generator=_gen()),
+        "half_cube_multinormal_sparse": bmi.sample_half_cube_sparse(4, sparse,
+                                                                    generator=_gen()),
+        "student_identity": bmi.sample_student(4, student, generator=_gen()),
+        "asinh_student_identity": bmi.sample_asinh_student(4, student, generator=_gen()),
         "mi_gradient": sample_pairs(torch.tensor([0.3, -0.6]),
                                     torch.randn(2, 2, 3, 2, generator=_gen()), cubic=False),
     }
@@ -60,7 +72,13 @@ PINNED = {  # (version, hash of the sample above)
     "rows": ("1", "c0b471cd3d6a36f5"),
     "transforms": ("1", "d32a792d584030a5"),
     "same_class": ("1", "82b59c0e240921e1"),
+    "noisy_class": ("1", "ca89e3ab6187ad02"),
     "mi_gradient": ("1", "c6cedbd09abacb54"),
+    "multinormal_dense": ("1", "bc74a2890b67610b"),
+    "multinormal_sparse": ("1", "6e2cb612b2758854"),
+    "half_cube_multinormal_sparse": ("1", "940087558414acb9"),
+    "student_identity": ("1", "a04dc03b7fa76488"),
+    "asinh_student_identity": ("1", "54fc069b0856b261"),
 }
 
 
