@@ -78,9 +78,10 @@ MIN_SEEDS = 3  # a value that depends on training is never decided on fewer seed
 INTERVAL_METHOD = "student-t over seeds, Bonferroni-simultaneous"  # rows before engine v3
 INTERVAL_METHODS: dict[str, str] = {
     "linear": "student-t over seeds; alpha spent over looks, Bonferroni over decisions",
-    "log": "student-t over seeds of log ratios (geometric mean); alpha spent over looks, "
-           "Bonferroni over decisions",
+    "log": "student-t on log ratios (geometric mean); alpha spent over looks, Bonferroni "
+           "over decisions",
 }
+
 RESERVE = 0.1  # share of alpha kept for looks after the planned ones (more seeds, later)
 
 

@@ -65,7 +65,7 @@ class Ratio(_Model):
     band_low: float | None = None
     band_high: float | None = None
     ci_level: float | None = None  # e.g. 0.9975 for 20 decisions at alpha 0.05
-    ci_method: str | None = None
+    ci_method: str | None = Field(None, max_length=100)  # the stored column's width
     reason_code: ReasonCode | Literal["legacy"] | None = None
     reason: str = ""
     seeds: int = 0  # seeds that contributed

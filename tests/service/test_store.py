@@ -201,3 +201,13 @@ def test_release_worker_hands_back_a_dead_workers_attempts(db):
         assert store.count_live_workers(s, timedelta(seconds=60)) == 1  # w1's row is gone
         # a late write from the released attempt cannot land
         assert store.heartbeat(s, retry, 1) is None
+
+
+def test_every_interval_method_fits_its_column():
+    """PostgreSQL refuses a string longer than its column (SQLite stores it): each method
+    the verdicts write fits the ratios table's ci_method column."""
+    from micheck.storage.models import RatioRow
+    from micheck.verdicts import INTERVAL_METHOD, INTERVAL_METHODS
+
+    width = RatioRow.__table__.c.ci_method.type.length
+    assert all(len(m) <= width for m in [INTERVAL_METHOD, *INTERVAL_METHODS.values()])
