@@ -138,7 +138,7 @@ def pool(results: list[EvaluationResult]) -> EvaluationResult:
     Rows the earlier looks decided stay decided; the rest are judged with every seed at the
     next look's share of alpha, so the pooled verdict pays for every look taken."""
     from micheck.plan import Measurement
-    from micheck.scoring import extend
+    from micheck.scoring import extend, planned_looks
 
     first = results[0]
     rows, verdict = first.ratios, first.verdict
@@ -159,14 +159,14 @@ def pool(results: list[EvaluationResult]) -> EvaluationResult:
             estimates[Measurement(e.test, e.t, e.transform).key(e.seed)] = e
         seeds += list(r.provenance.seeds)
         rows, verdict, look = extend(first.request, estimates, seeds, None, rows, looks,
-                                     alpha=first.alpha or 0.05)
+                                     alpha=first.alpha or 0.05, planned=planned_looks(first))
         looks.append(look)
     every = [e for r in results for e in r.estimates]
     prov = first.provenance.model_copy(update={
         "seeds": sorted(seeds), "wall_seconds": sum(r.provenance.wall_seconds for r in results)})
     rounds = SeedRounds(rounds=[list(r.provenance.seeds) for r in results], cap=len(seeds),
                         stop="conclusive" if all(x.verdict != "inconclusive" for x in rows)
-                        else "cap_reached", looks=looks,
+                        else "cap_reached", looks=looks, planned_looks=planned_looks(first),
                         note=f"{len(results)} runs pooled: seeds {sorted(seeds)}")
     return first.model_copy(update={
         "estimates": every, "ratios": rows, "verdict": verdict,

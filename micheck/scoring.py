@@ -49,7 +49,7 @@ from micheck.verdicts import (
 
 __all__ = ["decision_count", "diagnostics", "extend", "futile", "look_record", "looks",
            "next_round",
-           "next_seeds", "open_measurements", "added_seeds", "keyed_estimates", "replay", "point_seeds", "ratio_of", "ratio_row", "score"]
+           "next_seeds", "open_measurements", "added_seeds", "keyed_estimates", "replay", "planned_looks", "point_seeds", "ratio_of", "ratio_row", "score"]
 
 
 def point_seeds(p: Point, estimates: dict[str, Estimate], seeds: Sequence[int]) -> list[int]:
@@ -204,15 +204,23 @@ def look_record(request: EvaluationRequest, rows: Sequence[Ratio],
                 planned=look <= planned)
 
 
+def planned_looks(result: EvaluationResult) -> int:
+    """How many looks a stored result's adaptive rule planned: recorded since engine v3.1,
+    else the looks of its request (right for a result that extends nothing)."""
+    return result.seed_rounds.planned_looks or looks(result.request)
+
+
 def extend(request: EvaluationRequest, estimates: dict[str, Estimate], seeds: Sequence[int],
            true_mi: float | None, previous: Sequence[Ratio], looks_so_far: Sequence[Look],
-           *, alpha: float = ALPHA) -> tuple[list[Ratio], Verdict, Look]:
+           *, alpha: float = ALPHA, planned: int | None = None
+           ) -> tuple[list[Ratio], Verdict, Look]:
     """One more look at a finished evaluation with more seeds (pooled with its stored
     estimates): rows decided before stay as they were, the rest are judged with every
     seed at the next look's alpha (micheck.verdicts.spend: a planned look's share if the
     evaluation stopped before its planned looks, else a share of the reserve). The level
     holds when the seeds added were not chosen from the values seen."""
-    planned = sum(1 for x in looks_so_far if x.planned) or looks(request)
+    if planned is None:  # `request` is the submitted spec
+        planned = looks(request)
     look = len(looks_so_far) + 1
     rows, verdict = score(request, estimates, seeds, true_mi, alpha=alpha, look=look,
                           planned=planned, previous=previous)
@@ -228,7 +236,7 @@ def replay(result: EvaluationResult) -> tuple[list[Ratio], Verdict]:
     found = result.seed_rounds.looks
     if not found:
         raise ValueError("the result records no looks (scored before engine v3)")
-    planned = sum(1 for x in found if x.planned)
+    planned = planned_looks(result)
     estimates = keyed_estimates(request, result.estimates)
     true_mi = next((e.true_mi for e in result.estimates if e.true_mi is not None), None)
     seeds: list[int] = []

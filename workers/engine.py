@@ -47,6 +47,7 @@ from micheck.scoring import (
     looks,
     next_round,
     open_measurements,
+    planned_looks,
     score,
 )
 from micheck.verdicts import ALPHA, RESOLVABLE_BY_SEEDS, Verdict
@@ -150,7 +151,7 @@ def evaluate(request: EvaluationRequest, *, device: str | None = None,
     stop = _stop_reason(request, ratio_list, seeds, len(rounds))
     est_list = list(estimates.values())
     return _result(request, est_list, ratio_list, diagnostics(request, est_list, ratio_list),
-                   verdict, rounds, stop, dev, started, t0, looks_done)
+                   verdict, rounds, stop, dev, started, t0, looks_done, planned)
 
 
 def _more_seeds(request: EvaluationRequest, prior: EvaluationResult, *, device: str | None,
@@ -189,13 +190,15 @@ def _more_seeds(request: EvaluationRequest, prior: EvaluationResult, *, device: 
     for task in tasks:
         estimates[task.key] = _estimate(base, by_key[task.key], task, outcomes[task.key])
     seeds = old + new
+    planned = planned_looks(prior)
     rows, verdict, look = extend(base, estimates, seeds, data.true_mi, prior.ratios,
-                                 prior.seed_rounds.looks, alpha=prior.alpha or ALPHA)
+                                 prior.seed_rounds.looks, alpha=prior.alpha or ALPHA,
+                                 planned=planned)
     est_list = list(estimates.values())
     rounds = [*prior.seed_rounds.rounds, new]
     stop = _stop_reason(request, rows, seeds, len(rounds))
     result = _result(request, est_list, rows, diagnostics(base, est_list, rows), verdict,
-                     rounds, stop, dev, started, t0, [*prior.seed_rounds.looks, look])
+                     rounds, stop, dev, started, t0, [*prior.seed_rounds.looks, look], planned)
     return result.model_copy(update={"seed_rounds": result.seed_rounds.model_copy(update={
         "note": f"{result.seed_rounds.note}; {len(new)} seeds added to a finished evaluation "
                 f"(look {look.look}, alpha {look.alpha:.3g} from the reserve of looks "
@@ -222,7 +225,7 @@ def _estimate(request: EvaluationRequest, m: Measurement, task: CriticTask, o: T
 def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[Ratio],
             diags: list[Diagnostic], verdict: Verdict, rounds: list[list[int]],
             stop: tuple[str, str], dev: torch.device, started: datetime, t0: float,
-            looks_done: list[Look]) -> EvaluationResult:
+            looks_done: list[Look], planned: int) -> EvaluationResult:
     finished = datetime.now(timezone.utc)
     all_seeds = sorted({s for r in rounds for s in r})
     return EvaluationResult(
@@ -236,7 +239,7 @@ def _result(request: EvaluationRequest, estimates: list[Estimate], ratios: list[
             wall_seconds=round(time.perf_counter() - t0, 3)),
         passed=verdict == "pass", verdict=verdict, alpha=ALPHA,
         seed_rounds=SeedRounds(rounds=rounds, cap=request.seed_cap, stop=stop[0], note=stop[1],
-                               looks=looks_done))
+                               looks=looks_done, planned_looks=planned))
 
 
 def _stop_reason(request: EvaluationRequest, ratios: list[Ratio], seeds: list[int],

@@ -116,6 +116,9 @@ class SeedRounds(_Model):
                   "futile"] = "single_round"
     note: str = ""
     looks: list[Look] = Field(default_factory=list)  # empty for results before engine v3
+    # how many looks the adaptive rule planned (micheck.scoring.looks of the submitted
+    # spec): the alpha shares of looks not taken stay available to later looks (more seeds)
+    planned_looks: int | None = None
 
 
 class Provenance(_Model):

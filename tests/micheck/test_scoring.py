@@ -215,3 +215,18 @@ def test_more_seeds_train_only_what_the_open_rows_read():
     assert by(again, "additivity", 14).seeds == 5 and by(again, "additivity", 14).look == 2
     assert record.look == 2 and not record.planned and record.alpha == pytest.approx(
         spend(2, 1))
+
+
+def test_a_look_after_an_early_stop_spends_the_planned_share_not_taken():
+    """An evaluation that decided everything at its first of three planned looks leaves the
+    shares of looks 2 and 3 unspent: more seeds later take look 2's share (still within
+    alpha in all), not the reserve; and replay reads the planned count from the record."""
+    req = EvaluationRequest.model_validate({**SPEC, "seeds": [0, 1, 2], "max_seeds": 12})
+    assert looks(req) == 3
+    _, est = estimates()
+    est = {k: v for k, v in est.items() if v.seed < 3}
+    rows, _ = score(req, est, req.seeds, None, look=1)
+    first = look_record(req, rows, None, 1, looks(req), 3)
+    _, _, second = extend(req, est, [0, 1, 2], None, rows, [first])
+    assert second.look == 2 and second.planned and second.alpha == pytest.approx(spend(2, 3))
+    assert spend(1, 3) + spend(2, 3) + spend(3, 3) + spend(4, 3) + spend(5, 3) <= 0.05
