@@ -354,6 +354,13 @@ def diagnostics(request: EvaluationRequest, estimates: list[Estimate],
             out.append(Diagnostic(code="diverged", severity="error", **where,
                                   message=f"{what} produced a non-finite value (NaN/inf)"))
             continue
+        if e.mi_test is not None and e.mi_test < 0:
+            out.append(Diagnostic(code="negative_estimate", severity="warning", **where,
+                                  message=f"held-out estimate {e.mi_test:.3f} nats is negative "
+                                          "(MI is not): the bound's partition term blew up on "
+                                          "held-out pairs or the critic overfits; a ratio "
+                                          "judged on the log scale that reads it is "
+                                          "inconclusive (non_positive)"))
         if e.converged is False:
             out.append(Diagnostic(code="not_converged", severity="warning", **where,
                                   message=f"held-out estimate still moving after {e.steps} "

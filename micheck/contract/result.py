@@ -85,7 +85,7 @@ class Ratio(_Model):
 
 class Diagnostic(_Model):
     code: Literal["cpc_ceiling", "diverged", "train_test_gap", "non_monotone",
-                  "nonzero_independence", "not_converged", "info"]
+                  "nonzero_independence", "not_converged", "negative_estimate", "info"]
     severity: Literal["info", "warning", "error"]
     message: str
     test: str | None = None

@@ -230,3 +230,16 @@ def test_a_look_after_an_early_stop_spends_the_planned_share_not_taken():
     _, _, second = extend(req, est, [0, 1, 2], None, rows, [first])
     assert second.look == 2 and second.planned and second.alpha == pytest.approx(spend(2, 3))
     assert spend(1, 3) + spend(2, 3) + spend(3, 3) + spend(4, 3) + spend(5, 3) <= 0.05
+
+
+def test_a_negative_held_out_estimate_is_named_per_critic():
+    """SMILE(inf) on Table 3 read -2.13 nats for one critic: the diagnostic names it (test,
+    seed), so a user sees which critic made its point non_positive."""
+    req, est = estimates()
+    key = next(k for k in est if k.startswith("additivity") and k.endswith("seed=2"))
+    est[key] = est[key].model_copy(update={"mi_test": -2.13})
+    rows, _ = score(req, est, req.seeds, None)
+    diags = diagnostics(req, list(est.values()), rows)
+    (neg,) = [d for d in diags if d.code == "negative_estimate"]
+    assert (neg.test, neg.seed) == ("additivity", 2) and "-2.130" in neg.message
+    assert by(rows, "additivity", 14).reason_code == "non_positive"
