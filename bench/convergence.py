@@ -17,7 +17,6 @@ calls it (CHECKPOINTS points per `steps`, the last WINDOW_POINTS of them tested)
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import publish
 from micheck.convergence import CHECKPOINTS, CRITICAL, PHI_MAX, WINDOW_POINTS, plateau, trend
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "bench"
@@ -93,15 +93,8 @@ def main(reps: int = 20_000, out: Path = OUT) -> dict:
               "calibrated_critical": round(max(v for k, v in calib.items() if k <= PHI_MAX), 3),
               "flat_called_moving": {str(k): v for k, v in size.items()},
               "rising_2pct_per_quarter_called_moving": power,
-              "smallest_rise_seen_95pct_AR0.3": detectable, "reps": reps,
-              "seconds": round(time.perf_counter() - t0, 1),
-              "loadavg_at_start": [round(x, 2) for x in load],
-              "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "convergence.json").write_text(json.dumps(result, indent=1))
-    (out / "convergence.md").write_text(report(result))
-    print(report(result))
-    return result
+              "smallest_rise_seen_95pct_AR0.3": detectable, "reps": reps}
+    return publish(out, "convergence", result, report, t0, load)
 
 
 def report(r: dict) -> str:

@@ -26,7 +26,6 @@ estimates with equal CVs it equals the ratio of means.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import publish
 from micheck.verdicts import (
     ALPHA,
     Band,
@@ -406,15 +406,8 @@ def main(reps: int = 20_000, draws: int = 200, out: Path = OUT) -> dict:
     result = {"methods": methods, "sequential": seq, "coverage_power": power,
               "coverage_design": {"reps": COVERAGE_REPS, "seeds": COVERAGE_SEEDS,
                                   "level": COVERAGE_LEVEL, "max_misses": COVERAGE_MAX_MISSES,
-                                  "allowance_per_side": COVERAGE_ALLOWANCE, "draws": draws},
-                                  "seconds": round(time.perf_counter() - t0, 1),
-              "loadavg_at_start": [round(x, 2) for x in load],
-              "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "levels.json").write_text(json.dumps(result, indent=1))
-    (out / "levels.md").write_text(report(result))
-    print(report(result))
-    return result
+                                  "allowance_per_side": COVERAGE_ALLOWANCE, "draws": draws}}
+    return publish(out, "levels", result, report, t0, load)
 
 
 def report(r: dict) -> str:

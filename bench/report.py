@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.reference import MI_LEVELS
+
+
+def publish(out: Path, stem: str, result: dict, render: Callable[[dict], str], t0: float,
+            load: tuple[float, ...]) -> dict:
+    """A simulation benchmark's ending: its run time and the load average at its start and
+    end added to `result`, written as `<stem>.json` and `<stem>.md` (render(result)) in
+    `out`, and the markdown printed."""
+    result = {**result, "seconds": round(time.perf_counter() - t0, 1),
+              "loadavg_at_start": [round(x, 2) for x in load],
+              "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    text = render(result)
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+    return result
 
 
 def _cell(ours: str, paper: str) -> str:
