@@ -85,12 +85,18 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _public(ip: IP) -> bool:
-    """Globally routable and unicast, and so is every IPv4 address it embeds."""
-    if not ip.is_global or ip.is_multicast:
+    """Globally routable and unicast. An IPv6 form of IPv4 addresses (mapped, compatible,
+    NAT64, 6to4, Teredo) is judged by the IPv4 addresses it carries alone: Python's own
+    `is_global` of those IPv6 ranges differs between patch releases (3.11.2 calls all of
+    6to4's 2002::/16 non-global, 3.11.7 judges it by its address), and the route it names
+    is the IPv4 one."""
+    if ip.is_multicast:
         return False
     if isinstance(ip, ipaddress.IPv6Address):
-        return all(_public(v4) for v4 in embedded_ipv4(ip))
-    return True
+        inner = embedded_ipv4(ip)
+        if inner:
+            return all(_public(v4) for v4 in inner)
+    return ip.is_global
 
 
 def _addresses(host: str, port: int) -> list[IP]:
