@@ -16,6 +16,7 @@ bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 
 if [ "${1:-}" = stop ]; then
   dir="$2"; as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  cd /  # the postgres user may not enter the caller's directory (a private clone)
   "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null
   exit 0
 fi
