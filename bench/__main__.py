@@ -1,4 +1,4 @@
-"""python -m bench {staircase,mnist,speed,api,gradient,images,all} [--quick] ...: see docs/benchmarks.md."""
+"""python -m bench {staircase,mnist,speed,api,gradient,images,league,all} [--quick] ...: see docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -100,6 +100,13 @@ def cmd_images(a: argparse.Namespace) -> None:
     from bench import images
 
     images.main(a)
+
+
+def cmd_league(a: argparse.Namespace) -> None:
+    """Every built-in estimator on a suite (default cpu): the league table, docs/league.md"""
+    from bench import league
+
+    league.main(a)
 
 
 def cmd_all(a: argparse.Namespace) -> None:
@@ -210,6 +217,13 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     images.add_args(sp)
     sp.set_defaults(fn=cmd_images)
+
+    from bench import league
+
+    sp = sub.add_parser("league", help=cmd_league.__doc__)
+    common(sp)
+    league.add_args(sp)
+    sp.set_defaults(fn=cmd_league)
 
     sp = sub.add_parser("levels", help=cmd_levels.__doc__)
     common(sp)

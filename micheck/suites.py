@@ -21,6 +21,15 @@ Built in:
                  10 nats (d = 20, batch 64, lr 5e-4: bench/staircase.py), same-class MNIST
                  pairs with known MI m H(C) (m = 1, 2; Lee & Rhee 2024) and the MI-gradient
                  test of paper 004 at rho = 0.8, d = 8, 16, 32 (bench/gradient.py --paper)
+    cpu v1       the standard suite's kinds at a schedule a 2-core CPU runs for every
+                 built-in estimator in about an hour (docs/league.md, bench/league.py):
+                 the Gaussian and Cubic staircase at 2, 6 and 10 nats (d = 20, as in
+                 standard), MNIST pairs whose classes pass a symmetric noisy channel at
+                 2 and 6 nats (1 and 3 copies at eps = 0.0489; 6,400 training images,
+                 400 steps, until converged up to 1,600, 2,000 held-out pairs) and the
+                 MI-gradient test at d = 8. No Table 3 cell and no image point at 10
+                 nats: those need hours per estimator here (bench/table3.py,
+                 docs/bench/table3.md and bench/images.py measure them)
     smoke v1     four small vector tasks, 50 steps: for tests and a first look
 
 Torch-free and service-free: the client submits suites with it, the service stores and
@@ -226,6 +235,40 @@ def _standard_v1() -> Suite:
                  points=tuple(points))
 
 
+CPU_MI, CPU_IMAGE_MI = (2, 6, 10), (2, 6)
+CPU_IMAGE_TRAIN = {"batch_size": 64, "steps": 400, "lr": 5e-4, "until_converged": True,
+                   "max_steps": 1600, "eval_samples": 2000}
+CPU_TRAIN_IMAGES = 6400
+
+
+def _cpu_v1() -> Suite:
+    from micheck.datasets.class_channel import noisy_pairs_for
+
+    points = [_point(f"staircase/{name}/mi{mi}", f"{name.capitalize()} staircase: "
+                     f"{mi} nats, d = {STAIRCASE_DIM}",
+                     {"name": name, "dim": STAIRCASE_DIM, "mi": float(mi)},
+                     {"kind": "ground_truth"}, VECTOR_TRAIN)
+              for name in ("gaussian", "cubic") for mi in CPU_MI]
+    for mi in CPU_IMAGE_MI:
+        plan = noisy_pairs_for(float(mi))
+        points.append(_point(
+            f"pairs/mnist/noisy/mi{mi}", f"MNIST pairs through a noisy class channel: "
+            f"{plan.copies} cop{'y' if plan.copies == 1 else 'ies'} at eps = {plan.eps:.4f}, "
+            f"about {mi} nats", {"name": "mnist", "pairs": "noisy_class",
+                                 "class_noise": round(plan.eps, 6), "copies": plan.copies,
+                                 "train_size": CPU_TRAIN_IMAGES},
+            {"kind": "ground_truth"}, CPU_IMAGE_TRAIN, TABLE3_CRITIC))
+    points.append(_point(f"gradient/d8/rho{GRADIENT_RHO:g}",
+                         f"dI/drho at rho = {GRADIENT_RHO:g}, d = 8 (correlated Gaussian)",
+                         {"name": "gaussian", "dim": 8},
+                         {"kind": "mi_gradient", "rho": [GRADIENT_RHO]},
+                         {"batch_size": 64, "steps": 1000, "lr": 5e-4, "eval_samples": 512},
+                         row={"test": "mi_gradient", "rho": GRADIENT_RHO}))
+    return Suite(name="cpu", version=1, title="the staircase, noisy-channel MNIST pairs and "
+                 "the MI-gradient test at a schedule a 2-core CPU runs for every estimator",
+                 points=tuple(points))
+
+
 def _smoke_v1() -> Suite:
     train = {"batch_size": 32, "steps": 50, "lr": 5e-4, "eval_samples": 256}
     points = [_point(f"{name}/mi{mi}", f"{name} at {mi} nats, d = 4",
@@ -236,4 +279,5 @@ def _smoke_v1() -> Suite:
 
 
 register(_standard_v1())
+register(_cpu_v1())
 register(_smoke_v1())

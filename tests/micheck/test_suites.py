@@ -105,3 +105,23 @@ def test_registry_versions(monkeypatch):
         suites.get("smoke", 7)
     with pytest.raises(KeyError, match="unknown suite"):
         suites.get("nope")
+
+
+def test_cpu_v1_points_carry_their_known_mi():
+    """The CPU league suite: the staircase at 2, 6, 10 nats, noisy-channel MNIST pairs whose
+    (copies, eps) carry 2 and 6 nats exactly under a uniform prior, and the gradient test."""
+    from micheck.datasets.class_channel import symmetric_channel_mi
+
+    st = suites.get("cpu", 1)
+    assert [p.id for p in st.points if p.id.startswith("staircase/")] == [
+        f"staircase/{n}/mi{m}" for n in ("gaussian", "cubic") for m in (2, 6, 10)]
+    pairs = [p for p in st.points if p.id.startswith("pairs/")]
+    assert [p.id for p in pairs] == ["pairs/mnist/noisy/mi2", "pairs/mnist/noisy/mi6"]
+    for p, target in zip(pairs, (2.0, 6.0), strict=True):
+        ds = p.spec["dataset"]
+        mi = ds["copies"] * symmetric_channel_mi(10, ds["class_noise"])
+        assert math.isclose(mi, target, rel_tol=1e-5), (p.id, mi)
+        req = suites.request_for(st, p, "infonce")
+        assert req.dataset.train_size == suites.CPU_TRAIN_IMAGES
+        assert req.estimator.train.until_converged and req.estimator.train.max_steps == 1600
+    assert st.point("gradient/d8/rho0.8").row.rho == 0.8
