@@ -18,7 +18,14 @@ by the critic's width), and for GM (Eq. 9) three likelihood models per estimate:
 RealNVP of 5 coupling layers with 2 x 100 MLPs for vectors, a VAE (the CNN encoder, a
 2 x 400 MLP decoder) for images whose held-out bound costs ``iw_samples`` decoder passes.
 A critic with ``block = b`` scores n*b pairs per batch instead of n^2 (a joint critic
-runs its network after conv1 once per scored pair).
+runs its network after conv1 once per scored pair). Image pairs with ``copies = m`` stack
+m images over channels, so their critics see m times the channels.
+
+Estimators that train nothing are costed by what they do on the held-out sample: MIGE
+(family gradient) by its kernel matrices, n^2 d per score estimate, two per point (H(Y)
+and H(X, Y); paper 004 Eq. 10-11), and a point estimator (family point, an external
+program) by the samples it is handed; a point estimator's own work is unknown to micheck
+and bounded by the job timeout alone.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 from micheck import testkinds
 from micheck.contract import Cost, CriticSpec, EvaluationRequest
 
-VERSION = "1"
+VERSION = "2"  # 2: copies of image pairs; gradient and point families train nothing
 IMAGE_TEST_SPLIT = 10_000  # MNIST, Fashion-MNIST and CIFAR-10 test splits: the default held-out
 VECTOR_EVAL_SAMPLES = 16_384  # as micheck.workers.trainer.VECTOR_EVAL_SAMPLES
 TRAIN_FACTOR = 3  # a training step: forward + backward (~2x forward)
@@ -103,14 +110,25 @@ def estimate(request: EvaluationRequest) -> Cost:
     est, ds = request.estimator, request.dataset
     train = est.train
     shape = ds.entry.shape if ds.is_image else (ds.dim,)
+    if ds.is_image and ds.pairs is not None:  # m pairs stacked over channels
+        shape = (shape[0] * ds.copies, *shape[1:])
     n = train.batch_size
     steps = train.step_cap  # until_converged may train up to max_steps
     held_out = train.eval_samples or (IMAGE_TEST_SPLIT if ds.is_image else VECTOR_EVAL_SAMPLES)
     eval_batches = max(1, held_out // n)
     seeds = request.seed_cap  # adaptive seeds may add rounds up to max_seeds
-    gm = est.entry.family == "generative"
+    family = est.entry.family if est.known else "discriminative"
+    gm = family == "generative"
     iw = int(est.params.get("iw_samples", 1)) if gm else 1
     trainings, train_macs, eval_macs = 0, 0.0, 0.0
+    if family in ("gradient", "point"):  # no training: the held-out sample's work only
+        size = math.prod(shape)
+        per_point = 2 * held_out ** 2 * 2 * size if family == "gradient" else held_out * 2 * size
+        for i in range(len(request.tests)):
+            eval_macs += points(request, i) * seeds * per_point
+        return Cost(trainings=0, critic_steps=0, train_gmac=0.0,
+                    eval_gmac=_round(eval_macs / 1e9), gmac=_round(eval_macs / 1e9),
+                    version=VERSION)
     for i, test in enumerate(request.tests):
         # per point, the input multiplier of each critic it trains (numerator, denominator):
         # data_processing and additivity stack two copies of X and of Y
