@@ -12,13 +12,17 @@ computed under, so old numbers never silently change meaning.
 
 from __future__ import annotations
 
+import functools
+
 from micheck import datasets, estimators
 from micheck.datasets import DatasetEntry
 
 # the test protocol (planning, masking, ratio and interval definitions, verdict rule).
 # v2: verdicts decided on simultaneous intervals against bands (micheck.verdicts), held-out
 # estimates over the whole test split, training curves and the plateau test.
-ENGINE_VERSION = "2"
+# v3: ratios on the log scale, alpha spent across looks, decisions final, the AR(1) trend
+# test for convergence, and a ratio over a non-positive denominator counted non-positive.
+ENGINE_VERSION = "3"
 
 
 # The data sets are entries of the registry in ``micheck.datasets`` (name, typed params,
@@ -81,8 +85,11 @@ def _generator_version(name: str) -> str:
     return version if version is not None else datasets.get(name).version
 
 
+@functools.cache
 def code_version() -> str:
-    """The package version plus the git commit when running from a checkout."""
+    """The package version plus the git commit when running from a checkout, read once per
+    process: code imported at start is what runs, whatever the checkout moves to later (a
+    long benchmark or worker process must not label its results with a later commit)."""
     import subprocess
     from pathlib import Path
 

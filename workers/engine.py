@@ -266,6 +266,9 @@ def _code_version() -> str:
     return code_version()
 
 
+code_version()  # pinned when the engine is imported: the code that runs is the code then
+
+
 def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"{dev} ({torch.cuda.get_device_name(dev)})"

@@ -180,8 +180,18 @@ class TestKind:
 
     def value(self, p: Point, num: Estimate, den: Estimate | None,
               true_mi: float | None) -> float | None:
-        """One seed's value of a point: I(numerator) / I(denominator), or / the true MI."""
-        return ratio_of(num.mi_test, true_mi if den is None else den.mi_test)
+        """One seed's value of a point: I(numerator) / I(denominator), or / the true MI.
+
+        On a log-scale point a quotient over a non-positive denominator estimate is no
+        ratio of information: it is reported as -|quotient| (<= 0), so the point is
+        inconclusive with reason non_positive, as for a negative numerator. Two negative
+        estimates would otherwise make a positive ratio that could decide a verdict (GM's
+        Table 3 run read I(X; Y) at -31 to -13 nats under translation; engine v3)."""
+        r = ratio_of(num.mi_test, true_mi if den is None else den.mi_test)
+        below = den is not None and den.mi_test is not None and den.mi_test <= 0
+        if r is not None and below and self.scale_of(p) == "log":
+            return -abs(r)
+        return r
 
     def row_transform(self, p: Point) -> str:
         """The `transform` its rows carry."""

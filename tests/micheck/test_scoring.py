@@ -243,3 +243,25 @@ def test_a_negative_held_out_estimate_is_named_per_critic():
     (neg,) = [d for d in diags if d.code == "negative_estimate"]
     assert (neg.test, neg.seed) == ("additivity", 2) and "-2.130" in neg.message
     assert by(rows, "additivity", 14).reason_code == "non_positive"
+
+
+def test_two_negative_estimates_make_no_ratio_of_information():
+    """A log-scale ratio over a non-positive denominator estimate counts as non-positive:
+    -31 / -13 nats is 2.4 as a quotient, and must not decide a verdict (engine v3)."""
+    from micheck import testkinds
+    from micheck.contract import Estimate
+
+    def est(mi: float) -> Estimate:
+        return Estimate(test="data_processing", t=None, seed=0, mi_train=mi, mi_test=mi,
+                        true_mi=None, steps=1000, diverged=False, transform="translation")
+
+    kind = testkinds.get("data_processing")
+    assert kind.scale == "log"
+    p = object.__new__(testkinds.Point)
+    assert kind.value(p, est(-31.0), est(-13.0), None) == pytest.approx(-31 / 13)
+    assert kind.value(p, est(31.0), est(13.0), None) == pytest.approx(31 / 13)
+    assert kind.value(p, est(31.0), est(0.0), None) is None  # |den| < 1e-6: no value
+    from micheck.verdicts import Band, judge
+
+    _, d = judge([2.3, 2.4, -31 / 13], Band(None, 1.15), 0.99, scale="log")
+    assert d.reason_code == "non_positive" and d.verdict == "inconclusive"
