@@ -52,7 +52,7 @@ def add_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--configs", default="", help="comma list of config names as in the "
                     "table, e.g. 'infonce,smile(tau=5.0)' (default all)")
     sp.add_argument("--points", default="", help="comma list of point ids (default all)")
-    sp.add_argument("--docs", type=Path, default=DOCS, help="where league.md goes")
+    sp.add_argument("--docs", type=Path, default=DOCS, help="where the page goes")
     sp.add_argument("--report-only", action="store_true",
                     help="train nothing: rebuild the table from the records in --out")
 
@@ -283,6 +283,11 @@ def render(league: League, results: list[EvaluationResult], suite: suites.Suite,
     return "\n".join(lines) + "\n"
 
 
+def page_name(suite: suites.Suite) -> str:
+    """docs/league.md for the cpu suite (the league table), league_<suite>.md otherwise."""
+    return "league.md" if suite.name == "cpu" else f"league_{suite.name}.md"
+
+
 def main(a: argparse.Namespace) -> None:
     suite = suites.get(a.suite, a.suite_version or None)
     t0, load0 = time.perf_counter(), os.getloadavg()
@@ -295,7 +300,7 @@ def main(a: argparse.Namespace) -> None:
     command = f"python -m bench league --suite {suite.name} --report-only"
     text = render(league, results, suite, command)
     a.docs.mkdir(parents=True, exist_ok=True)
-    (a.docs / "league.md").write_text(text)
+    (a.docs / page_name(suite)).write_text(text)
     print(text)
     print(json.dumps({"seconds": round(time.perf_counter() - t0, 1),
                       "loadavg_at_start": [round(x, 2) for x in load0],

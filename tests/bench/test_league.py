@@ -29,7 +29,8 @@ def test_league_trains_stores_and_rebuilds_the_same_table(tmp_path: Path) -> Non
     # MIGE estimates gradients only: no ground-truth record for it, n/a in the table
     assert [p.relative_to(league.records_dir(a.out, smoke)).as_posix() for p in recs] == [
         "infonce/gaussian__mi1.json", "infonce/gaussian__mi2.json"]
-    text = (a.docs / "league.md").read_text()
+    page = a.docs / league.page_name(smoke)
+    text = page.read_text()
     results = league.load(a.out, smoke)
     stored = league.stored_league(results, smoke)
     assert {(r.config, r.point) for r in stored.rows} == {
@@ -44,24 +45,28 @@ def test_league_trains_stores_and_rebuilds_the_same_table(tmp_path: Path) -> Non
         assert f"| {r.point} | {league._cell(r)} |" in text
     assert "| cubic/mi1 | not run |" in text  # applicable, not in --points
     # the records alone rebuild the same page: nothing trains with --report-only
-    (a.docs / "league.md").unlink()
+    page.unlink()
     league.main(_args(tmp_path, "--suite", "smoke", "--report-only"))
-    assert (a.docs / "league.md").read_text() == text
+    assert page.read_text() == text
 
 
-def test_committed_league_is_rebuilt_from_its_records(tmp_path: Path) -> None:
-    """docs/league.md follows from the committed records (the one command it names), and
-    each record's rows follow from its per-critic estimates and looks."""
+@pytest.mark.parametrize(("name", "version"), [("cpu", 1), ("images", 1)])
+def test_committed_league_is_rebuilt_from_its_records(tmp_path: Path, name: str,
+                                                      version: int) -> None:
+    """Each committed league page (docs/league.md for cpu) follows from the committed records
+    (the one command it names), and each record's rows follow from its per-critic estimates
+    and looks."""
     from micheck.scoring import replay
 
-    suite = suites.get("cpu", 1)
+    suite = suites.get(name, version)
     kept = league.records_dir(ROOT / "docs" / "bench", suite)
-    if not kept.is_dir():
-        pytest.skip("no league records committed yet")
+    page = ROOT / "docs" / league.page_name(suite)
+    if not kept.is_dir() or not page.exists():
+        pytest.skip(f"no {name} league committed yet")
     for path in sorted(kept.glob("*/*.json")):
         res = EvaluationResult.model_validate_json(path.read_text())
         assert replay(res) == (res.ratios, res.verdict), path
-    a = parser().parse_args(["league", "--suite", "cpu", "--report-only", "--out",
+    a = parser().parse_args(["league", "--suite", name, "--report-only", "--out",
                              str(ROOT / "docs" / "bench"), "--docs", str(tmp_path)])
     league.main(a)
-    assert (tmp_path / "league.md").read_text() == (ROOT / "docs" / "league.md").read_text()
+    assert (tmp_path / page.name).read_text() == page.read_text()

@@ -52,7 +52,7 @@ def test_run_submits_one_labelled_evaluation_per_point(app, env, capsys):
     assert main(["suite", "list", "--json"]) == 0
     listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(x["name"], x["version"], x["stored_at"] is not None) for x in listed] == [
-        ("cpu", 1, False), ("smoke", 1, True), ("standard", 1, False)]
+        ("cpu", 1, False), ("images", 1, False), ("smoke", 1, True), ("standard", 1, False)]
 
 
 def test_run_wait_follows_every_evaluation(app, env, capsys):

@@ -125,3 +125,17 @@ def test_cpu_v1_points_carry_their_known_mi():
         assert req.dataset.train_size == suites.CPU_TRAIN_IMAGES
         assert req.estimator.train.until_converged and req.estimator.train.max_steps == 1600
     assert st.point("gradient/d8/rho0.8").row.rho == 0.8
+
+
+def test_images_v1_carries_cpu_v1s_image_points_further_up():
+    from micheck.datasets.class_channel import symmetric_channel_mi
+
+    cpu, images = suites.get("cpu", 1), suites.get("images", 1)
+    assert images.point_ids == [f"pairs/mnist/noisy/mi{m}" for m in (4, 8, 10)]
+    for p, target, copies in zip(images.points, (4.0, 8.0, 10.0), (2, 4, 5), strict=True):
+        ds = p.spec["dataset"]
+        assert ds["copies"] == copies
+        assert math.isclose(ds["copies"] * symmetric_channel_mi(10, ds["class_noise"]),
+                            target, rel_tol=1e-5)
+        # the same schedule and critic as cpu v1's image points
+        assert p.spec["estimator"] == cpu.point("pairs/mnist/noisy/mi2").spec["estimator"]
