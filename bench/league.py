@@ -224,6 +224,12 @@ def render(league: League, results: list[EvaluationResult], suite: suites.Suite,
              + "; ".join(f"`{k}` is left out: {v}" for k, v in LEFT_OUT.items()) + ".", ""]
     lines += ["Columns, with the params stored in each record (defaults filled in): "
               + "; ".join(f"`{label[c]}` = `{c}`" for c in shown) + ".", ""]
+    labelled = set(label.values())
+    unrun = [config_name(n, q) for n, q in CONFIGS if config_name(n, q) not in labelled
+             and any(_applies(suite, p, n, q) for p in suite.points)]
+    if unrun:
+        lines += ["Not run on this suite (no records): " + ", ".join(f"`{c}`" for c in unrun)
+                  + ".", ""]
     lines += ["| point | " + " | ".join(label[c] for c in shown) + " |",
               "|---" * (len(shown) + 1) + "|"]
     for p in suite.points:
