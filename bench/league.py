@@ -22,6 +22,7 @@ import os
 import statistics
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from micheck import suites
@@ -134,14 +135,7 @@ def stored_league(results: list[EvaluationResult], suite: suites.Suite) -> Leagu
         finally:
             db.dispose()
     return League(suite=suite.name, version=suite.version, title=suite.title,
-                  stored_at=min((r.created_at for r in rows), default=None) or _epoch(),
-                  points=[], rows=rows)
-
-
-def _epoch():
-    from datetime import datetime, timezone
-
-    return datetime(1970, 1, 1, tzinfo=timezone.utc)
+                  stored_at=datetime.now(timezone.utc), points=[], rows=rows)
 
 
 def _applies(suite: suites.Suite, point: suites.SuitePoint, name: str, params: dict) -> bool:

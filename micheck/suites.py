@@ -48,6 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from micheck.contract import EvaluationRequest, Ratio
+from micheck.datasets.class_channel import noisy_pairs_for
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _POINT_ID = re.compile(r"^[a-z0-9][a-z0-9_.=/-]{0,119}$")
@@ -246,8 +247,6 @@ CPU_TRAIN_IMAGES = 6400
 def _noisy_pairs(mi: int) -> SuitePoint:
     """MNIST pairs whose classes pass a symmetric noisy channel, planned to carry `mi` nats
     (micheck.datasets.class_channel.noisy_pairs_for), at the CPU image schedule."""
-    from micheck.datasets.class_channel import noisy_pairs_for
-
     plan = noisy_pairs_for(float(mi))
     return _point(f"pairs/mnist/noisy/mi{mi}", f"MNIST pairs through a noisy class channel: "
                   f"{plan.copies} cop{'y' if plan.copies == 1 else 'ies'} at eps = "
